@@ -1,0 +1,91 @@
+// Amparo's configuration: one TOML file for every daemon of a deployment
+// (each daemon reads its own section and the shared ones). Every key has a
+// default, documented here and in docs/configuration.md. Load() checks the
+// whole file and names the first bad key: daemons refuse to start on it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace amparo {
+
+enum class CurveMode { kAuto, kOn, kOff };
+
+// [link]: the durable hand-off between daemons (common/link.h).
+struct LinkOptions {
+  int resend_after_ms = 2000;  // resend an unacknowledged message after this long
+  int window = 512;            // unacknowledged messages in flight per link; the rest wait in the outbox
+  int high_water_mark = 1000;  // ZeroMQ SNDHWM/RCVHWM; at the bound sends wait (the outbox keeps them)
+  int batch = 256;             // messages stored per receiver transaction
+  // "auto": CURVE encryption + ZAP allow-list on tcp:// endpoints, none on
+  // ipc:// (protected by the 0700 run directory); "on": always; "off": never.
+  CurveMode curve = CurveMode::kAuto;
+};
+
+// [[ingest.poll]]: one feed fetched over HTTP(S).
+struct PollSource {
+  std::string name;                  // required, unique: the event source name
+  std::string url;                   // required, http:// or https://
+  std::string format = "usgs-geojson";
+  int interval_s = 60;               // between fetches; 1..86400
+  int timeout_ms = 10000;            // whole request
+};
+
+struct IngestOptions {
+  std::filesystem::path spool_dir;   // default <data_dir>/spool
+  int64_t max_file_bytes = 64 << 20; // larger files are rejected unread
+  int scan_interval_ms = 500;        // how often the spool directory is scanned
+  std::vector<PollSource> poll;
+};
+
+struct RulesOptions {
+  std::string inbox;                 // default ipc://<run_dir>/rules.ipc
+  // Earthquake footprint: the distance at which the predicted Modified
+  // Mercalli Intensity drops below this value (6 = "strong" shaking).
+  double earthquake_min_mmi = 6.0;
+  int max_ids_per_alert = 1000;      // registrant ids carried in one alert
+};
+
+struct NotifyOptions {
+  std::string inbox;                 // default ipc://<run_dir>/notify.ipc
+  int max_attempts = 12;             // then the delivery is dead-lettered
+  int backoff_initial_ms = 1000;     // doubled per attempt, with full jitter
+  int backoff_max_ms = 300000;
+  int http_timeout_ms = 10000;
+  int max_in_flight = 16;            // concurrent webhook requests
+};
+
+struct GatewayOptions {
+  std::string inbox;                 // default ipc://<run_dir>/gateway.ipc
+  std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
+  int64_t max_body_bytes = 1 << 20;  // larger requests get 413
+  int request_timeout_ms = 30000;
+  std::filesystem::path port_file;   // if set, the bound port is written here
+};
+
+struct Config {
+  std::filesystem::path file;        // the file it came from
+  std::filesystem::path data_dir;    // databases, spool; default <config dir>/data
+  std::filesystem::path run_dir;     // ipc sockets; default <config dir>/run
+  std::filesystem::path keys_dir;    // CURVE keys, webhook secrets; default <config dir>/keys
+  std::string log_level = "info";
+  LinkOptions link;
+  IngestOptions ingest;
+  RulesOptions rules;
+  NotifyOptions notify;
+  GatewayOptions gateway;
+
+  // Loads and validates the whole file. Errors name the key, e.g.
+  //   INVALID_ARGUMENT: notify.max_attempts: must be between 1 and 1000
+  static Result<Config> Load(const std::filesystem::path& file);
+  // Same, from text; relative paths resolve against `base_dir`.
+  static Result<Config> Parse(std::string_view toml_text, const std::filesystem::path& base_dir);
+
+  std::filesystem::path DbPath(std::string_view daemon) const { return data_dir / (std::string(daemon) + ".db"); }
+};
+
+}  // namespace amparo

@@ -1,0 +1,197 @@
+#include "common/db.h"
+
+#include <sqlite3.h>
+
+namespace amparo {
+namespace {
+
+Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+  std::string msg(what);
+  msg += ": ";
+  msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  int primary = rc & 0xff;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return {StatusCode::kUnavailable, msg};
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) return {StatusCode::kDataLoss, msg};
+  if (primary == SQLITE_CONSTRAINT) return {StatusCode::kAlreadyExists, msg};
+  return {StatusCode::kInternal, msg};
+}
+
+}  // namespace
+
+Result<Db> Db::Open(const std::filesystem::path& path, const DbOptions& options) {
+  sqlite3* raw = nullptr;
+  int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = SqliteError(raw, rc, "opening " + path.string());
+    sqlite3_close(raw);
+    return st;
+  }
+  Db db(raw, path);
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  if (!options.read_only) {
+    AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
+    AMPARO_RETURN_IF_ERROR(
+        db.Exec(options.full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+  }
+  AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
+  return db;
+}
+
+Db::Db(Db&& other) noexcept : db_(other.db_), path_(std::move(other.path_)) { other.db_ = nullptr; }
+
+Db& Db::operator=(Db&& other) noexcept {
+  if (this != &other) {
+    if (db_) sqlite3_close_v2(db_);
+    db_ = other.db_;
+    path_ = std::move(other.path_);
+    other.db_ = nullptr;
+  }
+  return *this;
+}
+
+Db::~Db() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Status Db::Exec(std::string_view sql) {
+  std::string s(sql);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return SqliteError(nullptr, rc, msg);
+  }
+  return Status::Ok();
+}
+
+Result<Statement> Db::Prepare(std::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                              &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, "preparing statement");
+  return Statement(stmt, db_);
+}
+
+Status Db::Migrate(const std::vector<std::string>& migrations) {
+  auto version_stmt = Prepare("PRAGMA user_version");
+  if (!version_stmt.ok()) return version_stmt.status();
+  auto row = version_stmt->Step();
+  if (!row.ok()) return row.status();
+  int64_t version = version_stmt->ColumnInt(0);
+  version_stmt->Reset();
+  if (version > static_cast<int64_t>(migrations.size())) {
+    return {StatusCode::kFailedPrecondition,
+            path_.string() + " has schema version " + std::to_string(version) +
+                ", newer than this binary knows (" + std::to_string(migrations.size()) + ")"};
+  }
+  for (size_t i = static_cast<size_t>(version); i < migrations.size(); ++i) {
+    AMPARO_RETURN_IF_ERROR(Begin());
+    Status st = Exec(migrations[i]);
+    if (st.ok()) st = Exec("PRAGMA user_version=" + std::to_string(i + 1));
+    if (!st.ok()) {
+      Rollback();
+      return {st.code(), "migration " + std::to_string(i + 1) + ": " + st.message()};
+    }
+    AMPARO_RETURN_IF_ERROR(Commit());
+  }
+  return Status::Ok();
+}
+
+Status Db::Begin() { return Exec("BEGIN IMMEDIATE"); }
+Status Db::Commit() { return Exec("COMMIT"); }
+void Db::Rollback() {
+  if (!sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
+}
+int64_t Db::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
+int Db::Changes() const { return sqlite3_changes(db_); }
+
+Result<Transaction> Transaction::Begin(Db& db) {
+  AMPARO_RETURN_IF_ERROR(db.Begin());
+  return Transaction(&db);
+}
+
+Transaction::~Transaction() {
+  if (db_) db_->Rollback();
+}
+
+Status Transaction::Commit() {
+  Status st = db_->Commit();
+  if (st.ok()) db_ = nullptr;
+  return st;
+}
+
+Statement::Statement(Statement&& other) noexcept : stmt_(other.stmt_), db_(other.db_) {
+  other.stmt_ = nullptr;
+}
+
+Statement& Statement::operator=(Statement&& other) noexcept {
+  if (this != &other) {
+    if (stmt_) sqlite3_finalize(stmt_);
+    stmt_ = other.stmt_;
+    db_ = other.db_;
+    other.stmt_ = nullptr;
+  }
+  return *this;
+}
+
+Statement::~Statement() {
+  if (stmt_) sqlite3_finalize(stmt_);
+}
+
+Statement& Statement::Bind(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+  return *this;
+}
+Statement& Statement::Bind(int index, double value) {
+  sqlite3_bind_double(stmt_, index, value);
+  return *this;
+}
+Statement& Statement::Bind(int index, std::string_view text) {
+  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Statement& Statement::BindBlob(int index, std::string_view bytes) {
+  sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Statement& Statement::BindNull(int index) {
+  sqlite3_bind_null(stmt_, index);
+  return *this;
+}
+
+Result<bool> Statement::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  Status st = SqliteError(db_, rc, "executing statement");
+  sqlite3_reset(stmt_);
+  return st;
+}
+
+Status Statement::Run() {
+  auto r = Step();
+  Reset();
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+void Statement::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+int64_t Statement::ColumnInt(int col) const { return sqlite3_column_int64(stmt_, col); }
+double Statement::ColumnDouble(int col) const { return sqlite3_column_double(stmt_, col); }
+std::string Statement::ColumnText(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
+}
+std::string Statement::ColumnBlob(int col) const {
+  const void* p = sqlite3_column_blob(stmt_, col);
+  return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
+}
+bool Statement::ColumnIsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+}  // namespace amparo

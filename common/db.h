@@ -1,0 +1,121 @@
+// SQLite access: one Db per thread, WAL journal, a busy timeout, prepared
+// statements, transactions and numbered schema migrations.
+//
+// Thread safety: a Db and its Statements belong to one thread. Open another
+// Db on the same file for another thread (WAL allows concurrent readers and
+// one writer; the busy timeout bounds how long a writer waits).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace amparo {
+
+class Statement;
+
+struct DbOptions {
+  // How long a writer waits for the lock before SQLITE_BUSY. Default 5 s.
+  int busy_timeout_ms = 5000;
+  // synchronous=FULL makes every commit durable across power loss (the
+  // guarantee "nothing accepted is lost" needs it). Default true.
+  bool full_sync = true;
+  bool read_only = false;
+};
+
+class Db {
+ public:
+  static Result<Db> Open(const std::filesystem::path& path, const DbOptions& options = {});
+  Db(Db&& other) noexcept;
+  Db& operator=(Db&& other) noexcept;
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  ~Db();
+
+  // Runs one or more statements without results (DDL, PRAGMA).
+  Status Exec(std::string_view sql);
+  Result<Statement> Prepare(std::string_view sql);
+
+  // Applies `migrations[i]` for every i >= the stored user_version, each in
+  // its own transaction, and records the new version. Never edit a migration
+  // that has shipped: append a new one.
+  Status Migrate(const std::vector<std::string>& migrations);
+
+  Status Begin();     // BEGIN IMMEDIATE: takes the write lock now
+  Status Commit();
+  void Rollback();    // never fails from the caller's point of view
+
+  int64_t LastInsertRowId() const;
+  int Changes() const;
+  sqlite3* raw() { return db_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  Db(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
+  sqlite3* db_ = nullptr;
+  std::filesystem::path path_;
+};
+
+// RAII transaction: rolls back unless Commit() succeeded.
+class Transaction {
+ public:
+  static Result<Transaction> Begin(Db& db);
+  Transaction(Transaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Transaction& operator=(Transaction&&) = delete;
+  ~Transaction();
+  Status Commit();
+  Db& db() { return *db_; }
+
+ private:
+  explicit Transaction(Db* db) : db_(db) {}
+  Db* db_;
+};
+
+// A prepared statement. Bind with 1-based indexes; Step() returns true while
+// there is a row. Reset() to run again.
+class Statement {
+ public:
+  Statement(Statement&& other) noexcept;
+  Statement& operator=(Statement&& other) noexcept;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement();
+
+  Statement& Bind(int index, int64_t value);
+  Statement& Bind(int index, int value) { return Bind(index, static_cast<int64_t>(value)); }
+  Statement& Bind(int index, double value);
+  Statement& Bind(int index, std::string_view text);
+  Statement& Bind(int index, const char* text) { return Bind(index, std::string_view(text)); }
+  Statement& BindBlob(int index, std::string_view bytes);
+  Statement& BindNull(int index);
+
+  // True: a row is ready. False: done. Errors: returned as status.
+  Result<bool> Step();
+  // Runs a statement that returns no rows (INSERT/UPDATE/DELETE) and resets it.
+  Status Run();
+  void Reset();
+
+  int64_t ColumnInt(int col) const;
+  double ColumnDouble(int col) const;
+  std::string ColumnText(int col) const;
+  std::string ColumnBlob(int col) const;
+  bool ColumnIsNull(int col) const;
+
+ private:
+  friend class Db;
+  Statement(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
+  sqlite3_stmt* stmt_ = nullptr;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace amparo

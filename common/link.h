@@ -1,0 +1,174 @@
+// The durable hand-off between daemons (DESIGN.md guarantee 1).
+//
+// A sender writes each Envelope into its own database (link_outbox) in the
+// same transaction as the work that produced it, then LinkSender pushes it
+// over a ZeroMQ DEALER socket and deletes it only when the receiver has
+// acknowledged it. The receiver (ROUTER) stores each message in its
+// database (link_inbox, unique on message_id, so repeats are dropped),
+// commits, and only then acknowledges. Unacknowledged messages are resent
+// after `resend_after_ms` and after a reconnect, so a crash of either side
+// at any moment loses nothing; the receiver's idempotency means a resend is
+// never processed twice.
+//
+// Bounds: at most `window` unacknowledged messages per link are in flight;
+// the rest wait in the outbox table (disk, unbounded). ZeroMQ HWMs are set
+// to `high_water_mark`; a send that would block is simply retried later.
+//
+// Thread safety: every class here belongs to the thread that polls it.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <atomic>
+
+#include "amparo/v1/envelope.pb.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/db.h"
+#include "common/status.h"
+
+namespace amparo {
+
+inline constexpr uint32_t kSchemaVersion = 1;
+
+// A CURVE key pair in Z85 text (40 characters each).
+struct CurveKeyPair {
+  std::string public_key;
+  std::string secret_key;
+};
+
+CurveKeyPair GenerateCurveKeyPair();
+// Writes <dir>/<name>.key (public + secret, mode 0600) and <dir>/<name>.pub.
+Status WriteCurveKeyPair(const std::filesystem::path& dir, std::string_view name, const CurveKeyPair& keys);
+Result<CurveKeyPair> ReadCurveKeyPair(const std::filesystem::path& dir, std::string_view name);
+// Every <dir>/*.pub: the clients a CURVE server accepts.
+Result<std::set<std::string>> ReadAllowedKeys(const std::filesystem::path& dir);
+
+// Whether CURVE applies to `endpoint` under `mode`.
+bool UsesCurve(CurveMode mode, std::string_view endpoint);
+
+// Owns the ZeroMQ context and, when any link uses CURVE, the ZAP handler
+// that accepts only client keys in the allow-list. Destroy it last.
+class LinkContext {
+ public:
+  LinkContext();
+  ~LinkContext();
+  LinkContext(const LinkContext&) = delete;
+  LinkContext& operator=(const LinkContext&) = delete;
+
+  // Starts the ZAP handler (idempotent). Must run before a CURVE server binds.
+  void StartZap(std::set<std::string> allowed_public_keys);
+  zmq::context_t& zmq() { return ctx_; }
+  // Number of CURVE handshakes the ZAP handler refused.
+  int refused() const { return refused_.load(); }
+
+ private:
+  zmq::context_t ctx_;
+  std::thread zap_thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> refused_{0};
+};
+
+// A new envelope with a fresh message id, the schema version and `producer`.
+v1::Envelope MakeEnvelope(std::string_view producer, const Clock& clock);
+
+// Creates the link tables if missing. Called by LinkSender/LinkReceiver and
+// by anything that enqueues before those exist.
+Status InitLinkTables(Db& db);
+// Adds `envelope` to the outbox for `peer`; call inside the caller's
+// transaction so the message is stored together with the work it reports.
+Status EnqueueOutbound(Db& db, std::string_view peer, const v1::Envelope& envelope);
+
+struct LinkStats {
+  uint64_t sent = 0;
+  uint64_t resent = 0;
+  uint64_t acked = 0;
+  uint64_t received = 0;
+  uint64_t duplicates = 0;   // received again, already stored
+  uint64_t rejected = 0;     // unparseable or unknown schema version
+  uint64_t processed = 0;
+  uint64_t failed = 0;       // handler gave a non-retryable error (kept as dead letter)
+};
+
+class LinkSender {
+ public:
+  // `peer` names the outbox queue; `endpoint` is the peer's inbox.
+  // `client_keys`/`server_public_key` are used when CURVE applies.
+  LinkSender(LinkContext& ctx, Db& db, std::string peer, std::string endpoint, const LinkOptions& options,
+             const Clock& clock, std::optional<CurveKeyPair> client_keys = std::nullopt,
+             std::string server_public_key = {});
+
+  Status Start();
+  // Non-blocking: reads acks, resends what timed out, sends what the window
+  // allows. Call whenever the socket is readable and periodically.
+  Status Pump();
+  zmq::socket_t& socket() { return socket_; }
+  // Messages in the outbox (sent or not) for this peer.
+  Result<int64_t> Depth();
+  size_t in_flight() const { return in_flight_.size(); }
+  const LinkStats& stats() const { return stats_; }
+  const std::string& peer() const { return peer_; }
+
+ private:
+  Status ReadAcks();
+  Status SendNew();
+  bool SendFrames(const std::string& message_id, const std::string& body);
+
+  Db& db_;
+  std::string peer_;
+  std::string endpoint_;
+  LinkOptions options_;
+  const Clock& clock_;
+  zmq::socket_t socket_;
+  std::optional<CurveKeyPair> client_keys_;
+  std::string server_public_key_;
+  struct InFlight {
+    int64_t seq;
+    int64_t sent_ms;
+  };
+  std::map<std::string, InFlight> in_flight_;  // message_id -> when sent
+  int64_t last_seq_ = 0;                       // highest outbox seq sent once
+  LinkStats stats_;
+};
+
+class LinkReceiver {
+ public:
+  // Processes one stored message inside an open transaction on `db`. Return
+  // a retryable status to try again later (in order); any other error
+  // dead-letters the message (kept in link_inbox with the error) and goes on.
+  using Handler = std::function<Status(const v1::Envelope&, Db&)>;
+
+  LinkReceiver(LinkContext& ctx, Db& db, std::string endpoint, const LinkOptions& options, const Clock& clock,
+               std::optional<CurveKeyPair> server_keys = std::nullopt);
+
+  Status Bind();
+  // Non-blocking: stores every available message (one transaction per
+  // batch) and acknowledges them.
+  Status Pump();
+  // Processes up to `max` stored, unprocessed messages in arrival order.
+  // Returns how many were processed.
+  Result<int> ProcessPending(const Handler& handler, int max);
+  zmq::socket_t& socket() { return socket_; }
+  const LinkStats& stats() const { return stats_; }
+  // Unprocessed messages in the inbox.
+  Result<int64_t> Backlog();
+
+ private:
+  Db& db_;
+  std::string endpoint_;
+  LinkOptions options_;
+  const Clock& clock_;
+  zmq::socket_t socket_;
+  std::optional<CurveKeyPair> server_keys_;
+  LinkStats stats_;
+};
+
+}  // namespace amparo

@@ -1,0 +1,208 @@
+#include "common/link.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "common/testing.h"
+
+namespace amparo {
+namespace {
+
+using namespace std::chrono_literals;
+
+v1::Envelope Event(const Clock& clock, const std::string& source_id) {
+  v1::Envelope env = MakeEnvelope("test", clock);
+  env.mutable_crisis_event()->set_source_id(source_id);
+  return env;
+}
+
+// Pumps both ends until `done` or ~5 s pass.
+template <typename Pred>
+bool PumpUntil(LinkSender& s, LinkReceiver* r, Pred done) {
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_TRUE(s.Pump().ok());
+    if (r) {
+      EXPECT_TRUE(r->Pump().ok());
+    }
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+class LinkTest : public ::testing::Test {
+ protected:
+  LinkTest() {
+    sender_db_.emplace(std::move(*Db::Open(dir_ / "sender.db")));
+    receiver_db_.emplace(std::move(*Db::Open(dir_ / "receiver.db")));
+    options_.resend_after_ms = 200;
+    endpoint_ = "ipc://" + (dir_ / "inbox.ipc").string();
+  }
+  Status Enqueue(const v1::Envelope& env) {
+    EXPECT_TRUE(InitLinkTables(*sender_db_).ok());
+    return EnqueueOutbound(*sender_db_, "receiver", env);
+  }
+  std::vector<std::string> Drain(LinkReceiver& r) {
+    std::vector<std::string> seen;
+    auto n = r.ProcessPending(
+        [&](const v1::Envelope& env, Db&) {
+          seen.push_back(env.crisis_event().source_id());
+          return Status::Ok();
+        },
+        1000);
+    EXPECT_TRUE(n.ok());
+    return seen;
+  }
+
+  testing::TempDir dir_;
+  std::optional<Db> sender_db_, receiver_db_;
+  LinkOptions options_;
+  std::string endpoint_;
+  SystemClock clock_;
+};
+
+TEST_F(LinkTest, DeliversInOrderAndEmptiesOutboxOnAck) {
+  LinkContext ctx;
+  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(receiver.Bind().ok());
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
+  ASSERT_TRUE(sender.Start().ok());
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(Enqueue(Event(clock_, "ev" + std::to_string(i))).ok());
+  ASSERT_TRUE(PumpUntil(sender, &receiver, [&] { return *sender.Depth() == 0; }));
+  auto seen = Drain(receiver);
+  ASSERT_EQ(seen.size(), 50u);
+  EXPECT_EQ(seen.front(), "ev0");
+  EXPECT_EQ(seen.back(), "ev49");
+  EXPECT_EQ(receiver.stats().received, 50u);
+}
+
+TEST_F(LinkTest, KeepsMessagesWhileReceiverIsDownAndResendsAfterItStarts) {
+  LinkContext ctx;
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
+  ASSERT_TRUE(sender.Start().ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Enqueue(Event(clock_, "ev" + std::to_string(i))).ok());
+  PumpUntil(sender, nullptr, [] { return false; });  // nobody listening
+  EXPECT_EQ(*sender.Depth(), 5);
+
+  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(receiver.Bind().ok());
+  ASSERT_TRUE(PumpUntil(sender, &receiver, [&] { return *sender.Depth() == 0; }));
+  EXPECT_EQ(Drain(receiver).size(), 5u);
+}
+
+TEST_F(LinkTest, ReceiverRestartLosesNothingAndStoresNothingTwice) {
+  LinkContext ctx;
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
+  ASSERT_TRUE(sender.Start().ok());
+  {
+    LinkReceiver first(ctx, *receiver_db_, endpoint_, options_, clock_);
+    ASSERT_TRUE(first.Bind().ok());
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(Enqueue(Event(clock_, "a" + std::to_string(i))).ok());
+    // Receive and store, but do not let the acks reach the sender: the
+    // receiver socket closes before the sender reads them.
+    sender.Pump().ok();
+    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(first.Pump().ok());
+  }
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Enqueue(Event(clock_, "b" + std::to_string(i))).ok());
+  LinkReceiver second(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(second.Bind().ok());
+  ASSERT_TRUE(PumpUntil(sender, &second, [&] { return *sender.Depth() == 0; }));
+  auto seen = Drain(second);
+  EXPECT_EQ(seen.size(), 20u);  // each exactly once, though some were resent
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(unique.size(), 20u);
+}
+
+TEST_F(LinkTest, RetryableHandlerErrorKeepsOrderAndPermanentErrorDeadLetters) {
+  LinkContext ctx;
+  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(receiver.Bind().ok());
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
+  ASSERT_TRUE(sender.Start().ok());
+  for (auto id : {"ok1", "poison", "ok2"}) ASSERT_TRUE(Enqueue(Event(clock_, id)).ok());
+  ASSERT_TRUE(PumpUntil(sender, &receiver, [&] { return *sender.Depth() == 0; }));
+
+  std::vector<std::string> seen;
+  bool busy = true;
+  auto handler = [&](const v1::Envelope& env, Db& db) -> Status {
+    const auto& id = env.crisis_event().source_id();
+    if (id == "ok2" && busy) return Unavailable("downstream busy");
+    // Work the handler writes must roll back when it fails.
+    EXPECT_TRUE(db.Exec("CREATE TABLE IF NOT EXISTS work(id TEXT)").ok());
+    EXPECT_TRUE(db.Exec("INSERT INTO work VALUES('" + id + "')").ok());
+    if (id == "poison") return InvalidArgument("bad event");
+    seen.push_back(id);
+    return Status::Ok();
+  };
+  EXPECT_EQ(*receiver.ProcessPending(handler, 10), 2);  // ok1, poison; stops at ok2
+  EXPECT_EQ(*receiver.Backlog(), 1);
+  busy = false;
+  EXPECT_EQ(*receiver.ProcessPending(handler, 10), 1);
+  EXPECT_EQ(seen, (std::vector<std::string>{"ok1", "ok2"}));
+  EXPECT_EQ(receiver.stats().failed, 1u);
+  auto q = receiver_db_->Prepare("SELECT group_concat(id) FROM work");
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->ColumnText(0), "ok1,ok2");  // poison's write rolled back
+  auto dead = receiver_db_->Prepare("SELECT error FROM link_inbox WHERE error IS NOT NULL");
+  ASSERT_TRUE(*dead->Step());
+  EXPECT_EQ(dead->ColumnText(0), "INVALID_ARGUMENT: bad event");
+}
+
+TEST_F(LinkTest, RejectsEnvelopeWithUnknownSchemaVersion) {
+  LinkContext ctx;
+  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(receiver.Bind().ok());
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
+  ASSERT_TRUE(sender.Start().ok());
+  v1::Envelope env = Event(clock_, "future");
+  env.set_schema_version(99);
+  ASSERT_TRUE(Enqueue(env).ok());
+  ASSERT_TRUE(PumpUntil(sender, &receiver, [&] { return *sender.Depth() == 0; }));
+  EXPECT_EQ(receiver.stats().rejected, 1u);
+  EXPECT_EQ(*receiver.Backlog(), 0);
+}
+
+TEST_F(LinkTest, CurveOverTcpAcceptsKnownClientAndRefusesUnknownKey) {
+  options_.curve = CurveMode::kAuto;
+  CurveKeyPair server = GenerateCurveKeyPair();
+  CurveKeyPair known = GenerateCurveKeyPair();
+  CurveKeyPair stranger = GenerateCurveKeyPair();
+  ASSERT_TRUE(WriteCurveKeyPair(dir_ / "keys", "rules", server).ok());
+  ASSERT_TRUE(WriteCurveKeyPair(dir_ / "keys", "ingest", known).ok());
+  auto allowed = ReadAllowedKeys(dir_ / "keys");
+  ASSERT_TRUE(allowed.ok());
+  EXPECT_EQ(allowed->count(stranger.public_key), 0u);
+
+  LinkContext server_ctx;
+  server_ctx.StartZap(*allowed);
+  // Port 0 is not possible for a ROUTER we must name to clients; use a
+  // fixed high loopback port unlikely to collide.
+  std::string endpoint = "tcp://127.0.0.1:" + std::to_string(40000 + (getpid() % 20000));
+  LinkReceiver receiver(server_ctx, *receiver_db_, endpoint, options_, clock_, server);
+  ASSERT_TRUE(receiver.Bind().ok());
+
+  // A client whose key is not in the allow-list gets nothing through.
+  auto bad_db = Db::Open(dir_ / "bad.db");
+  LinkContext bad_ctx;
+  LinkSender bad(bad_ctx, *bad_db, "receiver", endpoint, options_, clock_, stranger, server.public_key);
+  ASSERT_TRUE(bad.Start().ok());
+  ASSERT_TRUE(InitLinkTables(*bad_db).ok());
+  ASSERT_TRUE(EnqueueOutbound(*bad_db, "receiver", Event(clock_, "intruder")).ok());
+  PumpUntil(bad, &receiver, [] { return false; });
+  EXPECT_EQ(*bad.Depth(), 1);
+  EXPECT_EQ(receiver.stats().received, 0u);
+  EXPECT_GE(server_ctx.refused(), 1);
+
+  LinkContext good_ctx;
+  LinkSender good(good_ctx, *sender_db_, "receiver", endpoint, options_, clock_, known, server.public_key);
+  ASSERT_TRUE(good.Start().ok());
+  ASSERT_TRUE(Enqueue(Event(clock_, "trusted")).ok());
+  ASSERT_TRUE(PumpUntil(good, &receiver, [&] { return *good.Depth() == 0; }));
+  EXPECT_EQ(Drain(receiver), std::vector<std::string>{"trusted"});
+}
+
+}  // namespace
+}  // namespace amparo
