@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <vector>
 
@@ -488,6 +489,54 @@ Result<int64_t> LinkReceiver::Backlog() {
   auto row = q->Step();
   if (!row.ok()) return row.status();
   return q->ColumnInt(0);
+}
+
+}  // namespace amparo
+
+namespace amparo {
+
+Result<std::unique_ptr<LinkSender>> MakeSender(LinkContext& ctx, Db& db, const Config& config, std::string_view self,
+                                               std::string_view peer, const std::string& endpoint,
+                                               const Clock& clock) {
+  std::optional<CurveKeyPair> own;
+  std::string server_key;
+  if (UsesCurve(config.link.curve, endpoint)) {
+    auto keys = ReadCurveKeyPair(config.keys_dir, self);
+    if (!keys.ok()) return keys.status();
+    own = *keys;
+    auto peer_keys = ReadAllowedKeys(config.keys_dir);  // validates the directory
+    if (!peer_keys.ok()) return peer_keys.status();
+    std::ifstream in(config.keys_dir / (std::string(peer) + ".pub"));
+    if (!(in >> server_key) || server_key.size() != 40) {
+      return NotFound("public key of " + std::string(peer) + " not found in " + config.keys_dir.string());
+    }
+  }
+  auto sender = std::make_unique<LinkSender>(ctx, db, std::string(peer), endpoint, config.link, clock, own, server_key);
+  AMPARO_RETURN_IF_ERROR(sender->Start());
+  return sender;
+}
+
+Result<std::unique_ptr<LinkReceiver>> MakeReceiver(LinkContext& ctx, Db& db, const Config& config,
+                                                   std::string_view self, const std::string& endpoint,
+                                                   const Clock& clock) {
+  std::optional<CurveKeyPair> own;
+  if (UsesCurve(config.link.curve, endpoint)) {
+    auto keys = ReadCurveKeyPair(config.keys_dir, self);
+    if (!keys.ok()) return keys.status();
+    own = *keys;
+    auto allowed = ReadAllowedKeys(config.keys_dir);
+    if (!allowed.ok()) return allowed.status();
+    ctx.StartZap(*allowed);
+  } else if (endpoint.rfind("ipc://", 0) == 0) {
+    // ipc sockets are protected by their directory: owner only.
+    std::filesystem::path dir = std::filesystem::path(endpoint.substr(6)).parent_path();
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  }
+  auto receiver = std::make_unique<LinkReceiver>(ctx, db, endpoint, config.link, clock, own);
+  AMPARO_RETURN_IF_ERROR(receiver->Bind());
+  return receiver;
 }
 
 }  // namespace amparo

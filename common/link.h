@@ -172,3 +172,18 @@ class LinkReceiver {
 };
 
 }  // namespace amparo
+
+namespace amparo {
+
+// Builds the links of daemon `self` from the deployment config: CURVE keys
+// come from config.keys_dir (<self>.key, <peer>.pub) when the endpoint
+// needs CURVE; a receiver then also starts the ZAP allow-list (every *.pub
+// in keys_dir). Start()/Bind() have been called on what is returned.
+Result<std::unique_ptr<LinkSender>> MakeSender(LinkContext& ctx, Db& db, const Config& config, std::string_view self,
+                                               std::string_view peer, const std::string& endpoint,
+                                               const Clock& clock);
+Result<std::unique_ptr<LinkReceiver>> MakeReceiver(LinkContext& ctx, Db& db, const Config& config,
+                                                   std::string_view self, const std::string& endpoint,
+                                                   const Clock& clock);
+
+}  // namespace amparo
