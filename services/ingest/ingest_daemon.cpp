@@ -1,0 +1,100 @@
+#include "services/ingest/ingest_daemon.h"
+
+#include <system_error>
+#include <utility>
+
+#include "common/log.h"
+
+namespace amparo::ingest {
+
+using namespace std::chrono_literals;
+
+Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config, LinkContext& ctx,
+                                                           const Clock& clock) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) return Unavailable("cannot create data_dir " + config.data_dir.string() + ": " + ec.message());
+  auto db = Db::Open(config.DbPath("ingest"));
+  if (!db.ok()) return db.status();
+  AMPARO_RETURN_IF_ERROR(PrepareIngestDb(*db));
+
+  SpoolOptions spool_options;
+  spool_options.spool_dir = config.ingest.spool_dir;
+  spool_options.max_file_bytes = config.ingest.max_file_bytes;
+  std::unique_ptr<IngestDaemon> daemon(new IngestDaemon(std::move(db).value(), std::move(spool_options), clock));
+  AMPARO_RETURN_IF_ERROR(daemon->spool_.CreateDirectories());
+
+  auto sender = MakeSender(ctx, daemon->db_, config, "ingest", "rules", config.rules.inbox, clock);
+  if (!sender.ok()) return sender.status();
+  daemon->sender_ = std::move(sender).value();
+
+  IngestDaemon* self = daemon.get();
+  daemon->loop_.OnReadable(daemon->sender_->socket(), [self] { self->PumpLink(); });
+  daemon->loop_.Every(100ms, [self] { self->PumpLink(); });
+  daemon->loop_.Every(std::chrono::milliseconds(config.ingest.scan_interval_ms), [self] { self->ScanSpool(); });
+  daemon->loop_.Every(60s, [self] { self->LogCounters(); });
+
+  for (const PollSource& source : config.ingest.poll) {
+    daemon->pollers_.push_back(
+        std::make_unique<FeedPoller>(source, config.ingest.spool_dir, config.ingest.max_file_bytes, clock));
+    daemon->pollers_.back()->Start();
+  }
+  return daemon;
+}
+
+IngestDaemon::IngestDaemon(Db db, SpoolOptions spool_options, const Clock& clock)
+    : db_(std::move(db)), spool_(db_, std::move(spool_options), clock) {}
+
+IngestDaemon::~IngestDaemon() {
+  // Pollers first: they write into the spool and must not outlive it.
+  for (auto& poller : pollers_) poller->Stop();
+  LogCounters();
+}
+
+void IngestDaemon::Run(const std::atomic<bool>& stop) { loop_.Run(stop); }
+
+void IngestDaemon::RunOnce(std::chrono::milliseconds max_wait) { loop_.RunOnce(max_wait); }
+
+void IngestDaemon::ScanSpool() {
+  auto outcomes = spool_.ScanOnce();
+  if (!outcomes.ok()) {
+    log::Error("spool scan failed", {{"error", outcomes.status().ToString()}});
+    return;
+  }
+  // Hand freshly committed events to the link now rather than at the next tick.
+  if (!outcomes->empty()) PumpLink();
+}
+
+void IngestDaemon::PumpLink() {
+  if (Status st = sender_->Pump(); !st.ok()) log::Error("link to rules failed", {{"error", st.ToString()}});
+}
+
+IngestCounters IngestDaemon::counters() const {
+  IngestCounters out;
+  out.spool = spool_.counters();
+  for (const auto& poller : pollers_) {
+    PollerStats stats = poller->stats();
+    out.polls_fetched += stats.fetched;
+    out.polls_not_modified += stats.not_modified;
+    out.polls_failed += stats.failures;
+  }
+  if (sender_) out.link = sender_->stats();
+  return out;
+}
+
+void IngestDaemon::LogCounters() const {
+  IngestCounters c = counters();
+  log::Info("counters", {{"files_accepted", std::to_string(c.spool.files_accepted)},
+                         {"files_rejected", std::to_string(c.spool.files_rejected)},
+                         {"events_sent", std::to_string(c.spool.events_sent)},
+                         {"events_unchanged", std::to_string(c.spool.events_unchanged)},
+                         {"features_rejected", std::to_string(c.spool.features_rejected)},
+                         {"file_errors", std::to_string(c.spool.file_errors)},
+                         {"polls_fetched", std::to_string(c.polls_fetched)},
+                         {"polls_not_modified", std::to_string(c.polls_not_modified)},
+                         {"polls_failed", std::to_string(c.polls_failed)},
+                         {"link_sent", std::to_string(c.link.sent)},
+                         {"link_acked", std::to_string(c.link.acked)}});
+}
+
+}  // namespace amparo::ingest

@@ -1,0 +1,79 @@
+// amparo-ingest as an embeddable object: the spool scanner, the HTTP feed
+// pollers and the durable link to amparo-rules, driven by one PollLoop.
+//
+//   files dropped / fetched -> <spool_dir>/ -> SpoolProcessor (parse, dedupe,
+//   ONE transaction: ingest_events + link_outbox) -> LinkSender -> rules inbox
+//
+// Create() opens config.DbPath("ingest") (creating data_dir and the spool
+// folders), applies the migrations, connects the sender to config.rules.inbox
+// and starts one thread per [[ingest.poll]] source. The loop then pumps the
+// sender when its socket is readable and every 100 ms, and scans the spool
+// every ingest.scan_interval_ms.
+//
+// Thread safety: everything except the poller threads runs on the thread
+// that calls Run()/RunOnce(); counters() must be called from that thread.
+// Ownership: `ctx` and `clock` must outlive the daemon.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/daemon.h"
+#include "common/db.h"
+#include "common/link.h"
+#include "common/status.h"
+#include "services/ingest/poller.h"
+#include "services/ingest/spool.h"
+
+namespace amparo::ingest {
+
+struct IngestCounters {
+  SpoolCounters spool;            // files accepted/rejected, events sent, features rejected
+  uint64_t polls_fetched = 0;     // summed over every poller
+  uint64_t polls_not_modified = 0;
+  uint64_t polls_failed = 0;
+  LinkStats link;                 // the sender to rules (sent, resent, acked)
+};
+
+class IngestDaemon {
+ public:
+  // Errors: UNAVAILABLE when the data or spool directories cannot be
+  // created or the database cannot be opened; whatever MakeSender returns
+  // (e.g. missing CURVE keys for a tcp:// rules inbox).
+  static Result<std::unique_ptr<IngestDaemon>> Create(const Config& config, LinkContext& ctx, const Clock& clock);
+  ~IngestDaemon();
+  IngestDaemon(const IngestDaemon&) = delete;
+  IngestDaemon& operator=(const IngestDaemon&) = delete;
+
+  // Runs the loop until `stop` is set.
+  void Run(const std::atomic<bool>& stop);
+  // One round: waits up to `max_wait` for the link socket, then runs the
+  // timers that are due (tests drive the daemon with this).
+  void RunOnce(std::chrono::milliseconds max_wait);
+
+  IngestCounters counters() const;
+  // Logs counters() as one line.
+  void LogCounters() const;
+
+  const std::filesystem::path& spool_dir() const { return spool_.options().spool_dir; }
+  LinkSender& sender() { return *sender_; }
+  Db& db() { return db_; }
+
+ private:
+  IngestDaemon(Db db, SpoolOptions spool_options, const Clock& clock);
+  void ScanSpool();
+  void PumpLink();
+
+  Db db_;  // declared first: the sender and spool hold references to it
+  std::unique_ptr<LinkSender> sender_;
+  SpoolProcessor spool_;
+  std::vector<std::unique_ptr<FeedPoller>> pollers_;
+  PollLoop loop_;
+};
+
+}  // namespace amparo::ingest

@@ -1,0 +1,327 @@
+#include "services/notify/notify_store.h"
+
+#include "common/crypto.h"
+
+namespace amparo::notify {
+namespace {
+
+// Append only: never edit a migration that has shipped (common/db.h).
+const std::vector<std::string>& Migrations() {
+  static const std::vector<std::string> kMigrations = {
+      R"sql(
+        CREATE TABLE subscriptions(
+          subscription_id TEXT PRIMARY KEY,
+          state TEXT NOT NULL,
+          url TEXT NOT NULL,
+          secret TEXT NOT NULL,
+          description TEXT NOT NULL,
+          deleted INTEGER NOT NULL,
+          updated_ms INTEGER NOT NULL);
+        CREATE INDEX subscriptions_live_by_state ON subscriptions(state) WHERE deleted = 0;
+        -- No rows for a subscription = every host country.
+        CREATE TABLE subscription_hosts(
+          subscription_id TEXT NOT NULL,
+          host_country TEXT NOT NULL,
+          PRIMARY KEY(subscription_id, host_country)) WITHOUT ROWID;
+        CREATE TABLE alerts(
+          alert_id TEXT PRIMARY KEY,
+          revision INTEGER NOT NULL,
+          alert BLOB NOT NULL,
+          updated_ms INTEGER NOT NULL);
+        CREATE TABLE deliveries(
+          delivery_id TEXT PRIMARY KEY,
+          alert_id TEXT NOT NULL,
+          alert_revision INTEGER NOT NULL,
+          subscription_id TEXT NOT NULL,
+          event_type TEXT NOT NULL,
+          body TEXT NOT NULL,
+          state TEXT NOT NULL CHECK(state IN ('pending', 'delivered', 'retrying', 'dead')),
+          attempts INTEGER NOT NULL,
+          next_attempt_ms INTEGER NOT NULL,
+          last_error TEXT NOT NULL,
+          created_ms INTEGER NOT NULL,
+          updated_ms INTEGER NOT NULL);
+        CREATE INDEX deliveries_due ON deliveries(next_attempt_ms) WHERE state IN ('pending', 'retrying');
+        CREATE INDEX deliveries_by_subscription ON deliveries(subscription_id, state);
+      )sql",
+  };
+  return kMigrations;
+}
+
+DeliveryState ParseState(std::string_view name) {
+  if (name == "delivered") return DeliveryState::kDelivered;
+  if (name == "retrying") return DeliveryState::kRetrying;
+  if (name == "dead") return DeliveryState::kDead;
+  return DeliveryState::kPending;
+}
+
+constexpr std::string_view kDeliveryColumns =
+    "d.delivery_id, d.alert_id, d.alert_revision, d.subscription_id, d.event_type, d.body, d.state, "
+    "d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms";
+
+Delivery ReadDelivery(const Statement& row) {
+  Delivery d;
+  d.delivery_id = row.ColumnText(0);
+  d.alert_id = row.ColumnText(1);
+  d.alert_revision = static_cast<uint32_t>(row.ColumnInt(2));
+  d.subscription_id = row.ColumnText(3);
+  d.event_type = row.ColumnText(4);
+  d.body = row.ColumnText(5);
+  d.state = ParseState(row.ColumnText(6));
+  d.attempts = static_cast<int>(row.ColumnInt(7));
+  d.next_attempt_ms = row.ColumnInt(8);
+  d.last_error = row.ColumnText(9);
+  d.created_ms = row.ColumnInt(10);
+  d.updated_ms = row.ColumnInt(11);
+  return d;
+}
+
+Result<std::vector<Delivery>> ReadDeliveries(Statement& query) {
+  std::vector<Delivery> out;
+  while (true) {
+    auto row = query.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back(ReadDelivery(query));
+  }
+  query.Reset();
+  return out;
+}
+
+}  // namespace
+
+std::string_view DeliveryStateName(DeliveryState state) {
+  switch (state) {
+    case DeliveryState::kPending: return "pending";
+    case DeliveryState::kDelivered: return "delivered";
+    case DeliveryState::kRetrying: return "retrying";
+    case DeliveryState::kDead: return "dead";
+  }
+  return "pending";
+}
+
+bool IsFinal(DeliveryState state) { return state == DeliveryState::kDelivered || state == DeliveryState::kDead; }
+
+v1::DeliveryStatus::State ToProto(DeliveryState state) {
+  switch (state) {
+    case DeliveryState::kPending: return v1::DeliveryStatus::STATE_PENDING;
+    case DeliveryState::kDelivered: return v1::DeliveryStatus::STATE_DELIVERED;
+    case DeliveryState::kRetrying: return v1::DeliveryStatus::STATE_RETRYING;
+    case DeliveryState::kDead: return v1::DeliveryStatus::STATE_DEAD;
+  }
+  return v1::DeliveryStatus::STATE_UNSPECIFIED;
+}
+
+std::string DeliveryIdFor(std::string_view alert_id, uint32_t revision, std::string_view subscription_id) {
+  std::string key;
+  key.append(alert_id).append("#").append(std::to_string(revision)).append("#").append(subscription_id);
+  return "msg_" + Sha256Hex(key).substr(0, 32);
+}
+
+Status MigrateNotifyDb(Db& db) { return db.Migrate(Migrations()); }
+
+Status NotifyStore::UpsertSubscription(const v1::Subscription& s, int64_t now_ms) {
+  if (s.deleted()) {
+    // A deletion may carry only the id: keep what we knew, stop routing.
+    auto mark = db_.Prepare(
+        "INSERT INTO subscriptions(subscription_id, state, url, secret, description, deleted, updated_ms) "
+        "VALUES(?, ?, '', '', '', 1, ?) "
+        "ON CONFLICT(subscription_id) DO UPDATE SET deleted = 1, updated_ms = excluded.updated_ms");
+    if (!mark.ok()) return mark.status();
+    mark->Bind(1, s.subscription_id()).Bind(2, s.state()).Bind(3, now_ms);
+    return mark->Run();
+  }
+  auto upsert = db_.Prepare(
+      "INSERT INTO subscriptions(subscription_id, state, url, secret, description, deleted, updated_ms) "
+      "VALUES(?, ?, ?, ?, ?, 0, ?) "
+      "ON CONFLICT(subscription_id) DO UPDATE SET state = excluded.state, url = excluded.url, "
+      "secret = excluded.secret, description = excluded.description, deleted = 0, "
+      "updated_ms = excluded.updated_ms");
+  if (!upsert.ok()) return upsert.status();
+  upsert->Bind(1, s.subscription_id())
+      .Bind(2, s.state())
+      .Bind(3, s.url())
+      .Bind(4, s.secret())
+      .Bind(5, s.description())
+      .Bind(6, now_ms);
+  AMPARO_RETURN_IF_ERROR(upsert->Run());
+  auto clear = db_.Prepare("DELETE FROM subscription_hosts WHERE subscription_id = ?");
+  if (!clear.ok()) return clear.status();
+  clear->Bind(1, s.subscription_id());
+  AMPARO_RETURN_IF_ERROR(clear->Run());
+  auto add = db_.Prepare("INSERT OR IGNORE INTO subscription_hosts(subscription_id, host_country) VALUES(?, ?)");
+  if (!add.ok()) return add.status();
+  for (const std::string& host : s.host_countries()) {
+    add->Bind(1, s.subscription_id()).Bind(2, host);
+    AMPARO_RETURN_IF_ERROR(add->Run());
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Delivery>> NotifyStore::KillOpenDeliveries(std::string_view subscription_id,
+                                                              std::string_view error, int64_t now_ms) {
+  auto kill = db_.Prepare(
+      "UPDATE deliveries SET state = 'dead', last_error = ?, updated_ms = ? "
+      "WHERE subscription_id = ? AND state IN ('pending', 'retrying') RETURNING delivery_id");
+  if (!kill.ok()) return kill.status();
+  kill->Bind(1, error).Bind(2, now_ms).Bind(3, subscription_id);
+  std::vector<std::string> ids;
+  while (true) {
+    auto row = kill->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ids.push_back(kill->ColumnText(0));
+  }
+  kill->Reset();
+  std::vector<Delivery> killed;
+  for (const std::string& id : ids) {
+    auto delivery = GetDelivery(id);
+    if (!delivery.ok()) return delivery.status();
+    if (*delivery) killed.push_back(std::move(**delivery));
+  }
+  return killed;
+}
+
+Result<std::vector<std::string>> NotifyStore::MatchingSubscriptions(std::string_view state,
+                                                                    std::string_view host_country) {
+  auto query = db_.Prepare(
+      "SELECT s.subscription_id FROM subscriptions s WHERE s.state = ? AND s.deleted = 0 AND ("
+      "  NOT EXISTS (SELECT 1 FROM subscription_hosts h WHERE h.subscription_id = s.subscription_id) OR "
+      "  EXISTS (SELECT 1 FROM subscription_hosts h "
+      "          WHERE h.subscription_id = s.subscription_id AND h.host_country = ?)) "
+      "ORDER BY s.subscription_id");
+  if (!query.ok()) return query.status();
+  query->Bind(1, state).Bind(2, host_country);
+  std::vector<std::string> ids;
+  while (true) {
+    auto row = query->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ids.push_back(query->ColumnText(0));
+  }
+  return ids;
+}
+
+Result<AlertFreshness> NotifyStore::StoreAlert(const v1::ConsularAlert& alert, int64_t now_ms) {
+  auto current = db_.Prepare("SELECT revision FROM alerts WHERE alert_id = ?");
+  if (!current.ok()) return current.status();
+  current->Bind(1, alert.alert_id());
+  auto row = current->Step();
+  if (!row.ok()) return row.status();
+  if (*row) {
+    int64_t stored = current->ColumnInt(0);
+    if (stored == alert.revision()) return AlertFreshness::kSameRevision;
+    if (stored > alert.revision()) return AlertFreshness::kStale;
+  }
+  current->Reset();
+  auto store = db_.Prepare(
+      "INSERT INTO alerts(alert_id, revision, alert, updated_ms) VALUES(?, ?, ?, ?) "
+      "ON CONFLICT(alert_id) DO UPDATE SET revision = excluded.revision, alert = excluded.alert, "
+      "updated_ms = excluded.updated_ms");
+  if (!store.ok()) return store.status();
+  store->Bind(1, alert.alert_id())
+      .Bind(2, static_cast<int64_t>(alert.revision()))
+      .BindBlob(3, alert.SerializeAsString())
+      .Bind(4, now_ms);
+  AMPARO_RETURN_IF_ERROR(store->Run());
+  return AlertFreshness::kNew;
+}
+
+Result<std::optional<v1::ConsularAlert>> NotifyStore::GetAlert(std::string_view alert_id) {
+  auto query = db_.Prepare("SELECT alert FROM alerts WHERE alert_id = ?");
+  if (!query.ok()) return query.status();
+  query->Bind(1, alert_id);
+  auto row = query->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<v1::ConsularAlert>();
+  v1::ConsularAlert alert;
+  if (!alert.ParseFromString(query->ColumnBlob(0))) {
+    return Status(StatusCode::kDataLoss, "stored alert " + std::string(alert_id) + " does not parse");
+  }
+  return std::optional<v1::ConsularAlert>(std::move(alert));
+}
+
+Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {
+  auto insert = db_.Prepare(
+      "INSERT OR IGNORE INTO deliveries(delivery_id, alert_id, alert_revision, subscription_id, event_type, body, "
+      "state, attempts, next_attempt_ms, last_error, created_ms, updated_ms) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!insert.ok()) return insert.status();
+  insert->Bind(1, d.delivery_id)
+      .Bind(2, d.alert_id)
+      .Bind(3, static_cast<int64_t>(d.alert_revision))
+      .Bind(4, d.subscription_id)
+      .Bind(5, d.event_type)
+      .Bind(6, d.body)
+      .Bind(7, DeliveryStateName(d.state))
+      .Bind(8, d.attempts)
+      .Bind(9, d.next_attempt_ms)
+      .Bind(10, d.last_error)
+      .Bind(11, d.created_ms)
+      .Bind(12, d.updated_ms);
+  AMPARO_RETURN_IF_ERROR(insert->Run());
+  return db_.Changes() == 1;
+}
+
+Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delivery_id) {
+  auto query = db_.Prepare("SELECT " + std::string(kDeliveryColumns) + " FROM deliveries d WHERE d.delivery_id = ?");
+  if (!query.ok()) return query.status();
+  query->Bind(1, delivery_id);
+  auto row = query->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<Delivery>();
+  return std::optional<Delivery>(ReadDelivery(*query));
+}
+
+Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int limit) {
+  auto query = db_.Prepare("SELECT " + std::string(kDeliveryColumns) +
+                           ", s.url, s.secret FROM deliveries d "
+                           "JOIN subscriptions s ON s.subscription_id = d.subscription_id "
+                           "WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_ms <= ? AND s.deleted = 0 "
+                           "ORDER BY d.next_attempt_ms, d.created_ms, d.delivery_id LIMIT ?");
+  if (!query.ok()) return query.status();
+  query->Bind(1, now_ms).Bind(2, limit);
+  std::vector<DueDelivery> due;
+  while (true) {
+    auto row = query->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    due.push_back({ReadDelivery(*query), query->ColumnText(12), query->ColumnText(13)});
+  }
+  return due;
+}
+
+Result<bool> NotifyStore::UpdateOpenDelivery(std::string_view delivery_id, DeliveryState state, int attempts,
+                                             int64_t next_attempt_ms, std::string_view last_error,
+                                             int64_t now_ms) {
+  auto update = db_.Prepare(
+      "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_ms = ?, last_error = ?, updated_ms = ? "
+      "WHERE delivery_id = ? AND state IN ('pending', 'retrying')");
+  if (!update.ok()) return update.status();
+  update->Bind(1, DeliveryStateName(state))
+      .Bind(2, attempts)
+      .Bind(3, next_attempt_ms)
+      .Bind(4, last_error)
+      .Bind(5, now_ms)
+      .Bind(6, delivery_id);
+  AMPARO_RETURN_IF_ERROR(update->Run());
+  return db_.Changes() == 1;
+}
+
+Result<std::vector<Delivery>> NotifyStore::ListDeliveries() {
+  auto query = db_.Prepare("SELECT " + std::string(kDeliveryColumns) +
+                           " FROM deliveries d ORDER BY d.alert_id, d.alert_revision, d.subscription_id");
+  if (!query.ok()) return query.status();
+  return ReadDeliveries(*query);
+}
+
+Result<int64_t> NotifyStore::CountDeliveries(DeliveryState state) {
+  auto query = db_.Prepare("SELECT count(*) FROM deliveries WHERE state = ?");
+  if (!query.ok()) return query.status();
+  query->Bind(1, DeliveryStateName(state));
+  auto row = query->Step();
+  if (!row.ok()) return row.status();
+  return query->ColumnInt(0);
+}
+
+}  // namespace amparo::notify
