@@ -85,7 +85,7 @@ void PollLoop::RunOnce(std::chrono::milliseconds max_wait) {
   auto now = std::chrono::steady_clock::now();
   auto wait = max_wait;
   for (const auto& t : timers_) {
-    auto until = std::chrono::duration_cast<std::chrono::milliseconds>(t.next - now);
+    auto until = std::chrono::ceil<std::chrono::milliseconds>(t.next - now);
     if (until < wait) wait = std::max(until, std::chrono::milliseconds(0));
   }
   try {

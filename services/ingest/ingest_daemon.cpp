@@ -21,7 +21,8 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
   SpoolOptions spool_options;
   spool_options.spool_dir = config.ingest.spool_dir;
   spool_options.max_file_bytes = config.ingest.max_file_bytes;
-  std::unique_ptr<IngestDaemon> daemon(new IngestDaemon(std::move(db).value(), std::move(spool_options), clock));
+  std::unique_ptr<IngestDaemon> daemon(
+      new IngestDaemon(std::move(db).value(), std::move(spool_options), clock));
   AMPARO_RETURN_IF_ERROR(daemon->spool_.CreateDirectories());
 
   auto sender = MakeSender(ctx, daemon->db_, config, "ingest", "rules", config.rules.inbox, clock);
@@ -31,7 +32,8 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
   IngestDaemon* self = daemon.get();
   daemon->loop_.OnReadable(daemon->sender_->socket(), [self] { self->PumpLink(); });
   daemon->loop_.Every(100ms, [self] { self->PumpLink(); });
-  daemon->loop_.Every(std::chrono::milliseconds(config.ingest.scan_interval_ms), [self] { self->ScanSpool(); });
+  daemon->loop_.Every(std::chrono::milliseconds(config.ingest.scan_interval_ms),
+                      [self] { self->ScanSpool(); });
   daemon->loop_.Every(60s, [self] { self->LogCounters(); });
 
   for (const PollSource& source : config.ingest.poll) {

@@ -33,11 +33,11 @@
 namespace amparo::ingest {
 
 struct IngestCounters {
-  SpoolCounters spool;            // files accepted/rejected, events sent, features rejected
-  uint64_t polls_fetched = 0;     // summed over every poller
+  SpoolCounters spool;         // files accepted/rejected, events sent, features rejected
+  uint64_t polls_fetched = 0;  // summed over every poller
   uint64_t polls_not_modified = 0;
   uint64_t polls_failed = 0;
-  LinkStats link;                 // the sender to rules (sent, resent, acked)
+  LinkStats link;  // the sender to rules (sent, resent, acked)
 };
 
 class IngestDaemon {
@@ -45,7 +45,8 @@ class IngestDaemon {
   // Errors: UNAVAILABLE when the data or spool directories cannot be
   // created or the database cannot be opened; whatever MakeSender returns
   // (e.g. missing CURVE keys for a tcp:// rules inbox).
-  static Result<std::unique_ptr<IngestDaemon>> Create(const Config& config, LinkContext& ctx, const Clock& clock);
+  static Result<std::unique_ptr<IngestDaemon>> Create(const Config& config, LinkContext& ctx,
+                                                      const Clock& clock);
   ~IngestDaemon();
   IngestDaemon(const IngestDaemon&) = delete;
   IngestDaemon& operator=(const IngestDaemon&) = delete;

@@ -11,10 +11,11 @@
 
 int main(int argc, char** argv) {
   amparo::Config config;
-  if (auto exit_code = amparo::StartDaemon(argc, argv, "amparo-ingest",
-                                           "Reads crisis feeds (USGS GeoJSON from the spool directory and HTTP "
-                                           "polling) and sends normalised events to amparo-rules.",
-                                           &config)) {
+  if (auto exit_code =
+          amparo::StartDaemon(argc, argv, "amparo-ingest",
+                              "Reads crisis feeds (USGS GeoJSON from the spool directory and HTTP "
+                              "polling) and sends normalised events to amparo-rules.",
+                              &config)) {
     return *exit_code;
   }
   const std::atomic<bool>& stop = amparo::InstallStopSignals();

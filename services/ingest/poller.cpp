@@ -85,7 +85,8 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 // that are safe in a path component.
 std::string SafeFileStem(std::string_view name) {
   std::string out;
-  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+  for (char c : name)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
   return out.empty() ? "feed" : out;
 }
 
@@ -121,7 +122,10 @@ Status WriteSpoolFile(const fs::path& spool_dir, const std::string& name, const 
 }  // namespace
 
 FeedPoller::FeedPoller(PollSource source, fs::path spool_dir, int64_t max_body_bytes, const Clock& clock)
-    : source_(std::move(source)), spool_dir_(std::move(spool_dir)), max_body_bytes_(max_body_bytes), clock_(clock) {
+    : source_(std::move(source)),
+      spool_dir_(std::move(spool_dir)),
+      max_body_bytes_(max_body_bytes),
+      clock_(clock) {
   InitCurlOnce();
 }
 
@@ -227,11 +231,12 @@ Result<PollResult> FeedPoller::Fetch() {
                   "ingest.max_file_bytes");
   }
   if (code == CURLE_OPERATION_TIMEDOUT) {
-    return Status(StatusCode::kDeadlineExceeded,
-                  "no complete response from " + source_.url + " within " + std::to_string(source_.timeout_ms) + " ms");
+    return Status(StatusCode::kDeadlineExceeded, "no complete response from " + source_.url + " within " +
+                                                     std::to_string(source_.timeout_ms) + " ms");
   }
   if (code != CURLE_OK) {
-    return Unavailable("GET " + source_.url + ": " + (error_buffer[0] ? error_buffer : curl_easy_strerror(code)));
+    return Unavailable("GET " + source_.url + ": " +
+                       (error_buffer[0] ? error_buffer : curl_easy_strerror(code)));
   }
   long http_status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http_status);
@@ -246,7 +251,8 @@ Result<PollResult> FeedPoller::Fetch() {
   // a failed write is fetched again in full next time.
   etag_ = transfer.etag;
   last_modified_ = transfer.last_modified;
-  log::Info("feed fetched", {{"source", source_.name}, {"file", name}, {"bytes", std::to_string(transfer.body.size())}});
+  log::Info("feed fetched",
+            {{"source", source_.name}, {"file", name}, {"bytes", std::to_string(transfer.body.size())}});
   return PollResult::kFetched;
 }
 

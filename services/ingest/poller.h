@@ -37,11 +37,11 @@
 namespace amparo::ingest {
 
 struct PollerStats {
-  uint64_t fetched = 0;        // 200 responses written to the spool
-  uint64_t not_modified = 0;   // 304 responses
-  uint64_t failures = 0;       // errors of any kind
+  uint64_t fetched = 0;       // 200 responses written to the spool
+  uint64_t not_modified = 0;  // 304 responses
+  uint64_t failures = 0;      // errors of any kind
   int consecutive_failures = 0;
-  std::string last_error;      // "" after a success
+  std::string last_error;  // "" after a success
 };
 
 enum class PollResult { kFetched, kNotModified };
@@ -84,7 +84,8 @@ class FeedPoller {
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  std::atomic<bool> stop_{false};  // set under mu_ so the wait cannot miss it; read by curl's progress callback
+  std::atomic<bool> stop_{
+      false};          // set under mu_ so the wait cannot miss it; read by curl's progress callback
   PollerStats stats_;  // guarded by mu_
   std::thread thread_;
 };

@@ -28,7 +28,8 @@ fs::path UniqueTarget(const fs::path& dir, const std::string& name) {
 
 // Writes `lines` to `target` through tmp/ + rename, so a reader never sees half
 // an .error file.
-Status WriteLinesAtomically(const fs::path& tmp_dir, const fs::path& target, const std::vector<std::string>& lines) {
+Status WriteLinesAtomically(const fs::path& tmp_dir, const fs::path& target,
+                            const std::vector<std::string>& lines) {
   fs::path tmp = tmp_dir / ("." + target.filename().string() + ".tmp");
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -38,7 +39,8 @@ Status WriteLinesAtomically(const fs::path& tmp_dir, const fs::path& target, con
   }
   std::error_code ec;
   fs::rename(tmp, target, ec);
-  if (ec) return Unavailable("cannot rename " + tmp.string() + " to " + target.string() + ": " + ec.message());
+  if (ec)
+    return Unavailable("cannot rename " + tmp.string() + " to " + target.string() + ": " + ec.message());
   return Status::Ok();
 }
 
@@ -72,7 +74,8 @@ class EventRecorder {
     // Stable id: the event_id of the first of its ids ingest has seen.
     std::vector<std::string> ids{event.source_id()};
     ids.insert(ids.end(), event.id_aliases().begin(), event.id_aliases().end());
-    auto find_id = db_.Prepare("SELECT event_id FROM ingest_event_ids WHERE source = ? AND source_id = ? AND status = ?");
+    auto find_id = db_.Prepare(
+        "SELECT event_id FROM ingest_event_ids WHERE source = ? AND source_id = ? AND status = ?");
     if (!find_id.ok()) return find_id.status();
     for (const auto& id : ids) {
       find_id->Reset();
@@ -93,7 +96,8 @@ class EventRecorder {
       AMPARO_RETURN_IF_ERROR(add_id->Run());
     }
 
-    auto find = db_.Prepare("SELECT revision, source_id FROM ingest_events WHERE event_id = ? AND status = ?");
+    auto find =
+        db_.Prepare("SELECT revision, source_id FROM ingest_events WHERE event_id = ? AND status = ?");
     if (!find.ok()) return find.status();
     find->Bind(1, event.event_id()).Bind(2, status);
     auto row = find->Step();
@@ -181,15 +185,16 @@ Status PrepareIngestDb(Db& db) {
 }
 
 bool IsExerciseFileName(std::string_view name) {
-  return name.size() >= kExerciseSuffix.size() && name.substr(name.size() - kExerciseSuffix.size()) == kExerciseSuffix;
+  return name.size() >= kExerciseSuffix.size() &&
+         name.substr(name.size() - kExerciseSuffix.size()) == kExerciseSuffix;
 }
 
 SpoolProcessor::SpoolProcessor(Db& db, SpoolOptions options, const Clock& clock)
     : db_(db), options_(std::move(options)), clock_(clock) {}
 
 Status SpoolProcessor::CreateDirectories() const {
-  for (const fs::path& dir : {options_.spool_dir, options_.spool_dir / "tmp", options_.spool_dir / "processed",
-                              options_.spool_dir / "rejected"}) {
+  for (const fs::path& dir : {options_.spool_dir, options_.spool_dir / "tmp",
+                              options_.spool_dir / "processed", options_.spool_dir / "rejected"}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return Unavailable("cannot create " + dir.string() + ": " + ec.message());
@@ -213,7 +218,8 @@ Result<std::vector<FileOutcome>> SpoolProcessor::ScanOnce() {
     if (entry_ec) continue;  // vanished since listing
     candidates.push_back({mtime, it->path()});
   }
-  if (ec) return Unavailable("cannot list spool directory " + options_.spool_dir.string() + ": " + ec.message());
+  if (ec)
+    return Unavailable("cannot list spool directory " + options_.spool_dir.string() + ": " + ec.message());
   std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
     return a.mtime != b.mtime ? a.mtime < b.mtime : a.path < b.path;
   });
@@ -248,7 +254,8 @@ Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
     return parsed.status();  // removed by someone else since the listing
   }
   if (parsed.ok()) {
-    for (const FeatureRejection& rejection : parsed->rejections) outcome.problems.push_back(rejection.ToString());
+    for (const FeatureRejection& rejection : parsed->rejections)
+      outcome.problems.push_back(rejection.ToString());
     outcome.features_rejected = static_cast<int>(parsed->rejections.size());
     counters_.features_rejected += parsed->rejections.size();
   } else {
@@ -287,9 +294,9 @@ Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
   const fs::path dest_dir = options_.spool_dir / (outcome.accepted ? "processed" : "rejected");
   const fs::path target = UniqueTarget(dest_dir, outcome.name);
   if (!outcome.problems.empty()) {
-    AMPARO_RETURN_IF_ERROR(WriteLinesAtomically(options_.spool_dir / "tmp",
-                                                target.parent_path() / (target.filename().string() + ".error"),
-                                                outcome.problems));
+    AMPARO_RETURN_IF_ERROR(WriteLinesAtomically(
+        options_.spool_dir / "tmp", target.parent_path() / (target.filename().string() + ".error"),
+        outcome.problems));
   }
   AMPARO_RETURN_IF_ERROR(MoveFile(file, target));
 
@@ -300,12 +307,11 @@ Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
       if (logged++ == options_.max_logged_rejections_per_file) break;
       log::Warn("feature rejected", {{"file", outcome.name}, {"problem", problem}});
     }
-    log::Info("spool file accepted",
-              {{"file", outcome.name},
-               {"events_sent", std::to_string(outcome.events_sent)},
-               {"events_unchanged", std::to_string(outcome.events_unchanged)},
-               {"features_rejected", std::to_string(outcome.features_rejected)},
-               {"exercise", exercise ? "true" : "false"}});
+    log::Info("spool file accepted", {{"file", outcome.name},
+                                      {"events_sent", std::to_string(outcome.events_sent)},
+                                      {"events_unchanged", std::to_string(outcome.events_unchanged)},
+                                      {"features_rejected", std::to_string(outcome.features_rejected)},
+                                      {"exercise", exercise ? "true" : "false"}});
   } else {
     ++counters_.files_rejected;
     // Rejected files record their fate outside any event transaction: losing
@@ -316,12 +322,12 @@ Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
     if (audit.ok()) {
       audit->Bind(1, outcome.name).Bind(2, outcome.features_rejected).Bind(3, outcome.problems.front());
       audit->Bind(4, clock_.NowMs());
-      if (Status st = audit->Run(); !st.ok()) log::Warn("cannot record rejected file", {{"error", st.ToString()}});
+      if (Status st = audit->Run(); !st.ok())
+        log::Warn("cannot record rejected file", {{"error", st.ToString()}});
     }
-    log::Warn("spool file rejected",
-              {{"file", outcome.name},
-               {"reason", outcome.problems.front()},
-               {"problems", std::to_string(outcome.problems.size())}});
+    log::Warn("spool file rejected", {{"file", outcome.name},
+                                      {"reason", outcome.problems.front()},
+                                      {"problems", std::to_string(outcome.problems.size())}});
   }
   return outcome;
 }

@@ -3,8 +3,8 @@
 #include <boost/json.hpp>
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -20,12 +20,9 @@ namespace json = boost::json;
 // values so an operator sees "123.0" as the number it was in the feed.
 std::string FormatNumber(double value) {
   char buf[64];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
-    if (std::strtod(buf, nullptr) == value) break;
-  }
-  std::string out = buf;
-  if (std::isfinite(value) && out.find_first_of(".eE") == std::string::npos) out += ".0";
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  std::string out(buf, ec == std::errc() ? end : buf);
+  if (std::isfinite(value) && out.find_first_of(".e") == std::string::npos) out += ".0";
   return out;
 }
 
@@ -34,14 +31,20 @@ std::string Quote(std::string_view text) { return "\"" + std::string(text) + "\"
 // Names the JSON kind of `v` for error messages ("got a string").
 std::string KindName(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "a boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
     case json::kind::int64:
     case json::kind::uint64:
-    case json::kind::double_: return "a number";
-    case json::kind::string: return "a string";
-    case json::kind::array: return "an array";
-    case json::kind::object: return "an object";
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
   }
   return "?";
 }
@@ -136,8 +139,13 @@ class FeatureReader {
     if (auto p = OptionalNumber(props, "mag", &mag)) return p;
     if (auto p = OptionalNumber(props, "mmi", &mmi)) return p;
     std::optional<std::string> place, title, url, alert, status, type_code, ids;
-    for (auto [key, out] : {std::pair{"place", &place}, {"title", &title}, {"url", &url}, {"alert", &alert},
-                            {"status", &status}, {"type", &type_code}, {"ids", &ids}}) {
+    for (auto [key, out] : {std::pair{"place", &place},
+                            {"title", &title},
+                            {"url", &url},
+                            {"alert", &alert},
+                            {"status", &status},
+                            {"type", &type_code},
+                            {"ids", &ids}}) {
       if (auto p = OptionalString(props, key, out)) return p;
     }
     if (alert && *alert != "green" && *alert != "yellow" && *alert != "orange" && *alert != "red") {
@@ -146,7 +154,8 @@ class FeatureReader {
     std::optional<int64_t> tsunami;
     if (const json::value* t = props.if_contains("tsunami"); t && !t->is_null()) {
       tsunami = AsInt64(*t);
-      if (!tsunami || (*tsunami != 0 && *tsunami != 1)) return Fail("properties.tsunami", "must be 0, 1 or null");
+      if (!tsunami || (*tsunami != 0 && *tsunami != 1))
+        return Fail("properties.tsunami", "must be 0, 1 or null");
     }
 
     event->set_event_id(std::string(kUsgsSource) + ":" + *id);
@@ -205,7 +214,8 @@ class FeatureReader {
     return std::nullopt;
   }
 
-  std::optional<Problem> OptionalNumber(const json::object& props, const char* key, std::optional<double>* out) {
+  std::optional<Problem> OptionalNumber(const json::object& props, const char* key,
+                                        std::optional<double>* out) {
     const json::value* v = props.if_contains(key);
     if (!v || v->is_null()) return std::nullopt;
     *out = AsNumber(*v);
@@ -219,7 +229,8 @@ class FeatureReader {
                                         std::optional<std::string>* out) {
     const json::value* v = props.if_contains(key);
     if (!v || v->is_null()) return std::nullopt;
-    if (!v->is_string()) return Fail(std::string("properties.") + key, "must be a string or null, got " + KindName(*v));
+    if (!v->is_string())
+      return Fail(std::string("properties.") + key, "must be a string or null, got " + KindName(*v));
     *out = std::string(v->get_string());
     return std::nullopt;
   }
@@ -268,7 +279,8 @@ Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOption
   boost::system::error_code ec;
   size_t consumed = parser.write_some(text.data(), text.size(), ec);
   if (!ec && consumed < text.size()) {
-    return InvalidArgument("JSON syntax error at " + Position(text, consumed) + ": unexpected data after the document");
+    return InvalidArgument("JSON syntax error at " + Position(text, consumed) +
+                           ": unexpected data after the document");
   }
   if (ec) return InvalidArgument("JSON syntax error at " + Position(text, consumed) + ": " + ec.message());
   parser.finish(ec);
@@ -280,7 +292,8 @@ Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOption
   }
   const json::object& object = root.get_object();
   const json::value* type = object.if_contains("type");
-  if (!type || !type->is_string()) return InvalidArgument("must be \"FeatureCollection\" or \"Feature\"", "type");
+  if (!type || !type->is_string())
+    return InvalidArgument("must be \"FeatureCollection\" or \"Feature\"", "type");
   ParsedFeed feed;
   if (type->get_string() == "FeatureCollection") {
     const json::value* features = object.if_contains("features");
@@ -297,7 +310,8 @@ Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOption
     feed.feature_count = 1;
     ReadFeature(root, 0, "", options, &feed);
   } else {
-    return InvalidArgument("must be \"FeatureCollection\" or \"Feature\", got " + Quote(type->get_string()), "type");
+    return InvalidArgument("must be \"FeatureCollection\" or \"Feature\", got " + Quote(type->get_string()),
+                           "type");
   }
   return feed;
 }
@@ -309,8 +323,8 @@ Result<ParsedFeed> ParseUsgsGeoJsonFile(const std::filesystem::path& file, int64
   if (ec) return NotFound("cannot stat " + file.string() + ": " + ec.message());
   if (size > static_cast<uintmax_t>(max_file_bytes)) {
     return Status(StatusCode::kResourceExhausted,
-                  "file is " + std::to_string(size) + " bytes, above the limit of " + std::to_string(max_file_bytes) +
-                      " bytes",
+                  "file is " + std::to_string(size) + " bytes, above the limit of " +
+                      std::to_string(max_file_bytes) + " bytes",
                   "ingest.max_file_bytes");
   }
   std::ifstream in(file, std::ios::binary);

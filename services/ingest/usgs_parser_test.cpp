@@ -11,7 +11,8 @@ namespace amparo::ingest {
 namespace {
 
 const std::filesystem::path kFixtures = AMPARO_FIXTURES_DIR;
-const std::filesystem::path kSummary = kFixtures / "usgs/summary-exxamalte/usgs_all_earthquakes_past_day.json";
+const std::filesystem::path kSummary =
+    kFixtures / "usgs/summary-exxamalte/usgs_all_earthquakes_past_day.json";
 const std::filesystem::path kDetail = kFixtures / "usgs/detail-monty/us6000pi9w.geojson";
 
 const v1::CrisisEvent* FindEvent(const ParsedFeed& feed, const std::string& source_id) {
@@ -27,8 +28,8 @@ std::string Collection(const std::string& feature) {
 }
 
 // A valid summary feature with the given geometry and extra properties.
-std::string Feature(const std::string& id, const std::string& coordinates, const std::string& extra_props = "",
-                    int64_t updated = 1537026265040) {
+std::string Feature(const std::string& id, const std::string& coordinates,
+                    const std::string& extra_props = "", int64_t updated = 1537026265040) {
   return R"({"type":"Feature","id":")" + id + R"(","geometry":{"type":"Point","coordinates":)" + coordinates +
          R"(},"properties":{"mag":4.5,"place":"somewhere","time":1536998729280,"updated":)" +
          std::to_string(updated) + R"(,"status":"reviewed","type":"earthquake","title":"M 4.5 - somewhere")" +
@@ -36,7 +37,8 @@ std::string Feature(const std::string& id, const std::string& coordinates, const
 }
 
 TEST(UsgsParserTest, SummaryFixtureYieldsAll188EventsWithExactFields) {
-  auto feed = ParseUsgsGeoJsonFile(kSummary, 64 << 20, {.status = v1::EVENT_STATUS_ACTUAL, .received_ms = 42});
+  auto feed =
+      ParseUsgsGeoJsonFile(kSummary, 64 << 20, {.status = v1::EVENT_STATUS_ACTUAL, .received_ms = 42});
   ASSERT_TRUE(feed.ok()) << feed.status().ToString();
   EXPECT_EQ(feed->kind, ParsedFeed::Kind::kSummary);
   EXPECT_EQ(feed->feature_count, 188);
@@ -159,7 +161,8 @@ TEST(UsgsParserTest, BadFeatureIsRejectedWithFieldAndTheRestGoesOn) {
   EXPECT_EQ(r.id, "badlat");
   EXPECT_EQ(r.field, "features[3].geometry.coordinates");
   EXPECT_EQ(r.reason, "latitude 123.0 out of range -90..90");
-  EXPECT_EQ(r.ToString(), "features[3].geometry.coordinates: latitude 123.0 out of range -90..90 (id badlat)");
+  EXPECT_EQ(r.ToString(),
+            "features[3].geometry.coordinates: latitude 123.0 out of range -90..90 (id badlat)");
 }
 
 struct BadFeatureCase {
@@ -192,12 +195,14 @@ INSTANTIATE_TEST_SUITE_P(
                        "must be a finite number, got a string"},
         BadFeatureCase{Feature("a", "[10, 1e999]"), "features[0].geometry.coordinates[1]",
                        "must be a finite number, got inf"},
-        BadFeatureCase{R"({"type":"Feature","id":"a","geometry":{"type":"Polygon","coordinates":[]},"properties":{}})",
-                       "features[0].geometry.type", "must be \"Point\", got \"Polygon\""},
-        BadFeatureCase{R"({"type":"Feature","id":"a","geometry":null,"properties":{}})", "features[0].geometry",
-                       "must be an object"},
-        BadFeatureCase{R"({"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":{}})",
-                       "features[0].id", "must be a non-empty string"},
+        BadFeatureCase{
+            R"({"type":"Feature","id":"a","geometry":{"type":"Polygon","coordinates":[]},"properties":{}})",
+            "features[0].geometry.type", "must be \"Point\", got \"Polygon\""},
+        BadFeatureCase{R"({"type":"Feature","id":"a","geometry":null,"properties":{}})",
+                       "features[0].geometry", "must be an object"},
+        BadFeatureCase{
+            R"({"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":{}})",
+            "features[0].id", "must be a non-empty string"},
         BadFeatureCase{R"("just a string")", "features[0]", "must be an object, got a string"},
         BadFeatureCase{R"({"type":"Feature","id":"a","geometry":{"type":"Point","coordinates":[1,2]},
                           "properties":{"time":"2018-09-15","updated":1}})",
@@ -208,8 +213,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFeatureCase{R"({"type":"Feature","id":"a","geometry":{"type":"Point","coordinates":[1,2]},
                           "properties":{"time":1.5,"updated":2}})",
                        "features[0].properties.time", "must be an integer (unix ms), got a number"},
-        BadFeatureCase{Feature("a", "[1, 2]").replace(Feature("a", "[1, 2]").find("\"mag\":4.5"), 9, "\"mag\":\"big\""),
-                       "features[0].properties.mag", "must be a finite number or null, got a string"},
+        BadFeatureCase{
+            Feature("a", "[1, 2]").replace(Feature("a", "[1, 2]").find("\"mag\":4.5"), 9, "\"mag\":\"big\""),
+            "features[0].properties.mag", "must be a finite number or null, got a string"},
         BadFeatureCase{Feature("a", "[1, 2]", R"(,"alert":"purple")"), "features[0].properties.alert",
                        "must be green, yellow, orange, red or null, got \"purple\""},
         BadFeatureCase{Feature("a", "[1, 2]", R"(,"tsunami":2)"), "features[0].properties.tsunami",
@@ -254,7 +260,8 @@ TEST(UsgsParserTest, BadSingleFeatureHasUnprefixedField) {
   ASSERT_TRUE(feed.ok());
   EXPECT_EQ(feed->kind, ParsedFeed::Kind::kDetail);
   ASSERT_EQ(feed->rejections.size(), 1u);
-  EXPECT_EQ(feed->rejections[0].ToString(), "geometry.coordinates: latitude -91.0 out of range -90..90 (id d1)");
+  EXPECT_EQ(feed->rejections[0].ToString(),
+            "geometry.coordinates: latitude -91.0 out of range -90..90 (id d1)");
 }
 
 TEST(UsgsParserTest, FileAboveLimitIsRefusedUnread) {

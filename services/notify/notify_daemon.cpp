@@ -55,18 +55,21 @@ Result<std::unique_ptr<NotifyDaemon>> NotifyDaemon::Create(const Config& config,
 
   NotifyDaemon* self = daemon.get();
   self->loop_.OnReadable(self->inbox_->socket(), [self] {
-    if (Status st = self->inbox_->Pump(); !st.ok()) log::Error("inbox pump failed", {{"error", st.ToString()}});
+    if (Status st = self->inbox_->Pump(); !st.ok())
+      log::Error("inbox pump failed", {{"error", st.ToString()}});
     (void)self->ProcessInbox();
   });
   self->loop_.OnReadable(self->gateway_->socket(), [self] {
-    if (Status st = self->gateway_->Pump(); !st.ok()) log::Error("gateway link failed", {{"error", st.ToString()}});
+    if (Status st = self->gateway_->Pump(); !st.ok())
+      log::Error("gateway link failed", {{"error", st.ToString()}});
   });
   self->loop_.Every(kChannelInterval, [self] { self->PollChannel(); });
   self->loop_.Every(kDispatchInterval, [self] {
     // Retryable handler failures (a busy database) are retried here.
     (void)self->ProcessInbox();
     (void)self->DispatchDue();
-    if (Status st = self->gateway_->Pump(); !st.ok()) log::Error("gateway link failed", {{"error", st.ToString()}});
+    if (Status st = self->gateway_->Pump(); !st.ok())
+      log::Error("gateway link failed", {{"error", st.ToString()}});
   });
   return daemon;
 }
@@ -125,7 +128,8 @@ void NotifyDaemon::Record(const std::string& delivery_id, const SendResult& resu
     // The delivery stays open and due, so it is attempted again with the same
     // webhook-id: at least once, never lost.
     log::Error("recording a delivery attempt failed",
-               {{"delivery_id", delivery_id}, {"outcome", std::string(SendOutcomeName(result.outcome))},
+               {{"delivery_id", delivery_id},
+                {"outcome", std::string(SendOutcomeName(result.outcome))},
                 {"error", st.ToString()}});
   }
 }
@@ -143,8 +147,8 @@ Status NotifyDaemon::RecordInTransaction(const std::string& delivery_id, const S
 
   const int64_t now_ms = clock_.NowMs();
   RetryDecision decision = DecideAfterAttempt(result, delivery.attempts, now_ms, retry_, jitter_);
-  auto updated = store.UpdateOpenDelivery(delivery_id, decision.state, decision.attempts, decision.next_attempt_ms,
-                                          decision.last_error, now_ms);
+  auto updated = store.UpdateOpenDelivery(delivery_id, decision.state, decision.attempts,
+                                          decision.next_attempt_ms, decision.last_error, now_ms);
   if (!updated.ok()) return updated.status();
   delivery.state = decision.state;
   delivery.attempts = decision.attempts;

@@ -46,10 +46,10 @@ struct NotifyDeps {
 };
 
 struct NotifyStats {
-  uint64_t attempts = 0;    // attempts whose result was recorded
+  uint64_t attempts = 0;  // attempts whose result was recorded
   uint64_t delivered = 0;
-  uint64_t retries = 0;     // attempts that ended retrying
-  uint64_t dead = 0;        // deliveries dead-lettered after an attempt
+  uint64_t retries = 0;  // attempts that ended retrying
+  uint64_t dead = 0;     // deliveries dead-lettered after an attempt
 };
 
 class NotifyDaemon {
@@ -59,8 +59,8 @@ class NotifyDaemon {
   // connects to the gateway (config.gateway.inbox). `ctx` and `clock` must
   // outlive the daemon. Errors: the failing step's status (e.g. the inbox
   // endpoint cannot be bound, kUnavailable/kInternal from SQLite).
-  static Result<std::unique_ptr<NotifyDaemon>> Create(const Config& config, LinkContext& ctx, const Clock& clock,
-                                                      NotifyDeps deps = {});
+  static Result<std::unique_ptr<NotifyDaemon>> Create(const Config& config, LinkContext& ctx,
+                                                      const Clock& clock, NotifyDeps deps = {});
   ~NotifyDaemon();
   NotifyDaemon(const NotifyDaemon&) = delete;
   NotifyDaemon& operator=(const NotifyDaemon&) = delete;

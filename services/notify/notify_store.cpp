@@ -92,22 +92,32 @@ Result<std::vector<Delivery>> ReadDeliveries(Statement& query) {
 
 std::string_view DeliveryStateName(DeliveryState state) {
   switch (state) {
-    case DeliveryState::kPending: return "pending";
-    case DeliveryState::kDelivered: return "delivered";
-    case DeliveryState::kRetrying: return "retrying";
-    case DeliveryState::kDead: return "dead";
+    case DeliveryState::kPending:
+      return "pending";
+    case DeliveryState::kDelivered:
+      return "delivered";
+    case DeliveryState::kRetrying:
+      return "retrying";
+    case DeliveryState::kDead:
+      return "dead";
   }
   return "pending";
 }
 
-bool IsFinal(DeliveryState state) { return state == DeliveryState::kDelivered || state == DeliveryState::kDead; }
+bool IsFinal(DeliveryState state) {
+  return state == DeliveryState::kDelivered || state == DeliveryState::kDead;
+}
 
 v1::DeliveryStatus::State ToProto(DeliveryState state) {
   switch (state) {
-    case DeliveryState::kPending: return v1::DeliveryStatus::STATE_PENDING;
-    case DeliveryState::kDelivered: return v1::DeliveryStatus::STATE_DELIVERED;
-    case DeliveryState::kRetrying: return v1::DeliveryStatus::STATE_RETRYING;
-    case DeliveryState::kDead: return v1::DeliveryStatus::STATE_DEAD;
+    case DeliveryState::kPending:
+      return v1::DeliveryStatus::STATE_PENDING;
+    case DeliveryState::kDelivered:
+      return v1::DeliveryStatus::STATE_DELIVERED;
+    case DeliveryState::kRetrying:
+      return v1::DeliveryStatus::STATE_RETRYING;
+    case DeliveryState::kDead:
+      return v1::DeliveryStatus::STATE_DEAD;
   }
   return v1::DeliveryStatus::STATE_UNSPECIFIED;
 }
@@ -149,7 +159,8 @@ Status NotifyStore::UpsertSubscription(const v1::Subscription& s, int64_t now_ms
   if (!clear.ok()) return clear.status();
   clear->Bind(1, s.subscription_id());
   AMPARO_RETURN_IF_ERROR(clear->Run());
-  auto add = db_.Prepare("INSERT OR IGNORE INTO subscription_hosts(subscription_id, host_country) VALUES(?, ?)");
+  auto add =
+      db_.Prepare("INSERT OR IGNORE INTO subscription_hosts(subscription_id, host_country) VALUES(?, ?)");
   if (!add.ok()) return add.status();
   for (const std::string& host : s.host_countries()) {
     add->Bind(1, s.subscription_id()).Bind(2, host);
@@ -243,7 +254,8 @@ Result<std::optional<v1::ConsularAlert>> NotifyStore::GetAlert(std::string_view 
 
 Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {
   auto insert = db_.Prepare(
-      "INSERT OR IGNORE INTO deliveries(delivery_id, alert_id, alert_revision, subscription_id, event_type, body, "
+      "INSERT OR IGNORE INTO deliveries(delivery_id, alert_id, alert_revision, subscription_id, event_type, "
+      "body, "
       "state, attempts, next_attempt_ms, last_error, created_ms, updated_ms) "
       "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!insert.ok()) return insert.status();
@@ -264,7 +276,8 @@ Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {
 }
 
 Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delivery_id) {
-  auto query = db_.Prepare("SELECT " + std::string(kDeliveryColumns) + " FROM deliveries d WHERE d.delivery_id = ?");
+  auto query =
+      db_.Prepare("SELECT " + std::string(kDeliveryColumns) + " FROM deliveries d WHERE d.delivery_id = ?");
   if (!query.ok()) return query.status();
   query->Bind(1, delivery_id);
   auto row = query->Step();
@@ -274,11 +287,12 @@ Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delive
 }
 
 Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int limit) {
-  auto query = db_.Prepare("SELECT " + std::string(kDeliveryColumns) +
-                           ", s.url, s.secret FROM deliveries d "
-                           "JOIN subscriptions s ON s.subscription_id = d.subscription_id "
-                           "WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_ms <= ? AND s.deleted = 0 "
-                           "ORDER BY d.next_attempt_ms, d.created_ms, d.delivery_id LIMIT ?");
+  auto query =
+      db_.Prepare("SELECT " + std::string(kDeliveryColumns) +
+                  ", s.url, s.secret FROM deliveries d "
+                  "JOIN subscriptions s ON s.subscription_id = d.subscription_id "
+                  "WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_ms <= ? AND s.deleted = 0 "
+                  "ORDER BY d.next_attempt_ms, d.created_ms, d.delivery_id LIMIT ?");
   if (!query.ok()) return query.status();
   query->Bind(1, now_ms).Bind(2, limit);
   std::vector<DueDelivery> due;

@@ -35,12 +35,12 @@ bool IsFinal(DeliveryState state);                        // delivered or dead
 v1::DeliveryStatus::State ToProto(DeliveryState state);
 
 struct Delivery {
-  std::string delivery_id;      // "msg_" + 32 hex; the webhook-id
+  std::string delivery_id;  // "msg_" + 32 hex; the webhook-id
   std::string alert_id;
   uint32_t alert_revision = 0;
   std::string subscription_id;
-  std::string event_type;       // "alert.raised" | "alert.updated" | "alert.cancelled"
-  std::string body;             // the exact bytes every attempt sends
+  std::string event_type;  // "alert.raised" | "alert.updated" | "alert.cancelled"
+  std::string body;        // the exact bytes every attempt sends
   DeliveryState state = DeliveryState::kPending;
   int attempts = 0;             // attempts completed (a result was recorded)
   int64_t next_attempt_ms = 0;  // due from this time (pending/retrying)
@@ -86,7 +86,8 @@ class NotifyStore {
                                                    int64_t now_ms);
   // Non-deleted subscriptions of `state` whose host filter is empty or
   // contains `host_country`, ordered by id.
-  Result<std::vector<std::string>> MatchingSubscriptions(std::string_view state, std::string_view host_country);
+  Result<std::vector<std::string>> MatchingSubscriptions(std::string_view state,
+                                                         std::string_view host_country);
 
   // Stores `alert` if it is newer than the stored revision.
   Result<AlertFreshness> StoreAlert(const v1::ConsularAlert& alert, int64_t now_ms);

@@ -23,7 +23,7 @@ using JitterSource = std::function<int64_t(int64_t max_inclusive)>;
 JitterSource DefaultJitterSource();
 
 struct RetryOptions {
-  int max_attempts = 12;          // attempts before the delivery is dead-lettered; >= 1
+  int max_attempts = 12;  // attempts before the delivery is dead-lettered; >= 1
   int64_t backoff_initial_ms = 1000;
   int64_t backoff_max_ms = 300000;
 };
@@ -35,9 +35,9 @@ int64_t BackoffCeilingMs(int attempts, const RetryOptions& options);
 // What a delivery becomes after an attempt that ended with `result`.
 struct RetryDecision {
   DeliveryState state = DeliveryState::kPending;
-  int attempts = 0;              // including the attempt just made
-  int64_t next_attempt_ms = 0;   // when to try again (kRetrying only; else now)
-  std::string last_error;        // "" when delivered
+  int attempts = 0;             // including the attempt just made
+  int64_t next_attempt_ms = 0;  // when to try again (kRetrying only; else now)
+  std::string last_error;       // "" when delivered
 };
 
 // `attempts_before` counts earlier attempts. Delivered -> kDelivered;

@@ -89,7 +89,8 @@ Status ValidateSubscription(const v1::Subscription& s) {
   }
   constexpr std::string_view kPrefix = "whsec_";
   std::string_view secret = s.secret();
-  if (secret.substr(0, kPrefix.size()) != kPrefix) return InvalidArgument("must start with \"whsec_\"", "secret");
+  if (secret.substr(0, kPrefix.size()) != kPrefix)
+    return InvalidArgument("must start with \"whsec_\"", "secret");
   auto key = Base64Decode(secret.substr(kPrefix.size()));
   if (!key.ok() || key->empty()) return InvalidArgument("must be \"whsec_\" followed by base64", "secret");
   return Status::Ok();

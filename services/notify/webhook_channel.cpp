@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -12,9 +13,12 @@ namespace amparo::notify {
 
 std::string_view SendOutcomeName(SendOutcome outcome) {
   switch (outcome) {
-    case SendOutcome::kDelivered: return "delivered";
-    case SendOutcome::kRetryable: return "retryable";
-    case SendOutcome::kPermanent: return "permanent";
+    case SendOutcome::kDelivered:
+      return "delivered";
+    case SendOutcome::kRetryable:
+      return "retryable";
+    case SendOutcome::kPermanent:
+      return "permanent";
   }
   return "unknown";
 }
@@ -80,8 +84,8 @@ struct WebhookChannel::Impl {
   static size_t KeepHead(char* data, size_t size, size_t count, void* user) {
     auto* request = static_cast<Request*>(user);
     size_t n = size * count;
-    auto room = static_cast<size_t>(std::max<int64_t>(0, request->max_response_head -
-                                                             static_cast<int64_t>(request->response_head.size())));
+    auto room = static_cast<size_t>(std::max<int64_t>(
+        0, request->max_response_head - static_cast<int64_t>(request->response_head.size())));
     request->response_head.append(data, std::min(n, room));
     return n;  // everything consumed; the rest is discarded
   }
@@ -118,7 +122,8 @@ Result<std::unique_ptr<WebhookChannel>> WebhookChannel::Create(const WebhookChan
     return Internal(std::string("curl_global_init: ") + curl_easy_strerror(g_curl_init_result));
   }
   auto impl = std::make_unique<Impl>(options, clock);
-  if (impl->options.user_agent.empty()) impl->options.user_agent = std::string("amparo-notify/") + AMPARO_VERSION;
+  if (impl->options.user_agent.empty())
+    impl->options.user_agent = std::string("amparo-notify/") + AMPARO_VERSION;
   impl->multi = curl_multi_init();
   if (!impl->multi) return Internal("curl_multi_init failed");
   // Each request gets its own connection: recipients are independent and a
@@ -130,7 +135,8 @@ Result<std::unique_ptr<WebhookChannel>> WebhookChannel::Create(const WebhookChan
 
 Status WebhookChannel::Send(const OutboundMessage& message, Done done) {
   if (InFlight() >= impl_->options.max_in_flight) {
-    return {StatusCode::kResourceExhausted, "webhook channel: " + std::to_string(InFlight()) + " requests in flight"};
+    return {StatusCode::kResourceExhausted,
+            "webhook channel: " + std::to_string(InFlight()) + " requests in flight"};
   }
   if (message.url.rfind("http://", 0) != 0 && message.url.rfind("https://", 0) != 0) {
     return InvalidArgument("not an http(s) URL", "url");

@@ -42,9 +42,9 @@ Result<std::string> SignWebhook(std::string_view secret, std::string_view messag
                                 std::string_view body);
 
 struct WebhookChannelOptions {
-  int max_in_flight = 16;      // concurrent requests; Send beyond it gives kResourceExhausted
-  int timeout_ms = 10000;      // whole request (connect + send + response)
-  std::string user_agent;      // default "amparo-notify/<version>"
+  int max_in_flight = 16;        // concurrent requests; Send beyond it gives kResourceExhausted
+  int timeout_ms = 10000;        // whole request (connect + send + response)
+  std::string user_agent;        // default "amparo-notify/<version>"
   int64_t max_error_body = 200;  // response bytes quoted in the error of a failed request
 };
 
@@ -52,7 +52,8 @@ class WebhookChannel final : public Channel {
  public:
   // `clock` gives the webhook-timestamp; it must outlive the channel.
   // kInternal if libcurl cannot be initialised.
-  static Result<std::unique_ptr<WebhookChannel>> Create(const WebhookChannelOptions& options, const Clock& clock);
+  static Result<std::unique_ptr<WebhookChannel>> Create(const WebhookChannelOptions& options,
+                                                        const Clock& clock);
   ~WebhookChannel() override;
   WebhookChannel(const WebhookChannel&) = delete;
   WebhookChannel& operator=(const WebhookChannel&) = delete;

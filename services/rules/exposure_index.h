@@ -86,7 +86,8 @@ class ExposureIndex {
   // Registrants inside any circle or polygon of `area` (each counted once).
   // Polygons are taken in plain lon/lat coordinates (edges are straight in
   // degrees, boundary included); a polygon whose longitudes span more than
-  // 180 degrees is taken to cross the antimeridian. Geocodes are ignored.
+  // 180 degrees is taken to cross the antimeridian. Polygons with fewer than
+  // 3 vertices or invalid coordinates, and geocodes, are ignored.
   Exposure QueryArea(const v1::Area& area, size_t max_ids_per_group) const;
 
  private:

@@ -1,0 +1,135 @@
+#include "services/gateway/gateway_daemon.h"
+
+#include <filesystem>
+
+#include "amparo/v1/envelope.pb.h"
+#include "common/log.h"
+#include "services/gateway/gateway_store.h"
+
+namespace amparo::gateway {
+
+using namespace std::chrono_literals;
+
+Result<std::unique_ptr<GatewayDaemon>> GatewayDaemon::Create(const Config& config, LinkContext& ctx,
+                                                             const Clock& clock) {
+  std::unique_ptr<GatewayDaemon> daemon(new GatewayDaemon(config, clock));
+  AMPARO_RETURN_IF_ERROR(daemon->Init(ctx));
+  return daemon;
+}
+
+GatewayDaemon::~GatewayDaemon() {
+  // The HTTP thread uses http_db_ and api_: stop it before they go.
+  if (server_) server_->Stop();
+}
+
+Status GatewayDaemon::Init(LinkContext& ctx) {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.data_dir, ec);
+  if (ec) return Unavailable("cannot create data_dir " + config_.data_dir.string() + ": " + ec.message());
+  const auto path = config_.DbPath("gateway");
+
+  auto link_db = Db::Open(path);
+  if (!link_db.ok()) return link_db.status();
+  link_db_.emplace(std::move(link_db).value());
+  AMPARO_RETURN_IF_ERROR(MigrateGatewayDb(*link_db_));
+  auto http_db = Db::Open(path);
+  if (!http_db.ok()) return http_db.status();
+  http_db_.emplace(std::move(http_db).value());
+
+  auto inbox = MakeReceiver(ctx, *link_db_, config_, "gateway", config_.gateway.inbox, clock_);
+  if (!inbox.ok()) return inbox.status();
+  inbox_ = std::move(inbox).value();
+  auto to_rules = MakeSender(ctx, *link_db_, config_, "gateway", "rules", config_.rules.inbox, clock_);
+  if (!to_rules.ok()) return to_rules.status();
+  to_rules_ = std::move(to_rules).value();
+  auto to_notify = MakeSender(ctx, *link_db_, config_, "gateway", "notify", config_.notify.inbox, clock_);
+  if (!to_notify.ok()) return to_notify.status();
+  to_notify_ = std::move(to_notify).value();
+
+  api_ = std::make_unique<GatewayApi>(*http_db_, clock_, metrics_);
+  HttpServerOptions options;
+  options.listen = config_.gateway.listen;
+  options.max_body_bytes = config_.gateway.max_body_bytes;
+  options.request_timeout_ms = config_.gateway.request_timeout_ms;
+  GatewayApi* api = api_.get();
+  auto server = HttpServer::Start(
+      options, [api](const HttpRequest& request) { return api->Handle(request); },
+      [api](std::string_view first_message) -> Result<std::string> {
+        auto token = api->AuthenticateLive(first_message);
+        if (!token.ok()) return token.status();
+        return token->state;
+      },
+      &metrics_);
+  if (!server.ok()) return server.status();
+  server_ = std::move(server).value();
+  if (!config_.gateway.port_file.empty()) {
+    AMPARO_RETURN_IF_ERROR(WritePortFile(config_.gateway.port_file.string(), server_->port()));
+  }
+
+  loop_.OnReadable(inbox_->socket(), [this] { ProcessInbox(); });
+  loop_.OnReadable(to_rules_->socket(), [this] { PumpSenders(); });
+  loop_.OnReadable(to_notify_->socket(), [this] { PumpSenders(); });
+  // The senders also pick up what the HTTP thread enqueued, which no socket
+  // announces: poll the outbox every 50 ms.
+  loop_.Every(50ms, [this] {
+    PumpSenders();
+    ProcessInbox();
+  });
+  return Status::Ok();
+}
+
+void GatewayDaemon::RunOnce(std::chrono::milliseconds max_wait) { loop_.RunOnce(max_wait); }
+
+void GatewayDaemon::Run(const std::atomic<bool>& stop) { loop_.Run(stop); }
+
+void GatewayDaemon::PumpSenders() {
+  for (LinkSender* sender : {to_rules_.get(), to_notify_.get()}) {
+    if (Status st = sender->Pump(); !st.ok()) {
+      log::Warn("link send failed", {{"peer", sender->peer()}, {"error", st.ToString()}});
+    }
+  }
+}
+
+void GatewayDaemon::ProcessInbox() {
+  if (Status st = inbox_->Pump(); !st.ok()) log::Warn("link receive failed", {{"error", st.ToString()}});
+  auto handler = [this](const v1::Envelope& envelope, Db& db) { return HandleInbound(envelope, db); };
+  // One message per call, so each broadcast follows its own commit; bounded
+  // per turn so the senders are not starved.
+  for (int i = 0; i < config_.link.batch; ++i) {
+    pending_broadcasts_.clear();
+    auto processed = inbox_->ProcessPending(handler, 1);
+    if (!processed.ok()) {
+      log::Warn("processing inbox failed", {{"error", processed.status().ToString()}});
+      break;
+    }
+    if (*processed == 0) break;
+    for (const auto& b : pending_broadcasts_) {
+      metrics_.CountAlertReceived();  // counted once committed
+      auto alert = GetAlert(*link_db_, b.state, b.alert_id);
+      if (alert.ok()) server_->Broadcast(b.state, LiveAlertFrame(*alert));
+    }
+  }
+  pending_broadcasts_.clear();
+}
+
+Status GatewayDaemon::HandleInbound(const v1::Envelope& envelope, Db& db) {
+  switch (envelope.payload_case()) {
+    case v1::Envelope::kConsularAlert: {
+      const v1::ConsularAlert& alert = envelope.consular_alert();
+      auto stored = UpsertAlert(db, alert, clock_);
+      if (!stored.ok()) return stored.status();
+      if (*stored) {
+        pending_broadcasts_.push_back({alert.state(), alert.alert_id()});
+        log::Info("alert stored", {{"alert_id", alert.alert_id()}, {"revision", std::to_string(alert.revision())}});
+      }
+      return Status::Ok();
+    }
+    case v1::Envelope::kDeliveryStatus:
+      return UpsertDelivery(db, envelope.delivery_status());
+    default:
+      // Not for us: a permanent error keeps it as a dead letter to inspect.
+      return InvalidArgument("gateway does not handle payload " + std::to_string(envelope.payload_case()));
+  }
+}
+
+}  // namespace amparo::gateway

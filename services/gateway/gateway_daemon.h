@@ -1,0 +1,82 @@
+// amparo-gateway as an embeddable object: the HTTP server on its own thread
+// (with its own Db connection) and the links on the thread that calls
+// RunOnce()/Run() (with another Db connection on the same WAL file).
+//
+// Links: a LinkReceiver on config.gateway.inbox takes consular_alert and
+// delivery_status from amparo-notify; two LinkSenders carry what the HTTP
+// thread enqueued in link_outbox: registry changes to "rules"
+// (config.rules.inbox) and subscriptions to "notify" (config.notify.inbox).
+// A stored alert revision is pushed to live console clients of its state
+// after its transaction commits.
+//
+// Thread safety: Create(), RunOnce() and Run() belong to one thread (the
+// link thread); http_port() and metrics() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/daemon.h"
+#include "common/db.h"
+#include "common/link.h"
+#include "common/status.h"
+#include "services/gateway/gateway_api.h"
+#include "services/gateway/http_server.h"
+
+namespace amparo::gateway {
+
+class GatewayDaemon {
+ public:
+  // Creates config.data_dir, opens and migrates config.DbPath("gateway"),
+  // binds the inbox, starts the senders and the HTTP server (writing the
+  // port to config.gateway.port_file when set). `ctx` and `clock` must
+  // outlive the daemon. Errors: whatever failed, e.g. kUnavailable when the
+  // listen port is taken.
+  static Result<std::unique_ptr<GatewayDaemon>> Create(const Config& config, LinkContext& ctx, const Clock& clock);
+  ~GatewayDaemon();  // stops the HTTP server first
+  GatewayDaemon(const GatewayDaemon&) = delete;
+  GatewayDaemon& operator=(const GatewayDaemon&) = delete;
+
+  // One turn of the link loop: waits up to `max_wait` for link traffic, then
+  // stores, processes and acknowledges what arrived and pumps the senders.
+  void RunOnce(std::chrono::milliseconds max_wait);
+  // RunOnce() until `stop` is set.
+  void Run(const std::atomic<bool>& stop);
+
+  uint16_t http_port() const { return server_->port(); }
+  GatewayMetrics& metrics() { return metrics_; }
+
+ private:
+  GatewayDaemon(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
+  Status Init(LinkContext& ctx);
+  // Handles one envelope from amparo-notify inside the receiver's
+  // transaction; alerts to push after commit go to pending_broadcasts_.
+  Status HandleInbound(const v1::Envelope& envelope, Db& db);
+  void ProcessInbox();
+  void PumpSenders();
+
+  Config config_;
+  const Clock& clock_;
+  GatewayMetrics metrics_;
+  std::optional<Db> http_db_;  // used only by the HTTP thread
+  std::optional<Db> link_db_;  // used only by the link thread
+  std::unique_ptr<GatewayApi> api_;
+  std::unique_ptr<LinkReceiver> inbox_;
+  std::unique_ptr<LinkSender> to_rules_;
+  std::unique_ptr<LinkSender> to_notify_;
+  PollLoop loop_;
+  struct Broadcast {
+    std::string state;
+    std::string alert_id;
+  };
+  std::vector<Broadcast> pending_broadcasts_;  // of the message being processed
+  std::unique_ptr<HttpServer> server_;         // last: stopped and destroyed first
+};
+
+}  // namespace amparo::gateway

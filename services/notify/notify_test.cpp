@@ -1,0 +1,951 @@
+// Tests of amparo-notify: the Standard Webhooks signature, routing and dedup,
+// the retry policy, and the whole daemon over real links, with a fake channel
+// and with the real webhook channel against an HTTP server on 127.0.0.1.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/crypto.h"
+#include "common/link.h"
+#include "common/testing.h"
+#include "services/notify/notify_daemon.h"
+#include "services/notify/notify_store.h"
+#include "services/notify/retry_policy.h"
+#include "services/notify/router.h"
+#include "services/notify/webhook_channel.h"
+
+namespace amparo::notify {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kRawKey[] = "amparo-test-signing-key-32-bytes";
+const std::string kSecret = "whsec_" + Base64Encode(kRawKey);
+
+v1::Subscription MakeSubscription(const std::string& id, const std::string& state,
+                                  std::vector<std::string> hosts, const std::string& url) {
+  v1::Subscription s;
+  s.set_subscription_id(id);
+  s.set_state(state);
+  for (auto& h : hosts) s.add_host_countries(h);
+  s.set_url(url);
+  s.set_secret(kSecret);
+  return s;
+}
+
+v1::ConsularAlert MakeAlert(const std::string& state, const std::string& host, uint32_t revision = 1,
+                            const std::string& incident = "usgs:us7000abcd") {
+  v1::ConsularAlert a;
+  a.set_alert_id(incident + "/" + state + "/" + host);
+  a.set_incident_id(incident);
+  a.set_revision(revision);
+  a.set_state(state);
+  a.set_host_country(host);
+  a.set_level(v1::ALERT_LEVEL_WARNING);
+  a.mutable_exposure()->set_registrants(12);
+  a.set_headline("M 6.1 - 10 km SW of Somewhere");
+  a.set_event_status("Actual");
+  a.set_raised_ms(1'700'000'000'000);
+  a.add_registrant_ids("0123456789abcdef0123456789abcdef");
+  return a;
+}
+
+v1::Envelope Wrap(const v1::ConsularAlert& alert, const Clock& clock) {
+  v1::Envelope env = MakeEnvelope("amparo-rules", clock);
+  *env.mutable_consular_alert() = alert;
+  return env;
+}
+
+v1::Envelope Wrap(const v1::Subscription& subscription, const Clock& clock) {
+  v1::Envelope env = MakeEnvelope("amparo-gateway", clock);
+  *env.mutable_subscription() = subscription;
+  return env;
+}
+
+// Envelopes waiting in `db`'s outbox for the gateway, oldest first.
+std::vector<v1::Envelope> GatewayOutbox(Db& db) {
+  std::vector<v1::Envelope> out;
+  auto q = db.Prepare("SELECT envelope FROM link_outbox WHERE peer = 'gateway' ORDER BY seq");
+  EXPECT_TRUE(q.ok());
+  while (*q->Step()) {
+    v1::Envelope env;
+    EXPECT_TRUE(env.ParseFromString(q->ColumnBlob(0)));
+    out.push_back(env);
+  }
+  return out;
+}
+
+// An independent Standard Webhooks signature: OpenSSL directly, not the code under test.
+std::string ReferenceSignature(const std::string& key, const std::string& id, const std::string& timestamp,
+                               const std::string& body) {
+  std::string content = id + "." + timestamp + "." + body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(content.data()), content.size(), mac, &mac_len);
+  std::string b64(4 * ((mac_len + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), mac, static_cast<int>(mac_len));
+  b64.resize(n);
+  return "v1," + b64;
+}
+
+// ---------------------------------------------------------------------------
+// Signature and classification
+
+TEST(SignWebhookTest, ReproducesStandardWebhooksReferenceVector) {
+  auto signature = SignWebhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                               1614265330, R"({"test": 2432232314})");
+  ASSERT_TRUE(signature.ok()) << signature.status().ToString();
+  EXPECT_EQ(*signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+TEST(SignWebhookTest, MatchesIndependentHmacForOurSecrets) {
+  auto signature = SignWebhook(kSecret, "msg_1", 1700000000, R"({"a":1})");
+  ASSERT_TRUE(signature.ok());
+  EXPECT_EQ(*signature, ReferenceSignature(kRawKey, "msg_1", "1700000000", R"({"a":1})"));
+}
+
+TEST(SignWebhookTest, RejectsSecretThatIsNotBase64) {
+  auto signature = SignWebhook("whsec_not*base64!", "msg_1", 1, "{}");
+  ASSERT_FALSE(signature.ok());
+  EXPECT_EQ(signature.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(signature.status().field(), "secret");
+}
+
+TEST(ClassifyHttpStatusTest, FollowsTheRetryContract) {
+  for (long code : {200L, 201L, 202L, 204L}) {
+    EXPECT_EQ(ClassifyHttpStatus(code, "").outcome, SendOutcome::kDelivered) << code;
+  }
+  for (long code : {408L, 429L, 500L, 502L, 503L, 504L}) {
+    EXPECT_EQ(ClassifyHttpStatus(code, "").outcome, SendOutcome::kRetryable) << code;
+  }
+  for (long code : {301L, 302L, 400L, 401L, 403L, 404L, 410L, 413L, 422L}) {
+    EXPECT_EQ(ClassifyHttpStatus(code, "").outcome, SendOutcome::kPermanent) << code;
+  }
+  EXPECT_EQ(ClassifyHttpStatus(503, "busy").error, "HTTP 503: busy");
+}
+
+TEST(DeliveryIdTest, IsMsgPrefixAndFirst32HexOfSha256AndStable) {
+  std::string id = DeliveryIdFor("usgs:x/MEX/USA", 3, "sub-1");
+  EXPECT_EQ(id, "msg_" + Sha256Hex("usgs:x/MEX/USA#3#sub-1").substr(0, 32));
+  EXPECT_EQ(id.size(), 36u);
+  EXPECT_EQ(id, DeliveryIdFor("usgs:x/MEX/USA", 3, "sub-1"));
+  EXPECT_NE(id, DeliveryIdFor("usgs:x/MEX/USA", 4, "sub-1"));
+}
+
+// ---------------------------------------------------------------------------
+// Retry policy
+
+TEST(RetryPolicyTest, CeilingDoublesFromInitialAndIsCapped) {
+  RetryOptions o{12, 1000, 300000};
+  EXPECT_EQ(BackoffCeilingMs(1, o), 1000);
+  EXPECT_EQ(BackoffCeilingMs(2, o), 2000);
+  EXPECT_EQ(BackoffCeilingMs(3, o), 4000);
+  EXPECT_EQ(BackoffCeilingMs(9, o), 256000);
+  EXPECT_EQ(BackoffCeilingMs(10, o), 300000);
+  EXPECT_EQ(BackoffCeilingMs(1000, o), 300000);  // no overflow
+}
+
+TEST(RetryPolicyTest, FullJitterStaysWithinZeroAndCeiling) {
+  RetryOptions o{12, 1000, 300000};
+  int64_t asked = -1;
+  JitterSource max_jitter = [&](int64_t max) {
+    asked = max;
+    return max;
+  };
+  JitterSource no_jitter = [](int64_t) { return int64_t{0}; };
+  JitterSource wild_jitter = [](int64_t max) { return max * 10; };
+
+  RetryDecision d = DecideAfterAttempt(SendResult::Retryable("HTTP 503"), 2, 50'000, o, max_jitter);
+  EXPECT_EQ(d.state, DeliveryState::kRetrying);
+  EXPECT_EQ(d.attempts, 3);
+  EXPECT_EQ(asked, 4000);
+  EXPECT_EQ(d.next_attempt_ms, 54'000);
+  EXPECT_EQ(d.last_error, "HTTP 503");
+  EXPECT_EQ(DecideAfterAttempt(SendResult::Retryable("x"), 2, 50'000, o, no_jitter).next_attempt_ms, 50'000);
+  EXPECT_EQ(DecideAfterAttempt(SendResult::Retryable("x"), 2, 50'000, o, wild_jitter).next_attempt_ms,
+            54'000);
+
+  // Many draws of the production source stay within [0, ceiling].
+  JitterSource real = DefaultJitterSource();
+  for (int i = 0; i < 1000; ++i) {
+    int64_t next = DecideAfterAttempt(SendResult::Retryable("x"), 0, 0, o, real).next_attempt_ms;
+    ASSERT_GE(next, 0);
+    ASSERT_LE(next, 1000);
+  }
+}
+
+TEST(RetryPolicyTest, DeliveredPermanentAndExhaustedAttempts) {
+  RetryOptions o{3, 1000, 300000};
+  JitterSource j = [](int64_t max) { return max; };
+  RetryDecision ok = DecideAfterAttempt(SendResult::Delivered(), 1, 7, o, j);
+  EXPECT_EQ(ok.state, DeliveryState::kDelivered);
+  EXPECT_EQ(ok.attempts, 2);
+  EXPECT_EQ(ok.last_error, "");
+  RetryDecision bad = DecideAfterAttempt(SendResult::Permanent("HTTP 400"), 0, 7, o, j);
+  EXPECT_EQ(bad.state, DeliveryState::kDead);
+  EXPECT_EQ(bad.attempts, 1);
+  EXPECT_EQ(bad.last_error, "HTTP 400");
+  RetryDecision last = DecideAfterAttempt(SendResult::Retryable("HTTP 503"), 2, 7, o, j);
+  EXPECT_EQ(last.state, DeliveryState::kDead);
+  EXPECT_EQ(last.attempts, 3);
+  EXPECT_EQ(last.last_error, "gave up after 3 attempts: HTTP 503");
+}
+
+// ---------------------------------------------------------------------------
+// Routing and dedup (the link handler, on a database)
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest() {
+    db_.emplace(std::move(*Db::Open(dir_ / "notify.db")));
+    EXPECT_TRUE(MigrateNotifyDb(*db_).ok());
+    EXPECT_TRUE(InitLinkTables(*db_).ok());
+  }
+  Status Route(const v1::Envelope& env) {
+    auto tx = Transaction::Begin(*db_);
+    EXPECT_TRUE(tx.ok());
+    Status st = RouteEnvelope(env, *db_, clock_);
+    if (st.ok()) {
+      EXPECT_TRUE(tx->Commit().ok());
+    }
+    return st;
+  }
+  std::vector<Delivery> Deliveries() { return *NotifyStore(*db_).ListDeliveries(); }
+
+  testing::TempDir dir_;
+  std::optional<Db> db_;
+  FakeClock clock_;
+};
+
+TEST_F(RouterTest, RoutesByStateAndHostFilter) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("a-any-host", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  ASSERT_TRUE(
+      Route(Wrap(MakeSubscription("b-usa", "MEX", {"CAN", "USA"}, "http://127.0.0.1:1/b"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("c-gtm", "MEX", {"GTM"}, "http://127.0.0.1:1/c"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("d-other-state", "COL", {}, "http://127.0.0.1:1/d"), clock_)).ok());
+  v1::Subscription gone = MakeSubscription("e-deleted", "MEX", {}, "http://127.0.0.1:1/e");
+  ASSERT_TRUE(Route(Wrap(gone, clock_)).ok());
+  gone.set_deleted(true);
+  ASSERT_TRUE(Route(Wrap(gone, clock_)).ok());
+
+  v1::ConsularAlert alert = MakeAlert("MEX", "USA");
+  ASSERT_TRUE(Route(Wrap(alert, clock_)).ok());
+
+  auto deliveries = Deliveries();
+  ASSERT_EQ(deliveries.size(), 2u);
+  EXPECT_EQ(deliveries[0].subscription_id, "a-any-host");
+  EXPECT_EQ(deliveries[1].subscription_id, "b-usa");
+  for (const Delivery& d : deliveries) {
+    EXPECT_EQ(d.delivery_id, DeliveryIdFor(alert.alert_id(), 1, d.subscription_id));
+    EXPECT_EQ(d.alert_id, "usgs:us7000abcd/MEX/USA");
+    EXPECT_EQ(d.alert_revision, 1u);
+    EXPECT_EQ(d.event_type, "alert.raised");
+    EXPECT_EQ(d.state, DeliveryState::kPending);
+    EXPECT_EQ(d.attempts, 0);
+    EXPECT_EQ(d.next_attempt_ms, clock_.NowMs());
+    boost::json::object body = boost::json::parse(d.body).as_object();
+    EXPECT_EQ(body.at("type").as_string(), "alert.raised");
+    EXPECT_EQ(body.at("timestamp").as_string(), FormatRfc3339(clock_.NowMs()));
+    EXPECT_EQ(body.at("data").at("alert_id").as_string(), "usgs:us7000abcd/MEX/USA");
+    EXPECT_EQ(body.at("data").at("exposure").at("registrants").as_int64(), 12);
+  }
+  // The alert is forwarded to the gateway once, unchanged.
+  auto outbox = GatewayOutbox(*db_);
+  ASSERT_EQ(outbox.size(), 1u);
+  EXPECT_EQ(outbox[0].producer(), "amparo-notify");
+  EXPECT_EQ(outbox[0].consular_alert().alert_id(), alert.alert_id());
+  auto stored = NotifyStore(*db_).GetAlert(alert.alert_id());
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->revision(), 1u);
+}
+
+TEST_F(RouterTest, AlertOfAnotherStateOrHostReachesNoOne) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("col", "COL", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("mex-gtm", "MEX", {"GTM"}, "http://127.0.0.1:1/b"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
+  EXPECT_TRUE(Deliveries().empty());
+  EXPECT_EQ(GatewayOutbox(*db_).size(), 1u);  // the gateway still shows it to operators
+}
+
+TEST_F(RouterTest, ReReceivedAlertMakesNoSecondDeliveryAndNewRevisionDoes) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA", 1), clock_)).ok());
+  clock_.Advance(1000);
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA", 1), clock_)).ok());  // a new envelope, same revision
+  ASSERT_EQ(Deliveries().size(), 1u);
+  EXPECT_EQ(GatewayOutbox(*db_).size(), 1u);
+
+  v1::ConsularAlert second = MakeAlert("MEX", "USA", 2);
+  ASSERT_TRUE(Route(Wrap(second, clock_)).ok());
+  auto deliveries = Deliveries();
+  ASSERT_EQ(deliveries.size(), 2u);
+  EXPECT_EQ(deliveries[1].alert_revision, 2u);
+  EXPECT_EQ(deliveries[1].event_type, "alert.updated");
+  EXPECT_NE(deliveries[0].delivery_id, deliveries[1].delivery_id);
+  EXPECT_EQ(GatewayOutbox(*db_).size(), 2u);
+
+  // A stale revision arriving late changes nothing.
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA", 1), clock_)).ok());
+  EXPECT_EQ(Deliveries().size(), 2u);
+  EXPECT_EQ(GatewayOutbox(*db_).size(), 2u);
+  EXPECT_EQ((*NotifyStore(*db_).GetAlert(second.alert_id()))->revision(), 2u);
+}
+
+TEST_F(RouterTest, CancelledAlertIsAnAlertCancelledEvent) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  v1::ConsularAlert alert = MakeAlert("MEX", "USA", 3);
+  alert.set_cancelled(true);
+  ASSERT_TRUE(Route(Wrap(alert, clock_)).ok());
+  ASSERT_EQ(Deliveries().size(), 1u);
+  EXPECT_EQ(Deliveries()[0].event_type, "alert.cancelled");
+  EXPECT_EQ(boost::json::parse(Deliveries()[0].body).at("type").as_string(), "alert.cancelled");
+}
+
+TEST_F(RouterTest, DeletingSubscriptionKillsItsOpenDeliveriesAndReportsThem) {
+  v1::Subscription sub = MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/a");
+  ASSERT_TRUE(Route(Wrap(sub, clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("s2", "MEX", {}, "http://127.0.0.1:1/b"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
+  v1::Subscription deletion;
+  deletion.set_subscription_id("s1");
+  deletion.set_deleted(true);
+  clock_.Advance(5000);
+  ASSERT_TRUE(Route(Wrap(deletion, clock_)).ok());
+
+  auto deliveries = Deliveries();
+  ASSERT_EQ(deliveries.size(), 2u);
+  EXPECT_EQ(deliveries[0].state, DeliveryState::kDead);
+  EXPECT_EQ(deliveries[0].last_error, "subscription deleted");
+  EXPECT_EQ(deliveries[0].updated_ms, clock_.NowMs());
+  EXPECT_EQ(deliveries[1].state, DeliveryState::kPending);
+  auto outbox = GatewayOutbox(*db_);
+  ASSERT_EQ(outbox.size(), 2u);  // the alert, then the dead delivery
+  const v1::DeliveryStatus& status = outbox[1].delivery_status();
+  EXPECT_EQ(status.delivery_id(), deliveries[0].delivery_id);
+  EXPECT_EQ(status.subscription_id(), "s1");
+  EXPECT_EQ(status.state(), v1::DeliveryStatus::STATE_DEAD);
+  EXPECT_EQ(status.last_error(), "subscription deleted");
+  // And nothing more is routed to it.
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "GTM"), clock_)).ok());
+  EXPECT_EQ(Deliveries().size(), 3u);
+  EXPECT_EQ(Deliveries()[0].subscription_id, "s2");
+}
+
+TEST_F(RouterTest, RejectsInvalidInputNamingTheField) {
+  v1::Subscription bad = MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/a");
+  bad.set_secret("whsec_***");
+  Status st = Route(Wrap(bad, clock_));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.field(), "secret");
+  bad = MakeSubscription("s1", "MEX", {}, "ftp://example.org/");
+  st = Route(Wrap(bad, clock_));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.field(), "url");
+  v1::ConsularAlert no_state = MakeAlert("MEX", "USA");
+  no_state.clear_state();
+  st = Route(Wrap(no_state, clock_));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.field(), "state");
+  v1::Envelope ack = MakeEnvelope("amparo-gateway", clock_);
+  ack.mutable_alert_ack()->set_alert_id("x");
+  st = Route(ack);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.field(), "payload");
+}
+
+// ---------------------------------------------------------------------------
+// The daemon over real links
+
+// A channel whose outcomes the test scripts. While `hold` is set, sends stay
+// in flight. State is shared so the test can inspect it after handing the
+// channel to the daemon.
+struct FakeChannelState {
+  std::vector<OutboundMessage> sent;
+  std::deque<SendResult> script;  // outcomes in order; empty = delivered
+  bool hold = false;
+  int capacity = 1000;
+};
+
+class FakeChannel final : public Channel {
+ public:
+  explicit FakeChannel(std::shared_ptr<FakeChannelState> state) : state_(std::move(state)) {}
+  Status Send(const OutboundMessage& message, Done done) override {
+    if (InFlight() >= state_->capacity) return {StatusCode::kResourceExhausted, "full"};
+    state_->sent.push_back(message);
+    pending_.push_back({message.delivery_id, std::move(done)});
+    return Status::Ok();
+  }
+  void Poll() override {
+    if (state_->hold) return;
+    auto finished = std::move(pending_);
+    pending_.clear();
+    for (auto& [id, done] : finished) {
+      SendResult result = SendResult::Delivered();
+      if (!state_->script.empty()) {
+        result = state_->script.front();
+        state_->script.pop_front();
+      }
+      done(id, result);
+    }
+  }
+  int InFlight() const override { return static_cast<int>(pending_.size()); }
+
+ private:
+  std::shared_ptr<FakeChannelState> state_;
+  std::vector<std::pair<std::string, Done>> pending_;
+};
+
+class NotifyDaemonTest : public ::testing::Test {
+ protected:
+  NotifyDaemonTest() {
+    feeder_db_.emplace(std::move(*Db::Open(dir_ / "rules.db")));
+    EXPECT_TRUE(InitLinkTables(*feeder_db_).ok());
+    gateway_db_.emplace(std::move(*Db::Open(dir_ / "gateway.db")));
+  }
+
+  void Configure(const std::string& notify_section) {
+    auto config = Config::Parse("[notify]\n" + notify_section, dir_.path());
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    config_ = *config;
+    std::filesystem::create_directories(config_.run_dir);  // the ipc endpoints live here
+    feeder_ = std::make_unique<LinkSender>(ctx_, *feeder_db_, "notify", config_.notify.inbox, config_.link,
+                                           SystemClock::Instance());
+    ASSERT_TRUE(feeder_->Start().ok());
+    gateway_ = std::make_unique<LinkReceiver>(ctx_, *gateway_db_, config_.gateway.inbox, config_.link,
+                                              SystemClock::Instance());
+    Status bound = gateway_->Bind();
+    ASSERT_TRUE(bound.ok()) << bound.ToString();
+  }
+
+  // Starts the daemon with a fake channel (`fake` non-null) or the real
+  // webhook channel.
+  void StartDaemon(std::shared_ptr<FakeChannelState> fake) {
+    NotifyDeps deps;
+    if (fake) deps.channel = std::make_unique<FakeChannel>(fake);
+    deps.jitter = [](int64_t max) { return max; };  // deterministic: the ceiling
+    auto daemon = NotifyDaemon::Create(config_, ctx_, clock_, std::move(deps));
+    ASSERT_TRUE(daemon.ok()) << daemon.status().ToString();
+    daemon_ = std::move(daemon).value();
+  }
+
+  void Feed(const v1::Envelope& env) { ASSERT_TRUE(EnqueueOutbound(*feeder_db_, "notify", env).ok()); }
+
+  template <typename Pred>
+  bool RunUntil(Pred done, std::chrono::milliseconds limit = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      EXPECT_TRUE(feeder_->Pump().ok());
+      daemon_->RunOnce(5ms);
+      EXPECT_TRUE(gateway_->Pump().ok());
+      if (done()) return true;
+    }
+    return false;
+  }
+
+  std::vector<Delivery> Deliveries() { return *NotifyStore(daemon_->db()).ListDeliveries(); }
+  std::optional<Delivery> DeliveryOf(const std::string& subscription_id) {
+    for (auto& d : Deliveries()) {
+      if (d.subscription_id == subscription_id) return d;
+    }
+    return std::nullopt;
+  }
+  // What reached the gateway's inbox so far, in order.
+  std::vector<v1::Envelope> DrainGateway() {
+    auto n = gateway_->ProcessPending(
+        [&](const v1::Envelope& env, Db&) {
+          at_gateway_.push_back(env);
+          return Status::Ok();
+        },
+        1000);
+    EXPECT_TRUE(n.ok());
+    return at_gateway_;
+  }
+  std::vector<v1::DeliveryStatus> GatewayStatuses() {
+    std::vector<v1::DeliveryStatus> out;
+    for (const auto& env : DrainGateway()) {
+      if (env.has_delivery_status()) out.push_back(env.delivery_status());
+    }
+    return out;
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_;
+  LinkContext ctx_;
+  Config config_;
+  std::optional<Db> feeder_db_, gateway_db_;
+  std::unique_ptr<LinkSender> feeder_;
+  std::unique_ptr<LinkReceiver> gateway_;
+  std::unique_ptr<NotifyDaemon> daemon_;
+  std::vector<v1::Envelope> at_gateway_;
+};
+
+TEST_F(NotifyDaemonTest, DeliversAndReportsAlertAndStatusToGateway) {
+  Configure("");
+  auto fake = std::make_shared<FakeChannelState>();
+  StartDaemon(fake);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/hook"), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return GatewayStatuses().size() == 1; }));
+
+  ASSERT_EQ(fake->sent.size(), 1u);
+  auto delivery = DeliveryOf("s1");
+  ASSERT_TRUE(delivery);
+  EXPECT_EQ(delivery->state, DeliveryState::kDelivered);
+  EXPECT_EQ(delivery->attempts, 1);
+  EXPECT_EQ(fake->sent[0].delivery_id, delivery->delivery_id);
+  EXPECT_EQ(fake->sent[0].url, "http://127.0.0.1:1/hook");
+  EXPECT_EQ(fake->sent[0].secret, kSecret);
+  EXPECT_EQ(fake->sent[0].body, delivery->body);
+
+  auto at_gateway = DrainGateway();
+  ASSERT_EQ(at_gateway.size(), 2u);
+  EXPECT_EQ(at_gateway[0].consular_alert().alert_id(), "usgs:us7000abcd/MEX/USA");
+  const v1::DeliveryStatus& status = at_gateway[1].delivery_status();
+  EXPECT_EQ(at_gateway[1].producer(), "amparo-notify");
+  EXPECT_EQ(status.delivery_id(), delivery->delivery_id);
+  EXPECT_EQ(status.alert_id(), "usgs:us7000abcd/MEX/USA");
+  EXPECT_EQ(status.alert_revision(), 1u);
+  EXPECT_EQ(status.subscription_id(), "s1");
+  EXPECT_EQ(status.state(), v1::DeliveryStatus::STATE_DELIVERED);
+  EXPECT_EQ(status.attempts(), 1u);
+  EXPECT_EQ(status.last_error(), "");
+  EXPECT_EQ(daemon_->stats().delivered, 1u);
+}
+
+TEST_F(NotifyDaemonTest, RetriesWithBackoffAndSameBytesThenDeadLettersAfterMaxAttempts) {
+  Configure("max_attempts = 3\nbackoff_initial_ms = 1000\nbackoff_max_ms = 1500\n");
+  auto fake = std::make_shared<FakeChannelState>();
+  fake->script = {SendResult::Retryable("HTTP 503"), SendResult::Retryable("HTTP 502"),
+                  SendResult::Retryable("curl: Timeout was reached")};
+  StartDaemon(fake);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/hook"), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  const int64_t start = clock_.NowMs();
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1") && DeliveryOf("s1")->attempts == 1; }));
+  auto d = *DeliveryOf("s1");
+  EXPECT_EQ(d.state, DeliveryState::kRetrying);
+  EXPECT_EQ(d.next_attempt_ms, start + 1000);  // jitter = ceiling = initial
+  EXPECT_EQ(d.last_error, "HTTP 503");
+
+  // Not due yet: nothing is sent however long the loop runs.
+  RunUntil([] { return false; }, 150ms);
+  EXPECT_EQ(fake->sent.size(), 1u);
+
+  clock_.Advance(1000);
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1")->attempts == 2; }));
+  d = *DeliveryOf("s1");
+  EXPECT_EQ(d.next_attempt_ms, clock_.NowMs() + 1500);  // 2000 capped by backoff_max_ms
+  clock_.Advance(1500);
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1")->state == DeliveryState::kDead; }));
+  d = *DeliveryOf("s1");
+  EXPECT_EQ(d.attempts, 3);
+  EXPECT_EQ(d.last_error, "gave up after 3 attempts: curl: Timeout was reached");
+
+  ASSERT_EQ(fake->sent.size(), 3u);
+  for (const auto& message : fake->sent) {
+    EXPECT_EQ(message.delivery_id, d.delivery_id);
+    EXPECT_EQ(message.body, d.body);
+  }
+  ASSERT_TRUE(RunUntil([&] { return GatewayStatuses().size() == 1; }));
+  auto statuses = GatewayStatuses();
+  EXPECT_EQ(statuses[0].state(), v1::DeliveryStatus::STATE_DEAD);
+  EXPECT_EQ(statuses[0].attempts(), 3u);
+  EXPECT_EQ(statuses[0].last_error(), "gave up after 3 attempts: curl: Timeout was reached");
+  EXPECT_EQ(daemon_->stats().retries, 2u);
+  EXPECT_EQ(daemon_->stats().dead, 1u);
+}
+
+TEST_F(NotifyDaemonTest, NeverHasMoreThanMaxInFlightSends) {
+  Configure("max_in_flight = 2\n");
+  auto fake = std::make_shared<FakeChannelState>();
+  fake->hold = true;
+  StartDaemon(fake);
+  for (const char* id : {"s1", "s2", "s3"}) {
+    Feed(Wrap(MakeSubscription(id, "MEX", {}, "http://127.0.0.1:1/hook"), clock_));
+  }
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return Deliveries().size() == 3 && fake->sent.size() == 2; }));
+  RunUntil([] { return false; }, 150ms);
+  EXPECT_EQ(fake->sent.size(), 2u);  // the third waits for a free slot
+  EXPECT_EQ(daemon_->in_flight(), 2);
+  fake->hold = false;
+  ASSERT_TRUE(RunUntil([&] { return daemon_->stats().delivered == 3; }));
+  ASSERT_EQ(fake->sent.size(), 3u);  // each sent exactly once
+  EXPECT_NE(fake->sent[0].delivery_id, fake->sent[2].delivery_id);
+  EXPECT_NE(fake->sent[1].delivery_id, fake->sent[2].delivery_id);
+}
+
+TEST_F(NotifyDaemonTest, RestartResumesPendingDeliveriesWithTheSameId) {
+  Configure("");
+  auto first = std::make_shared<FakeChannelState>();
+  first->hold = true;  // the process "dies" with the request in flight
+  StartDaemon(first);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/hook"), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return first->sent.size() == 1; }));
+  daemon_.reset();
+
+  auto second = std::make_shared<FakeChannelState>();
+  StartDaemon(second);
+  ASSERT_TRUE(RunUntil([&] { return daemon_->stats().delivered == 1; }));
+  ASSERT_EQ(second->sent.size(), 1u);
+  EXPECT_EQ(second->sent[0].delivery_id, first->sent[0].delivery_id);
+  EXPECT_EQ(second->sent[0].body, first->sent[0].body);
+  EXPECT_EQ(DeliveryOf("s1")->state, DeliveryState::kDelivered);
+  EXPECT_EQ(DeliveryOf("s1")->attempts, 1);
+  EXPECT_EQ(Deliveries().size(), 1u);
+}
+
+TEST_F(NotifyDaemonTest, ResultOfAttemptToDeletedSubscriptionIsIgnored) {
+  Configure("");
+  auto fake = std::make_shared<FakeChannelState>();
+  fake->hold = true;
+  StartDaemon(fake);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/hook"), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return fake->sent.size() == 1; }));
+  v1::Subscription deletion;
+  deletion.set_subscription_id("s1");
+  deletion.set_deleted(true);
+  Feed(Wrap(deletion, clock_));
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1")->state == DeliveryState::kDead; }));
+  fake->hold = false;
+  ASSERT_TRUE(RunUntil([&] { return daemon_->in_flight() == 0; }));
+  auto d = *DeliveryOf("s1");
+  EXPECT_EQ(d.state, DeliveryState::kDead);
+  EXPECT_EQ(d.last_error, "subscription deleted");
+  EXPECT_EQ(d.attempts, 0);
+  ASSERT_TRUE(RunUntil([&] { return GatewayStatuses().size() == 1; }));
+  EXPECT_EQ(GatewayStatuses()[0].state(), v1::DeliveryStatus::STATE_DEAD);
+}
+
+// ---------------------------------------------------------------------------
+// The real webhook channel against an HTTP server on 127.0.0.1, port 0
+
+struct HttpRequest {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> headers;  // names lowercased
+  std::string body;
+};
+
+// A minimal HTTP/1.1 server: one thread per connection, `Connection: close`.
+// The responder returns a status code, or 0 to hang until the client gives
+// up (or the server stops).
+class TestHttpServer {
+ public:
+  using Responder = std::function<int(const HttpRequest&)>;
+
+  explicit TestHttpServer(Responder responder) : responder_(std::move(responder)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(listen_fd_, 64), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~TestHttpServer() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& t : connections_) t.join();
+    ::close(listen_fd_);
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  std::vector<HttpRequest> Requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+  size_t RequestCount(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (const auto& r : requests_) n += r.path == path;
+    return n;
+  }
+
+ private:
+  void AcceptLoop() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) continue;
+      connections_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  // Reads with a 20 ms poll so a stop is noticed; false on EOF/error/stop.
+  bool ReadSome(int fd, std::string* into) {
+    while (!stop_) {
+      pollfd p{fd, POLLIN, 0};
+      int r = ::poll(&p, 1, 20);
+      if (r == 0) continue;
+      if (r < 0) return false;
+      char buf[4096];
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n <= 0) return false;
+      into->append(buf, static_cast<size_t>(n));
+      return true;
+    }
+    return false;
+  }
+
+  void Serve(int fd) {
+    std::string data;
+    size_t header_end;
+    while ((header_end = data.find("\r\n\r\n")) == std::string::npos) {
+      if (!ReadSome(fd, &data)) {
+        ::close(fd);
+        return;
+      }
+    }
+    HttpRequest request;
+    std::string head = data.substr(0, header_end);
+    size_t line_end = head.find("\r\n");
+    std::string request_line = head.substr(0, line_end);
+    request.method = request_line.substr(0, request_line.find(' '));
+    size_t path_start = request_line.find(' ') + 1;
+    request.path = request_line.substr(path_start, request_line.find(' ', path_start) - path_start);
+    size_t pos = line_end + 2;
+    while (line_end != std::string::npos && pos < head.size()) {
+      size_t next = head.find("\r\n", pos);
+      std::string line = head.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+      size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string name = line.substr(0, colon);
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        size_t value_start = line.find_first_not_of(' ', colon + 1);
+        request.headers[name] = value_start == std::string::npos ? "" : line.substr(value_start);
+      }
+      if (next == std::string::npos) break;
+      pos = next + 2;
+    }
+    size_t length =
+        request.headers.count("content-length") ? std::stoul(request.headers["content-length"]) : 0;
+    std::string body = data.substr(header_end + 4);
+    while (body.size() < length && ReadSome(fd, &body)) {
+    }
+    request.body = body.substr(0, length);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(request);
+    }
+    int status = responder_(request);
+    if (status == 0) {
+      std::string ignored;
+      while (ReadSome(fd, &ignored)) {
+      }
+      ::close(fd);
+      return;
+    }
+    std::string response = "HTTP/1.1 " + std::to_string(status) + " Test\r\nContent-Type: text/plain\r\n";
+    if (status >= 300 && status < 400) response += "Location: " + Url("/ok") + "\r\n";
+    std::string text = status >= 400 ? "nope" : "";
+    response += "Content-Length: " + std::to_string(text.size()) + "\r\nConnection: close\r\n\r\n" + text;
+    size_t written = 0;
+    while (written < response.size()) {
+      ssize_t n = ::write(fd, response.data() + written, response.size() - written);
+      if (n <= 0) break;
+      written += static_cast<size_t>(n);
+    }
+    ::close(fd);
+  }
+
+  Responder responder_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> connections_;  // only the acceptor thread touches it until join
+  std::mutex mu_;
+  std::vector<HttpRequest> requests_;
+};
+
+class WebhookDaemonTest : public NotifyDaemonTest {};
+
+TEST_F(WebhookDaemonTest, DeliversSignedWebhookWithStandardHeaders) {
+  TestHttpServer server([](const HttpRequest&) { return 204; });
+  Configure("");
+  StartDaemon(nullptr);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {"USA"}, server.Url("/hook")), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return daemon_->stats().delivered == 1; }));
+
+  auto delivery = *DeliveryOf("s1");
+  EXPECT_EQ(delivery.state, DeliveryState::kDelivered);
+  EXPECT_EQ(delivery.attempts, 1);
+  auto requests = server.Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  HttpRequest& r = requests[0];
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(r.path, "/hook");
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  EXPECT_EQ(r.headers["user-agent"], std::string("amparo-notify/") + AMPARO_VERSION);
+  EXPECT_EQ(r.headers["webhook-id"], delivery.delivery_id);
+  EXPECT_EQ(r.headers["webhook-timestamp"], std::to_string(clock_.NowMs() / 1000));
+  EXPECT_EQ(r.headers.count("expect"), 0u);
+  EXPECT_EQ(r.body, delivery.body);
+  EXPECT_EQ(r.headers["webhook-signature"],
+            ReferenceSignature(kRawKey, r.headers["webhook-id"], r.headers["webhook-timestamp"], r.body));
+  boost::json::value body = boost::json::parse(r.body);
+  EXPECT_EQ(body.at("type").as_string(), "alert.raised");
+  EXPECT_EQ(body.at("data").at("state").as_string(), "MEX");
+  EXPECT_EQ(body.at("data").at("host_country").as_string(), "USA");
+}
+
+TEST_F(WebhookDaemonTest, Retries503ThenDeliversWithTheSameWebhookId) {
+  std::atomic<int> calls{0};
+  TestHttpServer server([&](const HttpRequest&) { return calls++ == 0 ? 503 : 200; });
+  Configure("backoff_initial_ms = 1000\n");
+  StartDaemon(nullptr);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/hook")), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1") && DeliveryOf("s1")->attempts == 1; }));
+  EXPECT_EQ(DeliveryOf("s1")->state, DeliveryState::kRetrying);
+  EXPECT_EQ(DeliveryOf("s1")->last_error, "HTTP 503: nope");
+  clock_.Advance(1000);
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1")->state == DeliveryState::kDelivered; }));
+
+  auto delivery = *DeliveryOf("s1");
+  EXPECT_EQ(delivery.attempts, 2);
+  EXPECT_EQ(delivery.last_error, "");
+  auto requests = server.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].headers["webhook-id"], delivery.delivery_id);
+  EXPECT_EQ(requests[1].headers["webhook-id"], delivery.delivery_id);
+  EXPECT_EQ(requests[0].body, requests[1].body);
+  // Signed again at the time of the retry.
+  EXPECT_EQ(std::stoll(requests[1].headers["webhook-timestamp"]) -
+                std::stoll(requests[0].headers["webhook-timestamp"]),
+            1);
+  for (auto& r : requests) {
+    EXPECT_EQ(r.headers["webhook-signature"],
+              ReferenceSignature(kRawKey, r.headers["webhook-id"], r.headers["webhook-timestamp"], r.body));
+  }
+  ASSERT_TRUE(RunUntil([&] { return GatewayStatuses().size() == 1; }));
+  EXPECT_EQ(GatewayStatuses()[0].state(), v1::DeliveryStatus::STATE_DELIVERED);
+  EXPECT_EQ(GatewayStatuses()[0].attempts(), 2u);
+}
+
+TEST_F(WebhookDaemonTest, BadRequestIsDeadAfterOneAttempt) {
+  TestHttpServer server([](const HttpRequest&) { return 400; });
+  Configure("");
+  StartDaemon(nullptr);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/hook")), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1") && DeliveryOf("s1")->state == DeliveryState::kDead; }));
+  auto delivery = *DeliveryOf("s1");
+  EXPECT_EQ(delivery.attempts, 1);
+  EXPECT_EQ(delivery.last_error, "HTTP 400: nope");
+  clock_.Advance(3'600'000);
+  RunUntil([] { return false; }, 150ms);
+  EXPECT_EQ(server.Requests().size(), 1u);
+  ASSERT_TRUE(RunUntil([&] { return GatewayStatuses().size() == 1; }));
+  EXPECT_EQ(GatewayStatuses()[0].state(), v1::DeliveryStatus::STATE_DEAD);
+  EXPECT_EQ(GatewayStatuses()[0].last_error(), "HTTP 400: nope");
+}
+
+TEST_F(WebhookDaemonTest, RedirectIsNotFollowedAndIsPermanent) {
+  TestHttpServer server([](const HttpRequest& r) { return r.path == "/ok" ? 200 : 302; });
+  Configure("");
+  StartDaemon(nullptr);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/moved")), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1") && DeliveryOf("s1")->state == DeliveryState::kDead; }));
+  EXPECT_EQ(DeliveryOf("s1")->last_error, "HTTP 302");
+  EXPECT_EQ(server.RequestCount("/ok"), 0u);
+}
+
+TEST_F(WebhookDaemonTest, ServerErrorsUntilMaxAttemptsThenDead) {
+  TestHttpServer server([](const HttpRequest&) { return 500; });
+  Configure("max_attempts = 3\nbackoff_initial_ms = 100\nbackoff_max_ms = 100\n");
+  StartDaemon(nullptr);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/hook")), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] {
+    clock_.Advance(100);  // every retry is due at once
+    return DeliveryOf("s1") && DeliveryOf("s1")->state == DeliveryState::kDead;
+  }));
+  auto delivery = *DeliveryOf("s1");
+  EXPECT_EQ(delivery.attempts, 3);
+  EXPECT_EQ(delivery.last_error, "gave up after 3 attempts: HTTP 500: nope");
+  EXPECT_EQ(server.Requests().size(), 3u);
+}
+
+TEST_F(WebhookDaemonTest, ConnectionRefusedIsRetryable) {
+  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(probe);  // nothing listens on this port now
+  Configure("");
+  StartDaemon(nullptr);
+  Feed(Wrap(
+      MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/"),
+      clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1") && DeliveryOf("s1")->attempts == 1; }));
+  EXPECT_EQ(DeliveryOf("s1")->state, DeliveryState::kRetrying);
+  EXPECT_EQ(DeliveryOf("s1")->last_error.rfind("curl: ", 0), 0u) << DeliveryOf("s1")->last_error;
+}
+
+TEST_F(WebhookDaemonTest, HangingEndpointDoesNotBlockAnotherOne) {
+  TestHttpServer server([](const HttpRequest& r) { return r.path == "/hang" ? 0 : 200; });
+  Configure("http_timeout_ms = 1500\nmax_in_flight = 4\n");
+  StartDaemon(nullptr);
+  Feed(Wrap(MakeSubscription("slow", "AAA", {}, server.Url("/hang")), clock_));
+  Feed(Wrap(MakeSubscription("good", "BBB", {}, server.Url("/ok")), clock_));
+  Feed(Wrap(MakeAlert("AAA", "USA"), clock_));
+  // The hanging request is in flight first...
+  ASSERT_TRUE(RunUntil([&] { return server.RequestCount("/hang") == 1; }));
+  EXPECT_EQ(daemon_->in_flight(), 1);
+  // ...and a later delivery to another endpoint goes through meanwhile.
+  auto started = std::chrono::steady_clock::now();
+  Feed(Wrap(MakeAlert("BBB", "USA"), clock_));
+  ASSERT_TRUE(
+      RunUntil([&] { return DeliveryOf("good") && DeliveryOf("good")->state == DeliveryState::kDelivered; }));
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_LT(elapsed, 1000ms);
+  EXPECT_EQ(DeliveryOf("slow")->state, DeliveryState::kPending);
+  EXPECT_EQ(daemon_->in_flight(), 1);
+  // The hanging one times out on its own and is retried later.
+  ASSERT_TRUE(RunUntil([&] { return DeliveryOf("slow")->attempts == 1; }));
+  EXPECT_EQ(DeliveryOf("slow")->state, DeliveryState::kRetrying);
+  EXPECT_EQ(DeliveryOf("slow")->last_error, "curl: Timeout was reached");
+}
+
+}  // namespace
+}  // namespace amparo::notify

@@ -1,0 +1,88 @@
+#include "services/rules/rules_daemon.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "common/log.h"
+
+namespace amparo::rules {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Batches processed per wake-up before the loop returns to its sockets, so a
+// large backlog (after a restart) cannot starve acknowledgements and sends.
+constexpr int kMaxBatchesPerWakeup = 8;
+constexpr auto kTick = 100ms;
+
+}  // namespace
+
+Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, LinkContext& ctx,
+                                                         const Clock& clock) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) return Unavailable("cannot create data_dir " + config.data_dir.string() + ": " + ec.message());
+
+  std::unique_ptr<RulesDaemon> d(new RulesDaemon(config, clock));
+  auto db = Db::Open(config.DbPath("rules"));
+  if (!db.ok()) return db.status();
+  d->db_ = std::make_unique<Db>(std::move(*db));
+  AMPARO_RETURN_IF_ERROR(RulesEngine::Migrate(*d->db_));
+  auto engine = RulesEngine::Create(*d->db_, config.rules, clock);
+  if (!engine.ok()) return engine.status();
+  d->engine_ = std::move(*engine);
+
+  auto receiver = MakeReceiver(ctx, *d->db_, config, "rules", config.rules.inbox, clock);
+  if (!receiver.ok()) return receiver.status();
+  d->receiver_ = std::move(*receiver);
+  auto sender = MakeSender(ctx, *d->db_, config, "rules", kNotifyPeer, config.notify.inbox, clock);
+  if (!sender.ok()) return sender.status();
+  d->sender_ = std::move(*sender);
+
+  RulesDaemon* self = d.get();
+  d->loop_.OnReadable(d->receiver_->socket(), [self] { self->ProcessInbox(); });
+  d->loop_.OnReadable(d->sender_->socket(), [self] {
+    if (Status st = self->sender_->Pump(); !st.ok()) log::Warn("notify link", {{"error", st.ToString()}});
+  });
+  // The tick resends unacknowledged alerts and retries messages a handler
+  // asked to retry later.
+  d->loop_.Every(kTick, [self] {
+    self->ProcessInbox();
+    if (Status st = self->sender_->Pump(); !st.ok()) log::Warn("notify link", {{"error", st.ToString()}});
+  });
+  log::Info("rules index loaded", {{"registrants", std::to_string(d->engine_->index().Size())}});
+  return d;
+}
+
+RulesDaemon::~RulesDaemon() = default;
+
+void RulesDaemon::Run(const std::atomic<bool>& stop) { loop_.Run(stop); }
+
+void RulesDaemon::PollOnce(std::chrono::milliseconds max_wait) { loop_.RunOnce(max_wait); }
+
+void RulesDaemon::ProcessInbox() {
+  if (Status st = receiver_->Pump(); !st.ok()) log::Warn("inbox", {{"error", st.ToString()}});
+  const int batch = config_.link.batch;
+  int processed_total = 0;
+  for (int i = 0; i < kMaxBatchesPerWakeup; ++i) {
+    auto processed = receiver_->ProcessPending(
+        [this](const v1::Envelope& envelope, Db& db) { return engine_->Handle(envelope, db); }, batch);
+    if (!processed.ok()) {
+      // The last transaction may have rolled back after its handler changed
+      // the index: put the index back in step with the database.
+      log::Error("processing the inbox failed", {{"error", processed.status().ToString()}});
+      if (Status st = engine_->ReconcileIndex(*db_); !st.ok()) {
+        log::Error("index reconcile failed", {{"error", st.ToString()}});
+      }
+      return;
+    }
+    engine_->ConfirmIndexChanges();
+    processed_total += *processed;
+    if (*processed < batch) break;
+  }
+  if (processed_total > 0) {
+    if (Status st = sender_->Pump(); !st.ok()) log::Warn("notify link", {{"error", st.ToString()}});
+  }
+}
+
+}  // namespace amparo::rules

@@ -1,0 +1,59 @@
+// RulesDaemon: amparo-rules as an embeddable object. Owns the rules database
+// (config.DbPath("rules")), the RulesEngine, one LinkReceiver bound on
+// config.rules.inbox (crisis events from ingest, registry changes from the
+// gateway) and one LinkSender to notify (config.notify.inbox), all driven by
+// one single-threaded PollLoop. main() and in-process tests build it the same
+// way.
+//
+// Thread safety: every method runs on the thread that created it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/daemon.h"
+#include "common/db.h"
+#include "common/link.h"
+#include "common/status.h"
+#include "services/rules/rules_engine.h"
+
+namespace amparo::rules {
+
+class RulesDaemon {
+ public:
+  // Creates config.data_dir if missing, opens and migrates the database,
+  // loads the index, binds the inbox and connects to notify. Errors: the
+  // database or link status (e.g. UNAVAILABLE when the inbox cannot bind).
+  // `ctx` and `clock` must outlive the daemon.
+  static Result<std::unique_ptr<RulesDaemon>> Create(const Config& config, LinkContext& ctx, const Clock& clock);
+  ~RulesDaemon();
+  RulesDaemon(const RulesDaemon&) = delete;
+  RulesDaemon& operator=(const RulesDaemon&) = delete;
+
+  // Polls until `stop` becomes true (checked at least every 200 ms).
+  void Run(const std::atomic<bool>& stop);
+  // One round of the loop, waiting at most `max_wait` for a socket.
+  void PollOnce(std::chrono::milliseconds max_wait);
+
+  const RulesEngine& engine() const { return *engine_; }
+  const LinkReceiver& receiver() const { return *receiver_; }
+  LinkSender& sender() { return *sender_; }
+
+ private:
+  RulesDaemon(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
+  // Stores what arrived and processes the inbox, a bounded number of batches.
+  void ProcessInbox();
+
+  Config config_;
+  const Clock& clock_;
+  std::unique_ptr<Db> db_;  // declared first: destroyed after everything using it
+  std::unique_ptr<RulesEngine> engine_;
+  std::unique_ptr<LinkReceiver> receiver_;
+  std::unique_ptr<LinkSender> sender_;
+  PollLoop loop_;
+};
+
+}  // namespace amparo::rules

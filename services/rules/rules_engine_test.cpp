@@ -1,0 +1,504 @@
+#include "services/rules/rules_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <set>
+
+#include "common/link.h"
+#include "common/testing.h"
+
+namespace amparo::rules {
+namespace {
+
+constexpr double kKmPerDegreeLat = 111.195;  // on the geo.h sphere
+
+std::string TestId(uint64_t n) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%032llx", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+v1::Envelope Upsert(uint64_t sequence, uint64_t n, const std::string& state, const std::string& host, double lat,
+                    double lon, uint32_t household = 1, uint32_t flags = 0) {
+  FakeClock clock;
+  v1::Envelope env = MakeEnvelope("amparo-gateway", clock);
+  auto* change = env.mutable_registry_change();
+  change->set_sequence(sequence);
+  change->set_kind(v1::RegistryChange::KIND_UPSERT);
+  auto* loc = change->mutable_location();
+  loc->set_registrant_id(TestId(n));
+  loc->set_state(state);
+  loc->set_host_country(host);
+  loc->set_admin1("");
+  loc->set_lat(lat);
+  loc->set_lon(lon);
+  loc->set_household_size(household);
+  loc->set_vulnerability_flags(flags);
+  return env;
+}
+
+v1::Envelope Delete(uint64_t sequence, uint64_t n, const std::string& state) {
+  FakeClock clock;
+  v1::Envelope env = MakeEnvelope("amparo-gateway", clock);
+  auto* change = env.mutable_registry_change();
+  change->set_sequence(sequence);
+  change->set_kind(v1::RegistryChange::KIND_DELETE);
+  change->mutable_location()->set_registrant_id(TestId(n));
+  change->mutable_location()->set_state(state);
+  return env;
+}
+
+// USGS us2000hf24 as amparo-ingest normalises it (fixtures/usgs/summary-exxamalte).
+constexpr double kNagoLat = 26.6579, kNagoLon = 129.5633;
+v1::Envelope NagoQuake(int64_t revision = 1537026265040, v1::EventStatus status = v1::EVENT_STATUS_ACTUAL) {
+  FakeClock clock;
+  v1::Envelope env = MakeEnvelope("amparo-ingest", clock);
+  auto* e = env.mutable_crisis_event();
+  e->set_event_id("usgs:us2000hf24");
+  e->set_source("usgs");
+  e->set_source_id("us2000hf24");
+  e->set_revision(revision);
+  e->set_status(status);
+  e->set_msg_type(v1::MESSAGE_TYPE_ALERT);
+  e->set_hazard(v1::HAZARD_KIND_EARTHQUAKE);
+  e->set_source_hazard_code("earthquake");
+  e->mutable_metrics()->set_magnitude(5.6);
+  e->mutable_metrics()->set_depth_km(10);
+  e->mutable_metrics()->set_pager_alert("green");
+  e->mutable_origin()->set_lat(kNagoLat);
+  e->mutable_origin()->set_lon(kNagoLon);
+  e->set_place("158km E of Nago, Japan");
+  e->set_onset_ms(1536998729280);
+  e->set_sent_ms(revision);
+  auto* text = e->add_texts();
+  text->set_language("en");
+  text->set_headline("M 5.6 - 158km E of Nago, Japan");
+  return env;
+}
+
+// USGS us6000pi9w (fixtures/usgs/detail-monty): PAGER red.
+constexpr double kTibetLat = 28.639, kTibetLon = 87.3608;
+v1::Envelope TibetQuake() {
+  FakeClock clock;
+  v1::Envelope env = MakeEnvelope("amparo-ingest", clock);
+  auto* e = env.mutable_crisis_event();
+  e->set_event_id("usgs:us6000pi9w");
+  e->set_source("usgs");
+  e->set_source_id("us6000pi9w");
+  e->set_revision(1736442321636);
+  e->set_status(v1::EVENT_STATUS_ACTUAL);
+  e->set_msg_type(v1::MESSAGE_TYPE_ALERT);
+  e->set_hazard(v1::HAZARD_KIND_EARTHQUAKE);
+  e->mutable_metrics()->set_magnitude(7.1);
+  e->mutable_metrics()->set_depth_km(10);
+  e->mutable_metrics()->set_pager_alert("red");
+  e->mutable_origin()->set_lat(kTibetLat);
+  e->mutable_origin()->set_lon(kTibetLon);
+  e->set_place("2025 Southern Tibetan Plateau Earthquake");
+  e->set_sent_ms(1736442321636);
+  auto* text = e->add_texts();
+  text->set_language("en");
+  text->set_headline("M 7.1 - 2025 Southern Tibetan Plateau Earthquake");
+  return env;
+}
+
+class RulesEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.earthquake_min_mmi = 6;
+    options_.max_ids_per_alert = 1000;
+    OpenEngine();
+  }
+
+  void OpenEngine() {
+    engine_.reset();
+    db_.reset();
+    auto db = Db::Open(dir_ / "rules.db");
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    db_.emplace(std::move(*db));
+    ASSERT_TRUE(RulesEngine::Migrate(*db_).ok());
+    auto engine = RulesEngine::Create(*db_, options_, clock_);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = std::move(*engine);
+  }
+
+  // What LinkReceiver::ProcessPending does: one transaction per message.
+  Status Apply(const v1::Envelope& env) {
+    auto tx = Transaction::Begin(*db_);
+    if (!tx.ok()) return tx.status();
+    Status st = engine_->Handle(env, *db_);
+    if (!st.ok()) return st;
+    AMPARO_RETURN_IF_ERROR(tx->Commit());
+    engine_->ConfirmIndexChanges();
+    return Status::Ok();
+  }
+
+  // Every alert enqueued to notify so far, in order.
+  std::vector<v1::Envelope> Outbox() {
+    std::vector<v1::Envelope> out;
+    auto q = db_->Prepare("SELECT envelope FROM link_outbox WHERE peer = 'notify' ORDER BY seq");
+    EXPECT_TRUE(q.ok());
+    while (*q->Step()) {
+      v1::Envelope env;
+      EXPECT_TRUE(env.ParseFromString(q->ColumnBlob(0)));
+      out.push_back(env);
+    }
+    return out;
+  }
+  std::vector<v1::ConsularAlert> AlertsFrom(size_t first) {
+    std::vector<v1::ConsularAlert> alerts;
+    auto all = Outbox();
+    for (size_t i = first; i < all.size(); ++i) alerts.push_back(all[i].consular_alert());
+    return alerts;
+  }
+  static const v1::ConsularAlert* Find(const std::vector<v1::ConsularAlert>& alerts, const std::string& id) {
+    for (const auto& a : alerts) {
+      if (a.alert_id() == id) return &a;
+    }
+    return nullptr;
+  }
+
+  // Registrants around the Nago quake (footprint 15.0 km): PHL/JPN three
+  // inside (7 people, 1 vulnerable) and one outside; IDN/JPN one inside, one outside.
+  void RegisterAroundNago() {
+    uint64_t seq = 0;
+    ASSERT_TRUE(Apply(Upsert(++seq, 1, "PHL", "JPN", kNagoLat + 5 / kKmPerDegreeLat, kNagoLon, 3)).ok());
+    ASSERT_TRUE(Apply(Upsert(++seq, 2, "PHL", "JPN", kNagoLat - 11 / kKmPerDegreeLat, kNagoLon, 2, 4)).ok());
+    ASSERT_TRUE(Apply(Upsert(++seq, 3, "PHL", "JPN", kNagoLat + 14.5 / kKmPerDegreeLat, kNagoLon, 2)).ok());
+    ASSERT_TRUE(Apply(Upsert(++seq, 4, "PHL", "JPN", kNagoLat + 16 / kKmPerDegreeLat, kNagoLon, 5)).ok());
+    ASSERT_TRUE(Apply(Upsert(++seq, 5, "IDN", "JPN", kNagoLat - 2 / kKmPerDegreeLat, kNagoLon)).ok());
+    ASSERT_TRUE(Apply(Upsert(++seq, 6, "IDN", "JPN", kNagoLat - 20 / kKmPerDegreeLat, kNagoLon)).ok());
+    next_seq_ = seq + 1;
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_{1'750'000'000'000};
+  RulesOptions options_;
+  std::optional<Db> db_;
+  std::unique_ptr<RulesEngine> engine_;
+  uint64_t next_seq_ = 1;
+};
+
+TEST_F(RulesEngineTest, RaisesOneAlertPerStateAndHostWithExactCounts) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  auto envelopes = Outbox();
+  ASSERT_EQ(envelopes.size(), 2u);
+  for (const auto& env : envelopes) {
+    EXPECT_EQ(env.producer(), "amparo-rules");
+    EXPECT_EQ(env.schema_version(), 1u);
+    EXPECT_TRUE(env.has_consular_alert());
+  }
+  auto alerts = AlertsFrom(0);
+  const auto* phl = Find(alerts, "usgs:us2000hf24/PHL/JPN");
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->incident_id(), "usgs:us2000hf24");
+  EXPECT_EQ(phl->revision(), 1u);
+  EXPECT_EQ(phl->state(), "PHL");
+  EXPECT_EQ(phl->host_country(), "JPN");
+  EXPECT_EQ(phl->exposure().registrants(), 3u);
+  EXPECT_EQ(phl->exposure().household_members(), 7u);
+  EXPECT_EQ(phl->exposure().vulnerable(), 1u);
+  EXPECT_EQ(phl->level(), v1::ALERT_LEVEL_CRITICAL);  // one vulnerable registrant
+  EXPECT_EQ(phl->reason(),
+            "M5.6 earthquake, 158km E of Nago, Japan: 3 registered nationals (7 people, 1 vulnerable) within 15 km "
+            "(strong shaking, MMI>=6)");
+  EXPECT_FALSE(phl->exercise());
+  EXPECT_FALSE(phl->cancelled());
+  EXPECT_EQ(phl->event_status(), "Actual");
+  EXPECT_EQ(phl->hazard(), v1::HAZARD_KIND_EARTHQUAKE);
+  EXPECT_EQ(phl->headline(), "M 5.6 - 158km E of Nago, Japan");
+  EXPECT_EQ(phl->footprint().footprint_model(), "eq-mmi-allen2012");
+  EXPECT_EQ(phl->footprint().description(), "MMI>=6 within 15 km of 26.658,129.563");
+  EXPECT_EQ(phl->raised_ms(), 1'750'000'000'000);
+  EXPECT_EQ(phl->event_sent_ms(), 1537026265040);
+  // The vulnerable registrant first, then by id.
+  EXPECT_EQ(std::vector<std::string>(phl->registrant_ids().begin(), phl->registrant_ids().end()),
+            (std::vector<std::string>{TestId(2), TestId(1), TestId(3)}));
+
+  const auto* idn = Find(alerts, "usgs:us2000hf24/IDN/JPN");
+  ASSERT_NE(idn, nullptr);
+  EXPECT_EQ(idn->exposure().registrants(), 1u);
+  EXPECT_EQ(idn->exposure().household_members(), 1u);
+  EXPECT_EQ(idn->exposure().vulnerable(), 0u);
+  EXPECT_EQ(idn->level(), v1::ALERT_LEVEL_WARNING);  // PAGER green, nobody vulnerable
+  EXPECT_EQ(idn->reason(),
+            "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (1 person, 0 vulnerable) within 15 km "
+            "(strong shaking, MMI>=6)");
+  EXPECT_EQ(std::vector<std::string>(idn->registrant_ids().begin(), idn->registrant_ids().end()),
+            (std::vector<std::string>{TestId(5)}));
+}
+
+TEST_F(RulesEngineTest, PagerRedMakesEveryAlertCriticalAndOtherEventsDoNotMix) {
+  RegisterAroundNago();
+  uint64_t seq = next_seq_;
+  ASSERT_TRUE(Apply(Upsert(seq++, 10, "IDN", "CHN", kTibetLat + 50 / kKmPerDegreeLat, kTibetLon)).ok());
+  ASSERT_TRUE(Apply(Upsert(seq++, 11, "IDN", "CHN", kTibetLat + 10 / kKmPerDegreeLat, kTibetLon, 4)).ok());
+  ASSERT_TRUE(Apply(Upsert(seq++, 12, "PHL", "NPL", kTibetLat - 80 / kKmPerDegreeLat, kTibetLon, 2)).ok());
+  ASSERT_TRUE(Apply(Upsert(seq++, 13, "PHL", "NPL", kTibetLat - 90 / kKmPerDegreeLat, kTibetLon)).ok());
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  auto alerts = AlertsFrom(0);
+  ASSERT_EQ(alerts.size(), 2u);
+  const auto* chn = Find(alerts, "usgs:us6000pi9w/IDN/CHN");
+  ASSERT_NE(chn, nullptr);
+  EXPECT_EQ(chn->exposure().registrants(), 2u);
+  EXPECT_EQ(chn->exposure().household_members(), 5u);
+  EXPECT_EQ(chn->level(), v1::ALERT_LEVEL_CRITICAL);
+  EXPECT_EQ(chn->footprint().description(), "MMI>=6 within 85 km of 28.639,87.361");
+  const auto* npl = Find(alerts, "usgs:us6000pi9w/PHL/NPL");
+  ASSERT_NE(npl, nullptr);
+  EXPECT_EQ(npl->exposure().registrants(), 1u);
+  EXPECT_EQ(npl->exposure().household_members(), 2u);
+  EXPECT_EQ(npl->level(), v1::ALERT_LEVEL_CRITICAL);
+  EXPECT_EQ(npl->reason(),
+            "M7.1 earthquake, 2025 Southern Tibetan Plateau Earthquake: 1 registered national (2 people, 0 "
+            "vulnerable) within 85 km (strong shaking, MMI>=6)");
+}
+
+TEST_F(RulesEngineTest, SameRevisionAgainOrNewerWithSameCountsRaisesNothing) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  ASSERT_EQ(Outbox().size(), 2u);
+  ASSERT_TRUE(Apply(NagoQuake()).ok());  // a repeat (new message id, same revision)
+  EXPECT_EQ(Outbox().size(), 2u);
+  EXPECT_EQ(engine_->stats().stale_events, 1u);
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 - 1)).ok());  // older
+  EXPECT_EQ(engine_->stats().stale_events, 2u);
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 60000)).ok());  // newer, nothing changed
+  EXPECT_EQ(Outbox().size(), 2u);
+  EXPECT_EQ(engine_->stats().events, 2u);
+}
+
+TEST_F(RulesEngineTest, NewRegistrantInsideGivesRevisionTwoForThatGroupOnly) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 20, "PHL", "JPN", kNagoLat, kNagoLon + 0.05, 4)).ok());
+  clock_.Advance(60000);
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 60000)).ok());
+  auto alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].alert_id(), "usgs:us2000hf24/PHL/JPN");
+  EXPECT_EQ(alerts[0].revision(), 2u);
+  EXPECT_EQ(alerts[0].exposure().registrants(), 4u);
+  EXPECT_EQ(alerts[0].exposure().household_members(), 11u);
+  EXPECT_EQ(alerts[0].exposure().vulnerable(), 1u);
+  EXPECT_EQ(alerts[0].raised_ms(), 1'750'000'060'000);
+  EXPECT_EQ(alerts[0].event_sent_ms(), 1537026265040 + 60000);
+}
+
+TEST_F(RulesEngineTest, GroupWithNobodyLeftGetsAZeroCountRevision) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  // The only exposed IDN registrant moves to Tokyo; another is deleted.
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 5, "IDN", "JPN", 35.68, 139.69)).ok());
+  ASSERT_TRUE(Apply(Delete(next_seq_++, 3, "PHL")).ok());
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 1)).ok());
+  auto alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 2u);
+  const auto* idn = Find(alerts, "usgs:us2000hf24/IDN/JPN");
+  ASSERT_NE(idn, nullptr);
+  EXPECT_EQ(idn->revision(), 2u);
+  EXPECT_EQ(idn->exposure().registrants(), 0u);
+  EXPECT_EQ(idn->level(), v1::ALERT_LEVEL_INFO);
+  EXPECT_FALSE(idn->cancelled());
+  EXPECT_EQ(idn->reason(),
+            "M5.6 earthquake, 158km E of Nago, Japan: no registered nationals within 15 km (strong shaking, MMI>=6) "
+            "any more");
+  const auto* phl = Find(alerts, "usgs:us2000hf24/PHL/JPN");
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->revision(), 2u);
+  EXPECT_EQ(phl->exposure().registrants(), 2u);
+  EXPECT_EQ(phl->exposure().household_members(), 5u);
+  // Again: the zero-count alert stays quiet.
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 2)).ok());
+  EXPECT_EQ(AlertsFrom(4).size(), 0u);
+}
+
+TEST_F(RulesEngineTest, MagnitudeRevisedBelowTheThresholdClearsTheAlerts) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  auto weaker = NagoQuake(1537026265040 + 1);
+  weaker.mutable_crisis_event()->mutable_metrics()->set_magnitude(4.8);
+  ASSERT_TRUE(Apply(weaker).ok());
+  auto alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 2u);
+  for (const auto& a : alerts) {
+    EXPECT_EQ(a.revision(), 2u);
+    EXPECT_EQ(a.exposure().registrants(), 0u);
+    EXPECT_EQ(a.reason(), "M4.8 earthquake, 158km E of Nago, Japan: no registered nationals exposed any more (no footprint)");
+  }
+}
+
+TEST_F(RulesEngineTest, CancelGivesCancelledRevisionsOnce) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  auto cancel = NagoQuake(1537026265040 + 5000);
+  cancel.mutable_crisis_event()->set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  ASSERT_TRUE(Apply(cancel).ok());
+  auto alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 2u);
+  for (const auto& a : alerts) {
+    EXPECT_TRUE(a.cancelled());
+    EXPECT_EQ(a.revision(), 2u);
+    EXPECT_EQ(a.exposure().registrants(), 0u);
+    EXPECT_EQ(a.exposure().household_members(), 0u);
+    EXPECT_EQ(a.reason(), "cancelled by source");
+    EXPECT_EQ(a.level(), v1::ALERT_LEVEL_INFO);
+  }
+  auto again = NagoQuake(1537026265040 + 6000);
+  again.mutable_crisis_event()->set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  ASSERT_TRUE(Apply(again).ok());
+  EXPECT_EQ(AlertsFrom(4).size(), 0u);
+  // Reinstated by a newer revision: revision 3, not cancelled.
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 7000)).ok());
+  alerts = AlertsFrom(4);
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_FALSE(alerts[0].cancelled());
+  EXPECT_EQ(alerts[0].revision(), 3u);
+}
+
+TEST_F(RulesEngineTest, ExerciseIsLabelledAndNeverTouchesRealAlerts) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040, v1::EVENT_STATUS_EXERCISE)).ok());
+  auto drill = AlertsFrom(2);
+  ASSERT_EQ(drill.size(), 2u);
+  const auto* phl = Find(drill, "usgs:us2000hf24~exercise/PHL/JPN");
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->incident_id(), "usgs:us2000hf24~exercise");
+  EXPECT_TRUE(phl->exercise());
+  EXPECT_EQ(phl->event_status(), "Exercise");
+  EXPECT_EQ(phl->revision(), 1u);
+  EXPECT_EQ(phl->exposure().registrants(), 3u);
+
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040, v1::EVENT_STATUS_TEST)).ok());
+  auto test = AlertsFrom(4);
+  ASSERT_EQ(test.size(), 2u);
+  EXPECT_TRUE(test[0].exercise());
+  EXPECT_EQ(test[0].event_status(), "Test");
+
+  // Drafts are not actionable.
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040, v1::EVENT_STATUS_DRAFT)).ok());
+  EXPECT_EQ(Outbox().size(), 6u);
+}
+
+TEST_F(RulesEngineTest, RegistrantIdsAreCappedButCountsAreNot) {
+  options_.max_ids_per_alert = 2;
+  OpenEngine();
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  auto alerts = AlertsFrom(0);
+  const auto* phl = Find(alerts, "usgs:us2000hf24/PHL/JPN");
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->exposure().registrants(), 3u);
+  ASSERT_EQ(phl->registrant_ids_size(), 2);
+  EXPECT_EQ(phl->registrant_ids(0), TestId(2));
+}
+
+TEST_F(RulesEngineTest, RestartRebuildsTheIndexAndKeepsRevisions) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(Delete(next_seq_++, 6, "IDN")).ok());
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  OpenEngine();  // a new engine on the same file
+  EXPECT_EQ(engine_->index().Size(), 5u);
+  EXPECT_FALSE(engine_->index().Contains(TestId(6)));
+  EXPECT_TRUE(engine_->index().Contains(TestId(4)));
+  ASSERT_TRUE(Apply(NagoQuake()).ok());  // still known after the restart
+  EXPECT_EQ(Outbox().size(), 2u);
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 21, "IDN", "JPN", kNagoLat, kNagoLon)).ok());
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 1)).ok());
+  auto alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].alert_id(), "usgs:us2000hf24/IDN/JPN");
+  EXPECT_EQ(alerts[0].revision(), 2u);
+  EXPECT_EQ(alerts[0].exposure().registrants(), 2u);
+}
+
+TEST_F(RulesEngineTest, RegistryChangesAreIdempotentOnSequence) {
+  ASSERT_TRUE(Apply(Upsert(5, 1, "PHL", "JPN", 10, 10)).ok());
+  ASSERT_TRUE(Apply(Upsert(4, 1, "PHL", "JPN", 20, 20)).ok());  // older: ignored
+  ASSERT_TRUE(Apply(Upsert(5, 1, "PHL", "JPN", 20, 20)).ok());  // repeat: ignored
+  EXPECT_EQ(engine_->stats().stale_changes, 2u);
+  EXPECT_EQ(engine_->index().QueryCircle({10, 10}, 1, 10).size(), 1u);
+  ASSERT_TRUE(Apply(Delete(7, 1, "PHL")).ok());
+  EXPECT_FALSE(engine_->index().Contains(TestId(1)));
+  ASSERT_TRUE(Apply(Upsert(6, 1, "PHL", "JPN", 10, 10)).ok());  // replayed after the delete: stays deleted
+  EXPECT_FALSE(engine_->index().Contains(TestId(1)));
+  ASSERT_TRUE(Apply(Upsert(8, 1, "PHL", "JPN", 10, 10)).ok());  // re-registered later
+  EXPECT_TRUE(engine_->index().Contains(TestId(1)));
+  EXPECT_EQ(engine_->stats().registry_changes, 3u);
+}
+
+TEST_F(RulesEngineTest, RejectsBadChangesWithTheFieldAndWritesNothing) {
+  ASSERT_TRUE(Apply(Upsert(1, 1, "PHL", "JPN", 10, 10)).ok());
+  Status other_state = Apply(Upsert(2, 1, "IDN", "JPN", 10, 10));
+  EXPECT_EQ(other_state.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(other_state.field(), "state");
+  Status other_delete = Apply(Delete(3, 1, "IDN"));
+  EXPECT_EQ(other_delete.field(), "state");
+  EXPECT_EQ(Apply(Upsert(4, 2, "PHL", "JPN", 95, 10)).field(), "lat");
+  auto bad_id = Upsert(5, 3, "PHL", "JPN", 10, 10);
+  bad_id.mutable_registry_change()->mutable_location()->set_registrant_id("not-an-id");
+  EXPECT_EQ(Apply(bad_id).field(), "registrant_id");
+  auto no_kind = Upsert(6, 4, "PHL", "JPN", 10, 10);
+  no_kind.mutable_registry_change()->set_kind(v1::RegistryChange::KIND_UNSPECIFIED);
+  EXPECT_EQ(Apply(no_kind).field(), "kind");
+  FakeClock clock;
+  v1::Envelope ack = MakeEnvelope("amparo-gateway", clock);
+  ack.mutable_alert_ack()->set_alert_id("x");
+  EXPECT_EQ(Apply(ack).field(), "payload");
+  v1::Envelope no_id = NagoQuake();
+  no_id.mutable_crisis_event()->clear_event_id();
+  EXPECT_EQ(Apply(no_id).field(), "event_id");
+
+  EXPECT_EQ(engine_->index().Size(), 1u);
+  auto q = db_->Prepare("SELECT count(*), max(sequence) FROM registrants");
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->ColumnInt(0), 1);
+  EXPECT_EQ(q->ColumnInt(1), 1);
+}
+
+TEST_F(RulesEngineTest, ReconcileIndexUndoesChangesOfARolledBackTransaction) {
+  ASSERT_TRUE(Apply(Upsert(1, 1, "PHL", "JPN", 10, 10)).ok());
+  {
+    auto tx = Transaction::Begin(*db_);
+    ASSERT_TRUE(tx.ok());
+    ASSERT_TRUE(engine_->Handle(Upsert(2, 1, "PHL", "JPN", 20, 20), *db_).ok());
+    ASSERT_TRUE(engine_->Handle(Upsert(3, 2, "PHL", "JPN", 20, 20), *db_).ok());
+    EXPECT_EQ(engine_->index().Size(), 2u);
+  }  // rolled back: the commit "failed"
+  ASSERT_TRUE(engine_->ReconcileIndex(*db_).ok());
+  EXPECT_EQ(engine_->index().Size(), 1u);
+  EXPECT_EQ(engine_->index().QueryCircle({10, 10}, 1, 10).size(), 1u);
+  EXPECT_TRUE(engine_->index().QueryCircle({20, 20}, 1, 10).empty());
+}
+
+TEST_F(RulesEngineTest, SourcePolygonFootprintIsUsed) {
+  RegisterAroundNago();
+  auto env = NagoQuake();
+  auto* area = env.mutable_crisis_event()->add_areas();
+  area->set_description("Okinawa east coast");
+  auto* p = area->add_polygons();
+  // A small box around the epicentre reaching 8 km north and south.
+  double d = 8 / kKmPerDegreeLat;
+  for (auto [lat, lon] : {std::pair{kNagoLat - d, kNagoLon - d}, {kNagoLat - d, kNagoLon + d},
+                          {kNagoLat + d, kNagoLon + d}, {kNagoLat + d, kNagoLon - d}, {kNagoLat - d, kNagoLon - d}}) {
+    auto* v = p->add_vertices();
+    v->set_lat(lat);
+    v->set_lon(lon);
+  }
+  ASSERT_TRUE(Apply(env).ok());
+  auto alerts = AlertsFrom(0);
+  ASSERT_EQ(alerts.size(), 2u);
+  const auto* phl = Find(alerts, "usgs:us2000hf24/PHL/JPN");
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->exposure().registrants(), 1u);  // only the one 5 km north
+  EXPECT_EQ(phl->footprint().footprint_model(), "source");
+  EXPECT_EQ(phl->reason(),
+            "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (3 people, 0 vulnerable) inside the area "
+            "given by the source (Okinawa east coast)");
+}
+
+}  // namespace
+}  // namespace amparo::rules
