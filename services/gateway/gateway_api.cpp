@@ -4,6 +4,7 @@
 #include <boost/url.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <initializer_list>
@@ -25,10 +26,18 @@ namespace urls = boost::urls;
 // registry API. This writer prints the shortest round-trip form instead.
 void Write(const json::value& v, std::string* out) {
   switch (v.kind()) {
-    case json::kind::null: *out += "null"; return;
-    case json::kind::bool_: *out += v.get_bool() ? "true" : "false"; return;
-    case json::kind::int64: *out += std::to_string(v.get_int64()); return;
-    case json::kind::uint64: *out += std::to_string(v.get_uint64()); return;
+    case json::kind::null:
+      *out += "null";
+      return;
+    case json::kind::bool_:
+      *out += v.get_bool() ? "true" : "false";
+      return;
+    case json::kind::int64:
+      *out += std::to_string(v.get_int64());
+      return;
+    case json::kind::uint64:
+      *out += std::to_string(v.get_uint64());
+      return;
     case json::kind::double_: {
       double d = v.get_double();
       if (!std::isfinite(d)) {
@@ -40,7 +49,9 @@ void Write(const json::value& v, std::string* out) {
       out->append(buf, ec == std::errc() ? end : buf);
       return;
     }
-    case json::kind::string: *out += json::serialize(v.get_string()); return;
+    case json::kind::string:
+      *out += json::serialize(v.get_string());
+      return;
     case json::kind::array: {
       *out += '[';
       bool first = true;
@@ -121,7 +132,8 @@ json::value AlertValue(const StoredAlert& a) {
   if (ec || !v.is_object()) v = json::object{{"alert_id", a.alert_id}};  // unreachable: we wrote it
   json::array deliveries;
   for (const auto& d : a.deliveries) {
-    deliveries.push_back(json::object{{"delivery_id", d.delivery_id}, {"status", d.status}, {"attempts", d.attempts}});
+    deliveries.push_back(
+        json::object{{"delivery_id", d.delivery_id}, {"status", d.status}, {"attempts", d.attempts}});
   }
   v.as_object()["deliveries"] = std::move(deliveries);
   return v;
@@ -153,7 +165,8 @@ Status RejectUnknownFields(const json::object& o, std::initializer_list<std::str
 }
 
 bool HasControlCharacters(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
 Result<std::string> RequiredString(const json::object& o, std::string_view field, size_t max_len) {
@@ -165,7 +178,8 @@ Result<std::string> RequiredString(const json::object& o, std::string_view field
   if (s.size() > max_len) {
     return InvalidArgument("must be at most " + std::to_string(max_len) + " bytes", std::string(field));
   }
-  if (HasControlCharacters(s)) return InvalidArgument("must not contain control characters", std::string(field));
+  if (HasControlCharacters(s))
+    return InvalidArgument("must not contain control characters", std::string(field));
   return s;
 }
 
@@ -213,7 +227,8 @@ bool IsLanguageTag(std::string_view tag) {
   return true;
 }
 
-Result<std::vector<std::string>> OptionalStringArray(const json::object& o, std::string_view field, size_t max_items) {
+Result<std::vector<std::string>> OptionalStringArray(const json::object& o, std::string_view field,
+                                                     size_t max_items) {
   std::vector<std::string> out;
   auto it = o.find(field);
   if (it == o.end()) return out;
@@ -260,7 +275,8 @@ Result<Registrant> RegistrantFromJson(const json::object& o, const std::string& 
   auto languages = OptionalStringArray(o, "languages", 16);
   if (!languages.ok()) return languages.status();
   for (const auto& tag : *languages) {
-    if (!IsLanguageTag(tag)) return InvalidArgument("'" + tag + "' is not a BCP-47 language tag", "languages");
+    if (!IsLanguageTag(tag))
+      return InvalidArgument("'" + tag + "' is not a BCP-47 language tag", "languages");
   }
   r.languages = *languages;
   auto vulnerabilities = OptionalStringArray(o, "vulnerabilities", std::size(kVulnerabilityNames));
@@ -281,7 +297,8 @@ Result<SubscriptionRecord> SubscriptionFromJson(const json::object& o, const std
   auto parsed = urls::parse_absolute_uri(*url);
   if (!parsed || (parsed->scheme_id() != urls::scheme::http && parsed->scheme_id() != urls::scheme::https) ||
       parsed->encoded_host().empty() || parsed->has_userinfo()) {
-    return InvalidArgument("must be an absolute http:// or https:// URL with a host and no credentials", "url");
+    return InvalidArgument("must be an absolute http:// or https:// URL with a host and no credentials",
+                           "url");
   }
   s.url = *url;
   auto hosts = OptionalStringArray(o, "host_countries", 300);
@@ -334,7 +351,8 @@ Result<int> LimitParam(const Query& q, int default_limit) {
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(prefix[i]))) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) !=
+        std::tolower(static_cast<unsigned char>(prefix[i]))) {
       return false;
     }
   }
@@ -375,7 +393,8 @@ std::vector<std::string> Segments(const urls::url_view& url) {
 
 // ------------------------------------------------------- public helpers
 
-HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_view message, std::string_view field) {
+HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_view message,
+                           std::string_view field) {
   json::object error;
   error["code"] = code;
   error["message"] = message;
@@ -387,14 +406,20 @@ HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_v
 
 HttpResponse StatusResponse(const Status& status) {
   switch (status.code()) {
-    case StatusCode::kInvalidArgument: return ErrorResponse(400, "invalid_argument", status.message(), status.field());
-    case StatusCode::kUnauthenticated: return ErrorResponse(401, "unauthenticated", status.message());
-    case StatusCode::kPermissionDenied: return ErrorResponse(403, "permission_denied", status.message());
-    case StatusCode::kNotFound: return ErrorResponse(404, "not_found", status.message());
-    case StatusCode::kAlreadyExists: return ErrorResponse(409, "already_exists", status.message(), status.field());
+    case StatusCode::kInvalidArgument:
+      return ErrorResponse(400, "invalid_argument", status.message(), status.field());
+    case StatusCode::kUnauthenticated:
+      return ErrorResponse(401, "unauthenticated", status.message());
+    case StatusCode::kPermissionDenied:
+      return ErrorResponse(403, "permission_denied", status.message());
+    case StatusCode::kNotFound:
+      return ErrorResponse(404, "not_found", status.message());
+    case StatusCode::kAlreadyExists:
+      return ErrorResponse(409, "already_exists", status.message(), status.field());
     case StatusCode::kFailedPrecondition:
       return ErrorResponse(409, "failed_precondition", status.message(), status.field());
-    case StatusCode::kResourceExhausted: return ErrorResponse(429, "resource_exhausted", status.message());
+    case StatusCode::kResourceExhausted:
+      return ErrorResponse(429, "resource_exhausted", status.message());
     case StatusCode::kUnavailable:
     case StatusCode::kDeadlineExceeded: {
       HttpResponse r = ErrorResponse(503, "unavailable", "the registry is busy; retry shortly");
@@ -427,7 +452,8 @@ std::string GatewayMetrics::Render(int64_t registrants) const {
   out += "# HELP amparo_gateway_registrants Registrants stored, all states together.\n";
   out += "# TYPE amparo_gateway_registrants gauge\n";
   out += "amparo_gateway_registrants " + std::to_string(registrants) + "\n";
-  out += "# HELP amparo_gateway_alerts_received_total Consular alert revisions received from amparo-notify.\n";
+  out +=
+      "# HELP amparo_gateway_alerts_received_total Consular alert revisions received from amparo-notify.\n";
   out += "# TYPE amparo_gateway_alerts_received_total counter\n";
   out += "amparo_gateway_alerts_received_total " + std::to_string(alerts_received_.load()) + "\n";
   out += "# HELP amparo_gateway_live_clients Authenticated live-feed WebSocket clients.\n";
@@ -561,7 +587,8 @@ HttpResponse GatewayApi::Route(const HttpRequest& req, std::string_view* route) 
 
   if (collection == "registrants") {
     if (!item && method == "POST") {
-      if (Status st = Require(*token, kRegistryWriters, "create registrants"); !st.ok()) return StatusResponse(st);
+      if (Status st = Require(*token, kRegistryWriters, "create registrants"); !st.ok())
+        return StatusResponse(st);
       if (auto bad = need_json_body()) return *bad;
       auto body = ParseObject(req.body);
       if (!body.ok()) return StatusResponse(body.status());
@@ -574,7 +601,8 @@ HttpResponse GatewayApi::Route(const HttpRequest& req, std::string_view* route) 
       return r;
     }
     if (!item && method == "GET") {
-      if (Status st = Require(*token, kRegistryReaders, "read registrants"); !st.ok()) return StatusResponse(st);
+      if (Status st = Require(*token, kRegistryReaders, "read registrants"); !st.ok())
+        return StatusResponse(st);
       auto q = ParseQuery(*url, {"host_country", "limit", "cursor"});
       if (!q.ok()) return StatusResponse(q.status());
       auto limit = LimitParam(*q, 100);
@@ -588,18 +616,21 @@ HttpResponse GatewayApi::Route(const HttpRequest& req, std::string_view* route) 
       if (!page.ok()) return StatusResponse(page.status());
       json::array items;
       for (const auto& r : page->items) items.push_back(RegistrantJson(r));
-      return JsonResponse(200, json::object{{"items", std::move(items)},
-                                            {"next_cursor", page->next_cursor ? json::value(*page->next_cursor)
-                                                                              : json::value(nullptr)}});
+      return JsonResponse(
+          200, json::object{{"items", std::move(items)},
+                            {"next_cursor",
+                             page->next_cursor ? json::value(*page->next_cursor) : json::value(nullptr)}});
     }
     if (item && method == "GET") {
-      if (Status st = Require(*token, kRegistryReaders, "read registrants"); !st.ok()) return StatusResponse(st);
+      if (Status st = Require(*token, kRegistryReaders, "read registrants"); !st.ok())
+        return StatusResponse(st);
       auto r = GetRegistrant(db_, state, id);
       if (!r.ok()) return StatusResponse(r.status());
       return JsonResponse(200, RegistrantJson(*r));
     }
     if (item && method == "DELETE") {
-      if (Status st = Require(*token, kRegistryWriters, "delete registrants"); !st.ok()) return StatusResponse(st);
+      if (Status st = Require(*token, kRegistryWriters, "delete registrants"); !st.ok())
+        return StatusResponse(st);
       if (Status st = DeleteRegistrant(db_, state, id, clock_); !st.ok()) return StatusResponse(st);
       HttpResponse r;
       r.status = 204;

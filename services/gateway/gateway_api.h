@@ -40,7 +40,7 @@ struct HttpRequest {
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
-  std::string body;  // empty for 204
+  std::string body;                                          // empty for 204
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
 };
 

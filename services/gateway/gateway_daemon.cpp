@@ -120,7 +120,8 @@ Status GatewayDaemon::HandleInbound(const v1::Envelope& envelope, Db& db) {
       if (!stored.ok()) return stored.status();
       if (*stored) {
         pending_broadcasts_.push_back({alert.state(), alert.alert_id()});
-        log::Info("alert stored", {{"alert_id", alert.alert_id()}, {"revision", std::to_string(alert.revision())}});
+        log::Info("alert stored",
+                  {{"alert_id", alert.alert_id()}, {"revision", std::to_string(alert.revision())}});
       }
       return Status::Ok();
     }

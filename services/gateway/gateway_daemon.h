@@ -38,7 +38,8 @@ class GatewayDaemon {
   // port to config.gateway.port_file when set). `ctx` and `clock` must
   // outlive the daemon. Errors: whatever failed, e.g. kUnavailable when the
   // listen port is taken.
-  static Result<std::unique_ptr<GatewayDaemon>> Create(const Config& config, LinkContext& ctx, const Clock& clock);
+  static Result<std::unique_ptr<GatewayDaemon>> Create(const Config& config, LinkContext& ctx,
+                                                       const Clock& clock);
   ~GatewayDaemon();  // stops the HTTP server first
   GatewayDaemon(const GatewayDaemon&) = delete;
   GatewayDaemon& operator=(const GatewayDaemon&) = delete;

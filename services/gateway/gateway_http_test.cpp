@@ -1,10 +1,10 @@
 // The gateway as a client sees it: a real GatewayDaemon (HTTP server on
 // 127.0.0.1 port 0, link loop on a background thread), real HTTP and
 // WebSocket clients, and a LinkSender standing in for amparo-notify.
+#include <gtest/gtest.h>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/json.hpp>
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <fstream>
@@ -154,7 +154,8 @@ class GatewayHttpTest : public ::testing::Test {
       port_file = "gateway.port"
       max_body_bytes = 4096
       request_timeout_ms = 1000
-    )", dir_.path());
+    )",
+                                dir_.path());
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     config_ = *config;
     auto daemon = GatewayDaemon::Create(config_, ctx_, clock_);
@@ -202,8 +203,8 @@ class GatewayHttpTest : public ::testing::Test {
     if (!notify_db_) {
       notify_db_.emplace(std::move(*Db::Open(dir_ / "notify.db")));
       ASSERT_TRUE(InitLinkTables(*notify_db_).ok());
-      notify_sender_ = std::make_unique<LinkSender>(notify_ctx_, *notify_db_, "gateway", config_.gateway.inbox,
-                                                    config_.link, SystemClock::Instance());
+      notify_sender_ = std::make_unique<LinkSender>(
+          notify_ctx_, *notify_db_, "gateway", config_.gateway.inbox, config_.link, SystemClock::Instance());
       ASSERT_TRUE(notify_sender_->Start().ok());
     }
     for (const auto& env : envelopes) ASSERT_TRUE(EnqueueOutbound(*notify_db_, "gateway", env).ok());
@@ -324,7 +325,8 @@ TEST_F(GatewayHttpTest, ListPagesWithAKeysetCursor) {
   EXPECT_EQ(page.at("items").at(0).at("id").as_string(), ids[0]);
   EXPECT_EQ(page.at("items").at(1).at("id").as_string(), ids[1]);
   std::string cursor(page.at("next_cursor").as_string());
-  Reply second = Request(port_, http::verb::get, "/api/v1/registrants?limit=2&cursor=" + cursor, phl_registrar_);
+  Reply second =
+      Request(port_, http::verb::get, "/api/v1/registrants?limit=2&cursor=" + cursor, phl_registrar_);
   json::value rest = second.Json();
   ASSERT_EQ(rest.at("items").as_array().size(), 1u);
   EXPECT_EQ(rest.at("items").at(0).at("id").as_string(), ids[2]);
@@ -354,7 +356,8 @@ TEST_F(GatewayHttpTest, ValidationErrorsNameTheField) {
        "vulnerabilities"},
       {R"({"external_ref":"a","host_country":"JPN","lat":0,"lon":0,"immigration_status":"irregular"})",
        "immigration_status"},
-      {std::string(R"({"external_ref":")") + std::string(129, 'x') + R"(","host_country":"JPN","lat":0,"lon":0})",
+      {std::string(R"({"external_ref":")") + std::string(129, 'x') +
+           R"(","host_country":"JPN","lat":0,"lon":0})",
        "external_ref"},
   };
   for (const auto& c : cases) {
@@ -367,10 +370,11 @@ TEST_F(GatewayHttpTest, ValidationErrorsNameTheField) {
   EXPECT_EQ(malformed.status, 400);
   EXPECT_EQ(malformed.ErrorCode(), "invalid_argument");
   EXPECT_EQ(malformed.ErrorField(), "");
-  EXPECT_EQ(std::string(malformed.Json().at("error").at("message").as_string()).rfind("malformed JSON: ", 0), 0u);
+  EXPECT_EQ(std::string(malformed.Json().at("error").at("message").as_string()).rfind("malformed JSON: ", 0),
+            0u);
 
-  Reply wrong_type = Request(port_, http::verb::post, "/api/v1/registrants", phl_registrar_, kRegistrantBody,
-                             "text/plain");
+  Reply wrong_type =
+      Request(port_, http::verb::post, "/api/v1/registrants", phl_registrar_, kRegistrantBody, "text/plain");
   EXPECT_EQ(wrong_type.status, 415);
   EXPECT_EQ(wrong_type.ErrorCode(), "unsupported_media_type");
 
@@ -391,10 +395,12 @@ TEST_F(GatewayHttpTest, MissingOrBadTokenIsUnauthenticated) {
   Reply none = Request(port_, http::verb::get, "/api/v1/registrants");
   EXPECT_EQ(none.status, 401);
   EXPECT_EQ(none.ErrorCode(), "unauthenticated");
-  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/registrants", "amp_not-a-real-token-at-all").status, 401);
-  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/alerts").status, 401);
-  EXPECT_EQ(Request(port_, http::verb::post, "/api/v1/subscriptions", "", R"({"url":"https://x.example"})").status,
+  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/registrants", "amp_not-a-real-token-at-all").status,
             401);
+  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/alerts").status, 401);
+  EXPECT_EQ(
+      Request(port_, http::verb::post, "/api/v1/subscriptions", "", R"({"url":"https://x.example"})").status,
+      401);
   // Even unknown API routes do not answer without a token.
   EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/nothing-here").status, 401);
   EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/nothing-here", phl_operator_).status, 404);
@@ -436,8 +442,9 @@ TEST_F(GatewayHttpTest, AStateNeverSeesAnotherStatesRegistrants) {
 }
 
 TEST_F(GatewayHttpTest, SubscriptionsShowTheSecretOnceAndStayWithTheirState) {
-  Reply created = Request(port_, http::verb::post, "/api/v1/subscriptions", phl_operator_,
-                          R"({"url":"https://embassy.example/hook","host_countries":["JPN"],"description":"Tokyo"})");
+  Reply created =
+      Request(port_, http::verb::post, "/api/v1/subscriptions", phl_operator_,
+              R"({"url":"https://embassy.example/hook","host_countries":["JPN"],"description":"Tokyo"})");
   ASSERT_EQ(created.status, 201) << created.body;
   json::value sub = created.Json();
   std::string id(sub.at("id").as_string());
@@ -456,7 +463,8 @@ TEST_F(GatewayHttpTest, SubscriptionsShowTheSecretOnceAndStayWithTheirState) {
   EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/subscriptions/" + id, jpn_operator_).status, 404);
   EXPECT_EQ(Request(port_, http::verb::delete_, "/api/v1/subscriptions/" + id, jpn_operator_).status, 404);
 
-  Reply bad_url = Request(port_, http::verb::post, "/api/v1/subscriptions", phl_operator_, R"({"url":"ftp://x"})");
+  Reply bad_url =
+      Request(port_, http::verb::post, "/api/v1/subscriptions", phl_operator_, R"({"url":"ftp://x"})");
   EXPECT_EQ(bad_url.status, 400);
   EXPECT_EQ(bad_url.ErrorField(), "url");
 
@@ -509,7 +517,8 @@ TEST_F(GatewayHttpTest, AlertsFromNotifyAreServedAndPushedToTheirStateOnly) {
     std::this_thread::sleep_for(20ms);
     got = Request(port_, http::verb::get, target, phl_operator_).Json().as_object();
   }
-  EXPECT_EQ(json::serialize(got.at("deliveries")), R"([{"delivery_id":"d1","status":"delivered","attempts":1}])");
+  EXPECT_EQ(json::serialize(got.at("deliveries")),
+            R"([{"delivery_id":"d1","status":"delivered","attempts":1}])");
   got.erase("deliveries");
   EXPECT_EQ(json::value(got), json::parse(AlertToJson(phl_alert)));
 
@@ -587,10 +596,12 @@ TEST_F(GatewayHttpTest, MetricsCountRequestsByRouteAndStatus) {
   Reply m = Request(port_, http::verb::get, "/metrics");
   EXPECT_EQ(m.status, 200);
   EXPECT_EQ(m.content_type, "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_NE(m.body.find("amparo_gateway_http_requests_total{route=\"/api/v1/registrants\",status=\"201\"} 1\n"),
-            std::string::npos)
+  EXPECT_NE(
+      m.body.find("amparo_gateway_http_requests_total{route=\"/api/v1/registrants\",status=\"201\"} 1\n"),
+      std::string::npos)
       << m.body;
-  EXPECT_NE(m.body.find("amparo_gateway_http_requests_total{route=\"/api/v1/registrants/{id}\",status=\"404\"} 1\n"),
+  EXPECT_NE(m.body.find(
+                "amparo_gateway_http_requests_total{route=\"/api/v1/registrants/{id}\",status=\"404\"} 1\n"),
             std::string::npos);
   EXPECT_NE(m.body.find("amparo_gateway_registrants 1\n"), std::string::npos);
 }

@@ -136,7 +136,8 @@ Registrant ReadRegistrant(const Statement& s) {
   return r;
 }
 
-constexpr const char* kSubscriptionColumns = "id, state, url, secret, host_countries, description, created_ms";
+constexpr const char* kSubscriptionColumns =
+    "id, state, url, secret, host_countries, description, created_ms";
 
 SubscriptionRecord ReadSubscription(const Statement& s) {
   SubscriptionRecord r;
@@ -162,11 +163,16 @@ void FillSubscriptionMessage(const SubscriptionRecord& r, bool deleted, v1::Subs
 
 std::string_view DeliveryStateName(int state) {
   switch (state) {
-    case v1::DeliveryStatus::STATE_PENDING: return "pending";
-    case v1::DeliveryStatus::STATE_DELIVERED: return "delivered";
-    case v1::DeliveryStatus::STATE_RETRYING: return "retrying";
-    case v1::DeliveryStatus::STATE_DEAD: return "dead";
-    default: return "unspecified";
+    case v1::DeliveryStatus::STATE_PENDING:
+      return "pending";
+    case v1::DeliveryStatus::STATE_DELIVERED:
+      return "delivered";
+    case v1::DeliveryStatus::STATE_RETRYING:
+      return "retrying";
+    case v1::DeliveryStatus::STATE_DEAD:
+      return "dead";
+    default:
+      return "unspecified";
   }
 }
 
@@ -239,9 +245,12 @@ Result<Role> ParseRole(std::string_view text) {
 
 std::string_view RoleName(Role role) {
   switch (role) {
-    case Role::kRegistrar: return "registrar";
-    case Role::kOperator: return "operator";
-    case Role::kAdmin: return "admin";
+    case Role::kRegistrar:
+      return "registrar";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
   }
   return "unknown";
 }
@@ -259,8 +268,7 @@ Result<std::string> CreateToken(Db& db, std::string_view state_iso3, Role role, 
     return InvalidArgument("must be an ISO 3166-1 alpha-3 code in uppercase, e.g. PHL", "state");
   }
   std::string plaintext = std::string(kTokenPrefix) + Base64UrlEncode(RandomBytes(32));
-  auto stmt = db.Prepare(
-      "INSERT INTO tokens(id, token_sha256, state, role, created_ms) VALUES(?,?,?,?,?)");
+  auto stmt = db.Prepare("INSERT INTO tokens(id, token_sha256, state, role, created_ms) VALUES(?,?,?,?,?)");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, NewId())
       .Bind(2, Sha256Hex(plaintext))
@@ -361,7 +369,8 @@ Result<Registrant> InsertRegistrant(Db& db, Registrant r, const Clock& clock) {
 }
 
 Result<Registrant> GetRegistrant(Db& db, std::string_view state, std::string_view id) {
-  auto q = db.Prepare(std::string("SELECT ") + kRegistrantColumns + " FROM registrants WHERE state = ? AND id = ?");
+  auto q = db.Prepare(std::string("SELECT ") + kRegistrantColumns +
+                      " FROM registrants WHERE state = ? AND id = ?");
   if (!q.ok()) return q.status();
   q->Bind(1, state).Bind(2, id);
   auto row = q->Step();
@@ -438,7 +447,8 @@ Result<SubscriptionRecord> CreateSubscription(Db& db, SubscriptionRecord s, cons
   s.created_ms = clock.NowMs();
   auto tx = Transaction::Begin(db);
   if (!tx.ok()) return tx.status();
-  auto ins = db.Prepare(std::string("INSERT INTO subscriptions(") + kSubscriptionColumns + ") VALUES(?,?,?,?,?,?,?)");
+  auto ins = db.Prepare(std::string("INSERT INTO subscriptions(") + kSubscriptionColumns +
+                        ") VALUES(?,?,?,?,?,?,?)");
   if (!ins.ok()) return ins.status();
   ins->Bind(1, s.id)
       .Bind(2, s.state)
@@ -549,7 +559,8 @@ Result<std::vector<StoredAlert>> ListAlerts(Db& db, std::string_view state, int 
 }
 
 Result<StoredAlert> GetAlert(Db& db, std::string_view state, std::string_view alert_id) {
-  auto q = db.Prepare(std::string("SELECT ") + kAlertColumns + " FROM alerts WHERE state = ? AND alert_id = ?");
+  auto q =
+      db.Prepare(std::string("SELECT ") + kAlertColumns + " FROM alerts WHERE state = ? AND alert_id = ?");
   if (!q.ok()) return q.status();
   q->Bind(1, state).Bind(2, alert_id);
   auto alerts = ReadAlerts(db, *q);
@@ -572,8 +583,9 @@ Result<std::vector<Incident>> ListIncidents(Db& db, std::string_view state, int 
     if (!*row) break;
     out.push_back({ids->ColumnText(0), {}});
   }
-  auto q = db.Prepare(std::string("SELECT ") + kAlertColumns +
-                      " FROM alerts WHERE state = ? AND incident_id = ? ORDER BY updated_ms DESC, rowid DESC");
+  auto q =
+      db.Prepare(std::string("SELECT ") + kAlertColumns +
+                 " FROM alerts WHERE state = ? AND incident_id = ? ORDER BY updated_ms DESC, rowid DESC");
   if (!q.ok()) return q.status();
   for (auto& incident : out) {
     q->Reset();

@@ -80,9 +80,9 @@ Status RevokeToken(Db& db, std::string_view token_id, const Clock& clock);
 // The names accepted in Registrant::vulnerabilities, in registry.proto bit
 // order (bit 1 << i for kVulnerabilityNames[i]).
 inline constexpr std::string_view kVulnerabilityNames[] = {
-    "unaccompanied_child", "child",           "older_person",
-    "disability",          "pregnancy",       "medical_need",
-    "in_detention",        "isolated_domestic_worker", "trafficking_victim"};
+    "unaccompanied_child", "child",        "older_person", "disability",
+    "pregnancy",           "medical_need", "in_detention", "isolated_domestic_worker",
+    "trafficking_victim"};
 
 // The VulnerabilityFlag bit for `name`, or kInvalidArgument (field
 // "vulnerabilities") for an unknown name.
@@ -97,7 +97,7 @@ struct Registrant {
   std::string host_country;  // ISO3
   double lat = 0;
   double lon = 0;
-  int household_size = 1;    // 1..50
+  int household_size = 1;                    // 1..50
   std::vector<std::string> languages;        // BCP-47 tags
   std::vector<std::string> vulnerabilities;  // names from kVulnerabilityNames
   int64_t created_ms = 0;
@@ -135,7 +135,7 @@ Result<int64_t> RegistrySequence(Db& db);
 // --------------------------------------------------------- subscriptions
 
 struct SubscriptionRecord {
-  std::string id;      // 32 hex, assigned by CreateSubscription
+  std::string id;  // 32 hex, assigned by CreateSubscription
   std::string state;
   std::string url;
   std::string secret;  // "whsec_" + base64(24 random bytes), assigned by CreateSubscription

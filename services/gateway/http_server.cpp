@@ -43,7 +43,8 @@ std::string_view PathOf(std::string_view target) { return target.substr(0, targe
 
 class HttpServer::Impl {
  public:
-  Impl(const HttpServerOptions& options, Handler handler, LiveAuthenticator authenticator, GatewayMetrics* metrics)
+  Impl(const HttpServerOptions& options, Handler handler, LiveAuthenticator authenticator,
+       GatewayMetrics* metrics)
       : options_(options),
         handler_(std::move(handler)),
         authenticator_(std::move(authenticator)),
@@ -96,8 +97,9 @@ class HttpServer::Impl {
 
   void Broadcast(std::string state, std::string frame) {
     asio::post(ioc_, [this, state = std::move(state), frame = std::move(frame)] {
+      auto range = clients_.equal_range(state);
       std::vector<std::shared_ptr<LiveClient>> targets;
-      for (auto& kv : clients_) targets.push_back(kv.second);
+      for (auto it = range.first; it != range.second; ++it) targets.push_back(it->second);
       for (auto& client : targets) Enqueue(client, frame);
     });
   }
@@ -179,7 +181,8 @@ class HttpServer::Impl {
       std::string target = parser.is_header_done() ? std::string(parser.get().target()) : std::string();
       if (ec == http::error::body_limit) {
         co_await RejectAndClose(stream, 413, "payload_too_large",
-                                "the body exceeds " + std::to_string(options_.max_body_bytes) + " bytes", target);
+                                "the body exceeds " + std::to_string(options_.max_body_bytes) + " bytes",
+                                target);
         co_return;
       }
       if (ec == http::error::header_limit) {
@@ -191,7 +194,8 @@ class HttpServer::Impl {
         co_return;
       }
       if (ec) {
-        co_await RejectAndClose(stream, 400, "invalid_argument", "malformed HTTP request: " + ec.message(), target);
+        co_await RejectAndClose(stream, 400, "invalid_argument", "malformed HTTP request: " + ec.message(),
+                                target);
         co_return;
       }
       auto& header = parser.get();
@@ -210,7 +214,8 @@ class HttpServer::Impl {
         auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kAwait);
         if (bec == http::error::body_limit) {
           co_await RejectAndClose(stream, 413, "payload_too_large",
-                                  "the body exceeds " + std::to_string(options_.max_body_bytes) + " bytes", target);
+                                  "the body exceeds " + std::to_string(options_.max_body_bytes) + " bytes",
+                                  target);
           co_return;
         }
         if (bec == beast::error::timeout || bec == http::error::end_of_stream || bec == asio::error::eof ||
@@ -218,7 +223,8 @@ class HttpServer::Impl {
           co_return;
         }
         if (bec) {
-          co_await RejectAndClose(stream, 400, "invalid_argument", "malformed HTTP body: " + bec.message(), target);
+          co_await RejectAndClose(stream, 400, "invalid_argument", "malformed HTTP body: " + bec.message(),
+                                  target);
           co_return;
         }
       }
@@ -343,7 +349,7 @@ class HttpServer::Impl {
   std::thread thread_;
   std::atomic<bool> stopped_{false};
   uint16_t port_ = 0;
-  int connections_ = 0;  // server thread only
+  int connections_ = 0;                                              // server thread only
   std::multimap<std::string, std::shared_ptr<LiveClient>> clients_;  // server thread only
 };
 
@@ -351,7 +357,8 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Stop(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options, Handler handler,
-                                                      LiveAuthenticator authenticator, GatewayMetrics* metrics) {
+                                                      LiveAuthenticator authenticator,
+                                                      GatewayMetrics* metrics) {
   auto impl = std::make_unique<Impl>(options, std::move(handler), std::move(authenticator), metrics);
   AMPARO_RETURN_IF_ERROR(impl->Bind());
   impl->Run();
@@ -378,7 +385,8 @@ Status WritePortFile(const std::string& path, uint16_t port) {
   }
   std::error_code ec;
   std::filesystem::rename(tmp, target, ec);
-  if (ec) return Unavailable("cannot rename " + tmp.string() + " to " + target.string() + ": " + ec.message());
+  if (ec)
+    return Unavailable("cannot rename " + tmp.string() + " to " + target.string() + ": " + ec.message());
   return Status::Ok();
 }
 

@@ -200,6 +200,24 @@ TEST(ExposureIndexTest, PolygonsIncludingOneAcrossTheAntimeridian) {
             (std::set<std::string>{TestId(1), TestId(2), TestId(4)}));
 }
 
+TEST(ExposureIndexTest, ChurnKeepsEveryIdFindable) {
+  std::mt19937_64 rng(42);
+  ExposureIndex index;
+  std::set<uint64_t> present;
+  for (int round = 0; round < 20000; ++round) {
+    uint64_t n = rng() % 3000;
+    if (rng() % 3 == 0) {
+      EXPECT_EQ(index.Remove(TestId(n)), present.erase(n) == 1);
+    } else {
+      ASSERT_TRUE(index.Upsert(Registrant(n, static_cast<double>(n % 20) - 10, static_cast<double>(n % 17) + 100)).ok());
+      present.insert(n);
+    }
+  }
+  ASSERT_EQ(index.Size(), present.size());
+  for (uint64_t n = 0; n < 3000; ++n) EXPECT_EQ(index.Contains(TestId(n)), present.count(n) == 1) << n;
+  EXPECT_EQ(Total(index.QueryCircle({0, 0}, 20000, 0)), present.size());
+}
+
 // Brute force over a plain vector, the reference the index must equal.
 Exposure BruteForce(const std::vector<v1::RegistrantLocation>& all, geo::LatLon center, double radius_km) {
   Exposure e;
