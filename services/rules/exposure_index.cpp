@@ -33,8 +33,8 @@ using PlanePolygon = bg::model::polygon<PlanePoint>;
 
 using PackedId = std::array<uint8_t, 16>;
 
-constexpr uint16_t kFreeSlot = 0xFFFF;         // Record::state of an unused slot
-constexpr size_t kMaxCodes = kFreeSlot;         // interned codes 0..65534
+constexpr uint16_t kFreeSlot = 0xFFFF;   // Record::state of an unused slot
+constexpr size_t kMaxCodes = kFreeSlot;  // interned codes 0..65534
 
 struct Record {
   double lat;
@@ -42,8 +42,8 @@ struct Record {
   PackedId id;
   uint32_t household_size;
   uint32_t vulnerability_flags;
-  uint16_t state;   // interned code, kFreeSlot when the slot is unused
-  uint16_t host;    // interned code
+  uint16_t state;  // interned code, kFreeSlot when the slot is unused
+  uint16_t host;   // interned code
 };
 static_assert(sizeof(Record) <= 48);
 
@@ -154,8 +154,9 @@ TreePoint ToTreePoint(const Record& r) {
 }
 
 TreeBox PaddedBox(double min_lon, double min_lat, double max_lon, double max_lat) {
-  return TreeBox(TreePoint(static_cast<float>(min_lon - kPadDegrees), static_cast<float>(min_lat - kPadDegrees)),
-                 TreePoint(static_cast<float>(max_lon + kPadDegrees), static_cast<float>(max_lat + kPadDegrees)));
+  return TreeBox(
+      TreePoint(static_cast<float>(min_lon - kPadDegrees), static_cast<float>(min_lat - kPadDegrees)),
+      TreePoint(static_cast<float>(max_lon + kPadDegrees), static_cast<float>(max_lat + kPadDegrees)));
 }
 
 // Candidate boxes for a lon/lat box whose longitudes may leave -180..180
@@ -185,7 +186,7 @@ struct ExposureIndex::Impl {
   std::vector<Record> records;
   std::vector<uint32_t> free_slots;
   SlotTable slot_by_id;
-  std::vector<std::string> codes;                    // interned state/host codes
+  std::vector<std::string> codes;  // interned state/host codes
   std::unordered_map<std::string, uint16_t> code_ids;
   Tree tree;
   bool bulk_loading = false;
@@ -217,35 +218,44 @@ struct ExposureIndex::Impl {
     geo::Box b = geo::BoundingBox(center, radius_km);
     auto boxes = SplitAtAntimeridian(b.min_lon, b.min_lat, b.max_lon, b.max_lat);
     for (const auto& box : boxes) {
-      Collect(box, [&](const Record& r) { return geo::DistanceKm(center, {r.lat, r.lon}) <= radius_km; }, out);
+      Collect(
+          box,
+          [&](const Record& r) {
+            return geo::DistanceKm(center, {r.lat, r.lon}) <= radius_km;
+          },
+          out);
     }
     return boxes.size();
   }
 
   size_t CollectPolygon(const v1::Polygon& polygon, std::vector<uint32_t>* out) const {
     if (polygon.vertices_size() < 3) return 0;
-    double min_lon = 180, max_lon = -180;
+    double min_lon = 180, max_lon = -180, min_lat = 90, max_lat = -90;
     for (const auto& v : polygon.vertices()) {
       if (!geo::IsValid({v.lat(), v.lon()})) return 0;
       min_lon = std::min(min_lon, v.lon());
       max_lon = std::max(max_lon, v.lon());
+      min_lat = std::min(min_lat, v.lat());
+      max_lat = std::max(max_lat, v.lat());
     }
     // A ring spanning more than half the globe in longitude is read as one
     // crossing the antimeridian: work in 0..360 so its edges stay short.
     const bool unwrap = max_lon - min_lon > 180;
     auto plane_lon = [unwrap](double lon) { return unwrap && lon < 0 ? lon + 360 : lon; };
     PlanePolygon ring;
+    double plane_min_lon = 360, plane_max_lon = -180;
     for (const auto& v : polygon.vertices()) {
-      bg::append(ring.outer(), PlanePoint(plane_lon(v.lon()), v.lat()));
+      double lon = plane_lon(v.lon());
+      plane_min_lon = std::min(plane_min_lon, lon);
+      plane_max_lon = std::max(plane_max_lon, lon);
+      bg::append(ring.outer(), PlanePoint(lon, v.lat()));
     }
     bg::correct(ring);  // closes the ring and fixes its orientation
-    bg::model::box<PlanePoint> envelope;
-    bg::envelope(ring, envelope);
-    auto boxes = SplitAtAntimeridian(envelope.min_corner().get<0>(), envelope.min_corner().get<1>(),
-                                     envelope.max_corner().get<0>(), envelope.max_corner().get<1>());
+    auto boxes = SplitAtAntimeridian(plane_min_lon, min_lat, plane_max_lon, max_lat);
     for (const auto& box : boxes) {
-      Collect(box, [&](const Record& r) { return bg::covered_by(PlanePoint(plane_lon(r.lon), r.lat), ring); },
-              out);
+      Collect(
+          box, [&](const Record& r) { return bg::covered_by(PlanePoint(plane_lon(r.lon), r.lat), ring); },
+          out);
     }
     return boxes.size();
   }
@@ -281,8 +291,8 @@ struct ExposureIndex::Impl {
         return ra.id < rb.id;
       };
       size_t n = std::min(max_ids, group.slots.size());
-      std::partial_sort(group.slots.begin(), group.slots.begin() + static_cast<ptrdiff_t>(n), group.slots.end(),
-                        before);
+      std::partial_sort(group.slots.begin(), group.slots.begin() + static_cast<ptrdiff_t>(n),
+                        group.slots.end(), before);
       out.registrant_ids.reserve(n);
       for (size_t i = 0; i < n; ++i) out.registrant_ids.push_back(UnpackId(records[group.slots[i]].id));
     }

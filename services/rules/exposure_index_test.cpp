@@ -17,7 +17,8 @@ constexpr double kDeg = std::numbers::pi / 180;
 
 std::string TestId(uint64_t n) {
   char buf[40];
-  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(n * 0x9e3779b97f4a7c15ULL),
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx",
+                static_cast<unsigned long long>(n * 0x9e3779b97f4a7c15ULL),
                 static_cast<unsigned long long>(n));
   return buf;
 }
@@ -40,7 +41,8 @@ geo::LatLon Destination(geo::LatLon from, double bearing_deg, double km) {
   double d = km / geo::kEarthRadiusKm, b = bearing_deg * kDeg;
   double lat1 = from.lat * kDeg, lon1 = from.lon * kDeg;
   double lat2 = std::asin(std::sin(lat1) * std::cos(d) + std::cos(lat1) * std::sin(d) * std::cos(b));
-  double lon2 = lon1 + std::atan2(std::sin(b) * std::sin(d) * std::cos(lat1), std::cos(d) - std::sin(lat1) * std::sin(lat2));
+  double lon2 = lon1 + std::atan2(std::sin(b) * std::sin(d) * std::cos(lat1),
+                                  std::cos(d) - std::sin(lat1) * std::sin(lat2));
   double lon = std::remainder(lon2 / kDeg, 360.0);
   return {lat2 / kDeg, lon};
 }
@@ -178,7 +180,8 @@ TEST(ExposureIndexTest, PolygonsIncludingOneAcrossTheAntimeridian) {
   ASSERT_TRUE(index.Upsert(Registrant(4, 40.0, 10.0)).ok());
   v1::Area area;
   auto* across = area.add_polygons();  // 179E..179W, 16S..18S, closed ring
-  for (auto [lat, lon] : {std::pair{-16.0, 179.0}, {-16.0, -179.0}, {-18.0, -179.0}, {-18.0, 179.0}, {-16.0, 179.0}}) {
+  for (auto [lat, lon] :
+       {std::pair{-16.0, 179.0}, {-16.0, -179.0}, {-18.0, -179.0}, {-18.0, 179.0}, {-16.0, 179.0}}) {
     auto* v = across->add_vertices();
     v->set_lat(lat);
     v->set_lon(lon);
@@ -209,7 +212,9 @@ TEST(ExposureIndexTest, ChurnKeepsEveryIdFindable) {
     if (rng() % 3 == 0) {
       EXPECT_EQ(index.Remove(TestId(n)), present.erase(n) == 1);
     } else {
-      ASSERT_TRUE(index.Upsert(Registrant(n, static_cast<double>(n % 20) - 10, static_cast<double>(n % 17) + 100)).ok());
+      ASSERT_TRUE(
+          index.Upsert(Registrant(n, static_cast<double>(n % 20) - 10, static_cast<double>(n % 17) + 100))
+              .ok());
       present.insert(n);
     }
   }
@@ -267,8 +272,8 @@ TEST(ExposureIndexTest, RandomCirclesMatchBruteForce) {
       lat = lat_all(rng);
       lon = lon_all(rng);
     }
-    auto r = Registrant(n, lat, lon, states[rng() % 3], hosts[rng() % 4], 1 + rng() % 6,
-                        rng() % 5 == 0 ? 2u : 0u);
+    auto r =
+        Registrant(n, lat, lon, states[rng() % 3], hosts[rng() % 4], 1 + rng() % 6, rng() % 5 == 0 ? 2u : 0u);
     ASSERT_TRUE(index.Upsert(r).ok());
     all.push_back(r);
   }
@@ -320,7 +325,8 @@ TEST(ExposureIndexTest, BulkLoadGivesTheSameAnswersAsUpserts) {
   ASSERT_TRUE(bulk.Upsert(all[5]).ok());
   bulk.EndBulkLoad();
   EXPECT_EQ(bulk.Size(), 2000u);
-  for (int i = 0; i < 100; ++i) ExpectSameAsBruteForce(bulk, all, {lat(rng), lon(rng)}, 2000 * (i % 3 + 1) / 3.0);
+  for (int i = 0; i < 100; ++i)
+    ExpectSameAsBruteForce(bulk, all, {lat(rng), lon(rng)}, 2000 * (i % 3 + 1) / 3.0);
   ASSERT_TRUE(bulk.Remove(all[0].registrant_id()));  // the packed tree stays editable
   EXPECT_EQ(bulk.Size(), 1999u);
 }
@@ -364,10 +370,11 @@ TEST(ExposureIndexTest, MeasuresOneMillionRegistrants) {
   uint32_t total = Total(e);
   EXPECT_EQ(total, brute);
   using ms = std::chrono::duration<double, std::milli>;
-  std::printf("[measure] 1M registrants: bulk build %.0f ms, %.1f heap bytes/registrant, "
-              "300 km query %.3f ms (%u found)\n",
-              ms(built - start).count(), static_cast<double>(heap_after - heap_before) / kCount,
-              ms(queried - built).count(), total);
+  std::printf(
+      "[measure] 1M registrants: bulk build %.0f ms, %.1f heap bytes/registrant, "
+      "300 km query %.3f ms (%u found)\n",
+      ms(built - start).count(), static_cast<double>(heap_after - heap_before) / kCount,
+      ms(queried - built).count(), total);
 }
 
 }  // namespace

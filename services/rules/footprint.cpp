@@ -63,8 +63,9 @@ double EarthquakeRadiusKm(double magnitude, double depth_km, double min_mmi) {
 
 std::string ShakingDescription(double mmi) {
   // USGS descriptions of the Modified Mercalli Intensity scale.
-  static constexpr const char* kWords[] = {"not felt", "not felt", "weak",   "weak",    "light",  "moderate",
-                                           "strong",   "very strong", "severe", "violent", "extreme"};
+  static constexpr const char* kWords[] = {"not felt", "not felt", "weak",   "weak",
+                                           "light",    "moderate", "strong", "very strong",
+                                           "severe",   "violent",  "extreme"};
   int level = static_cast<int>(std::floor(mmi));
   return kWords[std::clamp(level, 0, 10)];
 }
@@ -86,7 +87,8 @@ std::optional<v1::Area> EventFootprint(const v1::CrisisEvent& event, double min_
     return source;
   }
 
-  if (event.hazard() != v1::HAZARD_KIND_EARTHQUAKE || !event.has_origin() || !event.metrics().has_magnitude()) {
+  if (event.hazard() != v1::HAZARD_KIND_EARTHQUAKE || !event.has_origin() ||
+      !event.metrics().has_magnitude()) {
     return std::nullopt;
   }
   const auto& m = event.metrics();

@@ -23,12 +23,16 @@ TEST(FootprintTest, PredictedIntensityMatchesTheEquationAtKnownDistances) {
   // 2.085 + 1.428*7.1 - 1.402 ln(sqrt(100 + 271.1)) = 8.076.
   EXPECT_NEAR(PredictMmiAllen2012(7.1, 10), 8.076, 0.001);
   // Beyond 50 km the c4 term applies: M6 at 100 km = 4.416 + 0.078 ln 2.
-  EXPECT_NEAR(PredictMmiAllen2012(6.0, 100), 2.085 + 1.428 * 6 - 1.402 * std::log(std::sqrt(1e4 + std::pow(-0.209 + 2.042 * std::exp(1.0), 2))) + 0.078 * std::log(2.0), 1e-9);
+  EXPECT_NEAR(PredictMmiAllen2012(6.0, 100),
+              2.085 + 1.428 * 6 -
+                  1.402 * std::log(std::sqrt(1e4 + std::pow(-0.209 + 2.042 * std::exp(1.0), 2))) +
+                  0.078 * std::log(2.0),
+              1e-9);
 }
 
 TEST(FootprintTest, KnownRadii) {
-  EXPECT_NEAR(EarthquakeRadiusKm(7.1, 10, 6), 85.1, 0.5);   // us6000pi9w, Tibet 2025
-  EXPECT_NEAR(EarthquakeRadiusKm(5.6, 10, 6), 15.0, 0.5);   // us2000hf24, off Okinawa
+  EXPECT_NEAR(EarthquakeRadiusKm(7.1, 10, 6), 85.1, 0.5);  // us6000pi9w, Tibet 2025
+  EXPECT_NEAR(EarthquakeRadiusKm(5.6, 10, 6), 15.0, 0.5);  // us2000hf24, off Okinawa
   EXPECT_NEAR(EarthquakeRadiusKm(6.0, 10, 6), 25.2, 0.5);
   EXPECT_NEAR(EarthquakeRadiusKm(8.0, 10, 6), 226.6, 1.0);
   EXPECT_EQ(EarthquakeRadiusKm(3.0, 10, 6), 0.0);

@@ -9,10 +9,11 @@
 
 int main(int argc, char** argv) {
   amparo::Config config;
-  if (auto exit_code = amparo::StartDaemon(argc, argv, "amparo-rules",
-                                           "Matches crisis events against registered nationals (spatial index) and "
-                                           "raises consular alerts to amparo-notify.",
-                                           &config)) {
+  if (auto exit_code =
+          amparo::StartDaemon(argc, argv, "amparo-rules",
+                              "Matches crisis events against registered nationals (spatial index) and "
+                              "raises consular alerts to amparo-notify.",
+                              &config)) {
     return *exit_code;
   }
   const auto& stop = amparo::InstallStopSignals();

@@ -28,7 +28,8 @@ class RulesDaemon {
   // loads the index, binds the inbox and connects to notify. Errors: the
   // database or link status (e.g. UNAVAILABLE when the inbox cannot bind).
   // `ctx` and `clock` must outlive the daemon.
-  static Result<std::unique_ptr<RulesDaemon>> Create(const Config& config, LinkContext& ctx, const Clock& clock);
+  static Result<std::unique_ptr<RulesDaemon>> Create(const Config& config, LinkContext& ctx,
+                                                     const Clock& clock);
   ~RulesDaemon();
   RulesDaemon(const RulesDaemon&) = delete;
   RulesDaemon& operator=(const RulesDaemon&) = delete;

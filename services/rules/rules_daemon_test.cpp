@@ -25,8 +25,8 @@ std::string TestId(uint64_t n) {
 class RulesDaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string toml = "data_dir = \"" + (dir_ / "data").string() + "\"\nrun_dir = \"" + (dir_ / "run").string() +
-                       "\"\n[link]\nresend_after_ms = 300\n";
+    std::string toml = "data_dir = \"" + (dir_ / "data").string() + "\"\nrun_dir = \"" +
+                       (dir_ / "run").string() + "\"\n[link]\nresend_after_ms = 300\n";
     auto config = Config::Parse(toml, dir_.path());
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     config_ = *config;
@@ -45,8 +45,10 @@ class RulesDaemonTest : public ::testing::Test {
   }
 
   void StartPeers() {
-    ingest_ = std::make_unique<LinkSender>(ctx_, *ingest_db_, "rules", config_.rules.inbox, config_.link, clock_);
-    gateway_ = std::make_unique<LinkSender>(ctx_, *gateway_db_, "rules", config_.rules.inbox, config_.link, clock_);
+    ingest_ =
+        std::make_unique<LinkSender>(ctx_, *ingest_db_, "rules", config_.rules.inbox, config_.link, clock_);
+    gateway_ =
+        std::make_unique<LinkSender>(ctx_, *gateway_db_, "rules", config_.rules.inbox, config_.link, clock_);
     notify_ = std::make_unique<LinkReceiver>(ctx_, *notify_db_, config_.notify.inbox, config_.link, clock_);
     ASSERT_TRUE(ingest_->Start().ok());
     ASSERT_TRUE(gateway_->Start().ok());

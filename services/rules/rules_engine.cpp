@@ -100,17 +100,28 @@ std::string IncidentId(const v1::CrisisEvent& event) {
 
 std::string HazardName(v1::HazardKind hazard) {
   switch (hazard) {
-    case v1::HAZARD_KIND_EARTHQUAKE: return "Earthquake";
-    case v1::HAZARD_KIND_TSUNAMI: return "Tsunami";
-    case v1::HAZARD_KIND_TROPICAL_CYCLONE: return "Tropical cyclone";
-    case v1::HAZARD_KIND_FLOOD: return "Flood";
-    case v1::HAZARD_KIND_VOLCANO: return "Volcano";
-    case v1::HAZARD_KIND_WILDFIRE: return "Wildfire";
-    case v1::HAZARD_KIND_DROUGHT: return "Drought";
-    case v1::HAZARD_KIND_SEVERE_WEATHER: return "Severe weather";
-    case v1::HAZARD_KIND_CONFLICT: return "Armed conflict";
-    case v1::HAZARD_KIND_CIVIL_UNREST: return "Civil unrest";
-    default: return "Crisis";
+    case v1::HAZARD_KIND_EARTHQUAKE:
+      return "Earthquake";
+    case v1::HAZARD_KIND_TSUNAMI:
+      return "Tsunami";
+    case v1::HAZARD_KIND_TROPICAL_CYCLONE:
+      return "Tropical cyclone";
+    case v1::HAZARD_KIND_FLOOD:
+      return "Flood";
+    case v1::HAZARD_KIND_VOLCANO:
+      return "Volcano";
+    case v1::HAZARD_KIND_WILDFIRE:
+      return "Wildfire";
+    case v1::HAZARD_KIND_DROUGHT:
+      return "Drought";
+    case v1::HAZARD_KIND_SEVERE_WEATHER:
+      return "Severe weather";
+    case v1::HAZARD_KIND_CONFLICT:
+      return "Armed conflict";
+    case v1::HAZARD_KIND_CIVIL_UNREST:
+      return "Civil unrest";
+    default:
+      return "Crisis";
   }
 }
 
@@ -137,8 +148,8 @@ std::string DescribeEvent(const v1::CrisisEvent& event) {
 // "within 15 km (strong shaking, MMI>=6)" or "inside the area given by the source (...)"
 std::string DescribeFootprint(const v1::Area& footprint, double min_mmi) {
   if (footprint.footprint_model() == kFootprintModelAllen2012 && footprint.circles_size() == 1) {
-    return "within " + FormatRadiusKm(footprint.circles(0).radius_km()) + " km (" + ShakingDescription(min_mmi) +
-           " shaking, MMI>=" + FormatMmi(min_mmi) + ")";
+    return "within " + FormatRadiusKm(footprint.circles(0).radius_km()) + " km (" +
+           ShakingDescription(min_mmi) + " shaking, MMI>=" + FormatMmi(min_mmi) + ")";
   }
   std::string text = "inside the area given by the source";
   if (!footprint.description().empty()) text += " (" + footprint.description() + ")";
@@ -147,7 +158,8 @@ std::string DescribeFootprint(const v1::Area& footprint, double min_mmi) {
 
 // "3 registered nationals (7 people, 1 vulnerable)"
 std::string DescribeCounts(const ExposureCounts& c) {
-  return std::to_string(c.registrants) + (c.registrants == 1 ? " registered national (" : " registered nationals (") +
+  return std::to_string(c.registrants) +
+         (c.registrants == 1 ? " registered national (" : " registered nationals (") +
          std::to_string(c.household_members) + (c.household_members == 1 ? " person, " : " people, ") +
          std::to_string(c.vulnerable) + " vulnerable)";
 }
@@ -187,7 +199,8 @@ Status RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footpri
   auto q = db.Prepare(
       "INSERT INTO events (event_id, status, revision, msg_type, footprint_model, footprint_description, "
       "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, status) DO UPDATE SET "
-      "revision = excluded.revision, msg_type = excluded.msg_type, footprint_model = excluded.footprint_model, "
+      "revision = excluded.revision, msg_type = excluded.msg_type, footprint_model = "
+      "excluded.footprint_model, "
       "footprint_description = excluded.footprint_description, updated_ms = excluded.updated_ms");
   if (!q.ok()) return q.status();
   q->Bind(1, event.event_id())
@@ -207,7 +220,8 @@ Status RulesEngine::Migrate(Db& db) {
   return InitLinkTables(db);
 }
 
-Result<std::unique_ptr<RulesEngine>> RulesEngine::Create(Db& db, const RulesOptions& options, const Clock& clock) {
+Result<std::unique_ptr<RulesEngine>> RulesEngine::Create(Db& db, const RulesOptions& options,
+                                                         const Clock& clock) {
   std::unique_ptr<RulesEngine> engine(new RulesEngine(options, clock));
   AMPARO_RETURN_IF_ERROR(engine->LoadIndex(db));
   return engine;
@@ -235,7 +249,8 @@ Status RulesEngine::LoadIndex(Db& db) {
     // Rows were validated before they were written; one that fails now is
     // corrupt. Refusing to start would stop alerts for everybody else.
     if (Status st = index.Upsert(loc); !st.ok()) {
-      log::Error("registrant row skipped", {{"registrant_id", loc.registrant_id()}, {"error", st.ToString()}});
+      log::Error("registrant row skipped",
+                 {{"registrant_id", loc.registrant_id()}, {"error", st.ToString()}});
     }
   }
   index.EndBulkLoad();
@@ -286,7 +301,8 @@ Status RulesEngine::HandleRegistryChange(const v1::RegistryChange& change, Db& d
   current->Reset();
 
   auto write = db.Prepare(
-      "INSERT OR REPLACE INTO registrants (registrant_id, state, host_country, admin1, lat, lon, household_size, "
+      "INSERT OR REPLACE INTO registrants (registrant_id, state, host_country, admin1, lat, lon, "
+      "household_size, "
       "vulnerability_flags, sequence, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!write.ok()) return write.status();
   write->Bind(1, loc.registrant_id())
@@ -345,8 +361,8 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
   if (event.event_id().empty()) return InvalidArgument("required", "event_id");
   auto status_name = EventStatusName(event.status());
   if (!status_name) {
-    log::Info("event not actionable, no alert", {{"event_id", event.event_id()},
-                                                  {"status", v1::EventStatus_Name(event.status())}});
+    log::Info("event not actionable, no alert",
+              {{"event_id", event.event_id()}, {"status", v1::EventStatus_Name(event.status())}});
     return Status::Ok();
   }
 
@@ -371,13 +387,14 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
   AMPARO_RETURN_IF_ERROR(RecordEvent(db, event, footprint ? &*footprint : nullptr, clock_.NowMs()));
 
   auto write_alert = db.Prepare(
-      "INSERT OR REPLACE INTO alerts (alert_id, incident_id, state, host_country, revision, level, registrants, "
+      "INSERT OR REPLACE INTO alerts (alert_id, incident_id, state, host_country, revision, level, "
+      "registrants, "
       "household_members, vulnerable, cancelled, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!write_alert.ok()) return write_alert.status();
 
   // Stores and enqueues one revision; `ids` may be empty.
-  auto raise = [&](const std::string& state, const std::string& host, uint32_t revision, const ExposureCounts& counts,
-                   v1::AlertLevel level, bool cancelled, std::string reason,
+  auto raise = [&](const std::string& state, const std::string& host, uint32_t revision,
+                   const ExposureCounts& counts, v1::AlertLevel level, bool cancelled, std::string reason,
                    const std::vector<std::string>& ids) -> Status {
     v1::Envelope envelope = MakeEnvelope(kProducer, clock_);
     v1::ConsularAlert& alert = *envelope.mutable_consular_alert();
@@ -415,7 +432,9 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
     AMPARO_RETURN_IF_ERROR(write_alert->Run());
     AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db, kNotifyPeer, envelope));
     ++stats_.alerts;
-    log::Info(cancelled ? "alert cancelled" : revision == 1 ? "alert raised" : "alert updated",
+    log::Info(cancelled       ? "alert cancelled"
+              : revision == 1 ? "alert raised"
+                              : "alert updated",
               {{"alert_id", alert.alert_id()},
                {"revision", std::to_string(revision)},
                {"registrants", std::to_string(counts.registrants)},
@@ -437,7 +456,8 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
     exposure = index_.QueryArea(*footprint, static_cast<size_t>(std::max(options_.max_ids_per_alert, 0)));
   }
   const std::string event_text = DescribeEvent(event);
-  const std::string where = footprint ? DescribeFootprint(*footprint, options_.earthquake_min_mmi) : std::string();
+  const std::string where =
+      footprint ? DescribeFootprint(*footprint, options_.earthquake_min_mmi) : std::string();
 
   for (const auto& [key, group] : exposure) {
     const auto& [state, host] = key;
@@ -457,8 +477,9 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
   for (const auto& [alert_id, old] : *alerts) {
     if (old.cancelled || old.counts.registrants == 0) continue;
     if (exposure.count({old.state, old.host_country}) > 0) continue;
-    std::string reason = event_text + (footprint ? ": no registered nationals " + where + " any more"
-                                                 : ": no registered nationals exposed any more (no footprint)");
+    std::string reason =
+        event_text + (footprint ? ": no registered nationals " + where + " any more"
+                                : ": no registered nationals exposed any more (no footprint)");
     AMPARO_RETURN_IF_ERROR(
         raise(old.state, old.host_country, old.revision + 1, {}, v1::ALERT_LEVEL_INFO, false, reason, {}));
   }

@@ -57,11 +57,11 @@ inline constexpr char kProducer[] = "amparo-rules";
 inline constexpr char kNotifyPeer[] = "notify";
 
 struct RulesStats {
-  uint64_t registry_changes = 0;   // applied
-  uint64_t stale_changes = 0;      // ignored: sequence not newer
-  uint64_t events = 0;             // revisions evaluated
-  uint64_t stale_events = 0;       // ignored: revision not newer
-  uint64_t alerts = 0;             // alert revisions enqueued
+  uint64_t registry_changes = 0;  // applied
+  uint64_t stale_changes = 0;     // ignored: sequence not newer
+  uint64_t events = 0;            // revisions evaluated
+  uint64_t stale_events = 0;      // ignored: revision not newer
+  uint64_t alerts = 0;            // alert revisions enqueued
 };
 
 class RulesEngine {

@@ -19,8 +19,8 @@ std::string TestId(uint64_t n) {
   return buf;
 }
 
-v1::Envelope Upsert(uint64_t sequence, uint64_t n, const std::string& state, const std::string& host, double lat,
-                    double lon, uint32_t household = 1, uint32_t flags = 0) {
+v1::Envelope Upsert(uint64_t sequence, uint64_t n, const std::string& state, const std::string& host,
+                    double lat, double lon, uint32_t household = 1, uint32_t flags = 0) {
   FakeClock clock;
   v1::Envelope env = MakeEnvelope("amparo-gateway", clock);
   auto* change = env.mutable_registry_change();
@@ -201,9 +201,10 @@ TEST_F(RulesEngineTest, RaisesOneAlertPerStateAndHostWithExactCounts) {
   EXPECT_EQ(phl->exposure().household_members(), 7u);
   EXPECT_EQ(phl->exposure().vulnerable(), 1u);
   EXPECT_EQ(phl->level(), v1::ALERT_LEVEL_CRITICAL);  // one vulnerable registrant
-  EXPECT_EQ(phl->reason(),
-            "M5.6 earthquake, 158km E of Nago, Japan: 3 registered nationals (7 people, 1 vulnerable) within 15 km "
-            "(strong shaking, MMI>=6)");
+  EXPECT_EQ(
+      phl->reason(),
+      "M5.6 earthquake, 158km E of Nago, Japan: 3 registered nationals (7 people, 1 vulnerable) within 15 km "
+      "(strong shaking, MMI>=6)");
   EXPECT_FALSE(phl->exercise());
   EXPECT_FALSE(phl->cancelled());
   EXPECT_EQ(phl->event_status(), "Actual");
@@ -223,9 +224,10 @@ TEST_F(RulesEngineTest, RaisesOneAlertPerStateAndHostWithExactCounts) {
   EXPECT_EQ(idn->exposure().household_members(), 1u);
   EXPECT_EQ(idn->exposure().vulnerable(), 0u);
   EXPECT_EQ(idn->level(), v1::ALERT_LEVEL_WARNING);  // PAGER green, nobody vulnerable
-  EXPECT_EQ(idn->reason(),
-            "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (1 person, 0 vulnerable) within 15 km "
-            "(strong shaking, MMI>=6)");
+  EXPECT_EQ(
+      idn->reason(),
+      "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (1 person, 0 vulnerable) within 15 km "
+      "(strong shaking, MMI>=6)");
   EXPECT_EQ(std::vector<std::string>(idn->registrant_ids().begin(), idn->registrant_ids().end()),
             (std::vector<std::string>{TestId(5)}));
 }
@@ -303,7 +305,8 @@ TEST_F(RulesEngineTest, GroupWithNobodyLeftGetsAZeroCountRevision) {
   EXPECT_EQ(idn->level(), v1::ALERT_LEVEL_INFO);
   EXPECT_FALSE(idn->cancelled());
   EXPECT_EQ(idn->reason(),
-            "M5.6 earthquake, 158km E of Nago, Japan: no registered nationals within 15 km (strong shaking, MMI>=6) "
+            "M5.6 earthquake, 158km E of Nago, Japan: no registered nationals within 15 km (strong shaking, "
+            "MMI>=6) "
             "any more");
   const auto* phl = Find(alerts, "usgs:us2000hf24/PHL/JPN");
   ASSERT_NE(phl, nullptr);
@@ -326,7 +329,9 @@ TEST_F(RulesEngineTest, MagnitudeRevisedBelowTheThresholdClearsTheAlerts) {
   for (const auto& a : alerts) {
     EXPECT_EQ(a.revision(), 2u);
     EXPECT_EQ(a.exposure().registrants(), 0u);
-    EXPECT_EQ(a.reason(), "M4.8 earthquake, 158km E of Nago, Japan: no registered nationals exposed any more (no footprint)");
+    EXPECT_EQ(
+        a.reason(),
+        "M4.8 earthquake, 158km E of Nago, Japan: no registered nationals exposed any more (no footprint)");
   }
 }
 
@@ -482,8 +487,11 @@ TEST_F(RulesEngineTest, SourcePolygonFootprintIsUsed) {
   auto* p = area->add_polygons();
   // A small box around the epicentre reaching 8 km north and south.
   double d = 8 / kKmPerDegreeLat;
-  for (auto [lat, lon] : {std::pair{kNagoLat - d, kNagoLon - d}, {kNagoLat - d, kNagoLon + d},
-                          {kNagoLat + d, kNagoLon + d}, {kNagoLat + d, kNagoLon - d}, {kNagoLat - d, kNagoLon - d}}) {
+  for (auto [lat, lon] : {std::pair{kNagoLat - d, kNagoLon - d},
+                          {kNagoLat - d, kNagoLon + d},
+                          {kNagoLat + d, kNagoLon + d},
+                          {kNagoLat + d, kNagoLon - d},
+                          {kNagoLat - d, kNagoLon - d}}) {
     auto* v = p->add_vertices();
     v->set_lat(lat);
     v->set_lon(lon);
@@ -496,7 +504,8 @@ TEST_F(RulesEngineTest, SourcePolygonFootprintIsUsed) {
   EXPECT_EQ(phl->exposure().registrants(), 1u);  // only the one 5 km north
   EXPECT_EQ(phl->footprint().footprint_model(), "source");
   EXPECT_EQ(phl->reason(),
-            "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (3 people, 0 vulnerable) inside the area "
+            "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (3 people, 0 vulnerable) inside "
+            "the area "
             "given by the source (Okinawa east coast)");
 }
 
