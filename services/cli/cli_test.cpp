@@ -152,7 +152,9 @@ TEST(SupervisorTest, RestartsAProgramThatDiesAndStopsAllOnRequest) {
   std::ifstream in(counter);
   int lines = 0;
   for (std::string l; std::getline(in, l);) ++lines;
-  EXPECT_EQ(lines, s.restarts()[0] + 1);
+  // One line per start; the last start may be stopped before it writes.
+  EXPECT_GE(lines, s.restarts()[0]);
+  EXPECT_LE(lines, s.restarts()[0] + 1);
 }
 
 }  // namespace

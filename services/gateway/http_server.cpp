@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -123,7 +124,7 @@ class HttpServer::Impl {
         continue;
       }
       ++connections_;
-      asio::co_spawn(ioc_, Session(std::move(socket)), [this](std::exception_ptr e) {
+      asio::co_spawn(ioc_, Session(std::move(socket)), [this](const std::exception_ptr& e) {
         --connections_;
         if (e) {
           try {
@@ -160,9 +161,10 @@ class HttpServer::Impl {
     // bounded amount for a bounded time, then close.
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.expires_after(std::chrono::seconds(2));
-    std::array<char, 16 * 1024> sink;
+    constexpr size_t kMaxDrainBytes = size_t{16} << 20;
+    std::array<char, size_t{16} << 10> sink;
     size_t drained = 0;
-    while (drained < 16u * 1024 * 1024) {
+    while (drained < kMaxDrainBytes) {
       auto [read_ec, got] = co_await stream.async_read_some(asio::buffer(sink), kAwait);
       if (read_ec) break;
       drained += got;
