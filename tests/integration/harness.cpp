@@ -155,12 +155,12 @@ WebhookReceiver::WebhookReceiver() : impl_(std::make_unique<Impl>()) {
 
 WebhookReceiver::~WebhookReceiver() {
   impl_->stop = true;
+  // Wake the blocked accept() by connecting once; the loop then sees `stop`.
   beast::error_code ec;
-  impl_->acceptor.close(ec);
-  // Wake a blocked accept() by connecting once.
   asio::ip::tcp::socket poke(impl_->io);
   poke.connect(impl_->acceptor.local_endpoint(ec), ec);
   impl_->thread.join();
+  impl_->acceptor.close(ec);
 }
 
 std::string WebhookReceiver::url(const std::string& path) const {

@@ -205,8 +205,9 @@ TEST_F(PipelineTest, KillNineOfRulesThenNotifyWhileEventsFlowLosesNothingAndRepe
   d.StartAll();
   WebhookReceiver receiver;
   std::string phl_reg = d.Token("PHL", "registrar"), npl_reg = d.Token("NPL", "registrar");
-  std::string phl_secret = Subscribe(d, d.Token("PHL", "operator"), receiver.url("/phl"));
-  std::string npl_secret = Subscribe(d, d.Token("NPL", "operator"), receiver.url("/npl"));
+  std::string phl_op = d.Token("PHL", "operator"), npl_op = d.Token("NPL", "operator");
+  std::string phl_secret = Subscribe(d, phl_op, receiver.url("/phl"));
+  std::string npl_secret = Subscribe(d, npl_op, receiver.url("/npl"));
   struct Cluster {
     std::string host;
     double lat, lon;
@@ -240,20 +241,36 @@ TEST_F(PipelineTest, KillNineOfRulesThenNotifyWhileEventsFlowLosesNothingAndRepe
   feed(8, 12);
   d.daemon("rules").Start();
   feed(12, 16);
-  // Let notify finish what it has in flight, so that the kill below tests
-  // durability of queued work; a kill between a 2xx and its commit would
-  // legitimately repeat a delivery under the same webhook-id.
-  auto distinct_ids = [&] {
-    std::set<std::string> ids;
-    for (const auto& h : receiver.Received()) ids.insert(h.headers.at("webhook-id"));
-    return ids.size();
+  // Let notify finish and record what it has in flight, so that the kill
+  // below tests durability of queued work: a kill between a 2xx and its
+  // commit would legitimately repeat a delivery under the same webhook-id.
+  // Notify reports each recorded delivery to the gateway's alert API.
+  auto recorded_deliveries = [&] {
+    size_t n = 0;
+    for (const std::string& token : {phl_op, npl_op}) {
+      auto r = d.Call("GET", "/api/v1/alerts?limit=1000", token);
+      if (r.status != 200) return size_t{0};
+      for (const auto& a : r.json.as_object()["items"].as_array()) {
+        for (const auto& del : a.as_object().at("deliveries").as_array()) {
+          n += del.as_object().at("status").as_string() == "delivered";
+        }
+      }
+    }
+    return n;
   };
-  ASSERT_TRUE(Eventually([&] { return distinct_ids() == expected.size(); }, 60s));
+  ASSERT_TRUE(Eventually([&] { return recorded_deliveries() == expected.size(); }, 60s))
+      << recorded_deliveries() << " of " << expected.size();
   d.daemon("notify").Kill9();
   feed(16, 20);
   d.daemon("notify").Start();
   feed(20, kEvents);
   ASSERT_EQ(expected.size(), 32u);
+
+  auto distinct_ids = [&] {
+    std::set<std::string> ids;
+    for (const auto& h : receiver.Received()) ids.insert(h.headers.at("webhook-id"));
+    return ids.size();
+  };
   ASSERT_TRUE(Eventually([&] { return distinct_ids() >= expected.size(); }, 60s))
       << "distinct webhooks: " << distinct_ids() << " of " << expected.size();
   std::this_thread::sleep_for(2s);  // late repeats would show up now
