@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "common/clock.h"
+#include "common/json_text.h"
 
 namespace amparo {
 
@@ -76,7 +77,7 @@ std::string AlertToJson(const v1::ConsularAlert& a) {
   json::array ids;
   for (const auto& id : a.registrant_ids()) ids.push_back(json::value(id));
   o["registrant_ids"] = std::move(ids);
-  return json::serialize(o);
+  return JsonText(o);
 }
 
 }  // namespace amparo

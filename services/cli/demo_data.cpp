@@ -8,6 +8,7 @@
 #include <random>
 
 #include "common/geo.h"
+#include "common/json_text.h"
 
 namespace amparo::cli {
 namespace {
@@ -152,7 +153,7 @@ std::string RegistrantJson(const DemoRegistrant& r) {
   for (const auto& v : r.vulnerabilities) vulns.push_back(boost::json::value(v));
   o["languages"] = std::move(langs);
   o["vulnerabilities"] = std::move(vulns);
-  return boost::json::serialize(o);
+  return JsonText(o);
 }
 
 }  // namespace amparo::cli

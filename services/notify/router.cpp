@@ -4,6 +4,7 @@
 
 #include "common/alert_json.h"
 #include "common/crypto.h"
+#include "common/json_text.h"
 #include "common/link.h"
 #include "common/log.h"
 
@@ -77,7 +78,7 @@ std::string BuildWebhookBody(const v1::ConsularAlert& alert, int64_t now_ms) {
   body["type"] = AlertEventType(alert);
   body["timestamp"] = FormatRfc3339(now_ms);
   body["data"] = boost::json::parse(AlertToJson(alert));
-  return boost::json::serialize(body);
+  return JsonText(body);
 }
 
 Status ValidateSubscription(const v1::Subscription& s) {
