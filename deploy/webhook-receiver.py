@@ -43,4 +43,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+try:
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+except KeyboardInterrupt:  # Ctrl-C in deploy/up stops everything
+    pass

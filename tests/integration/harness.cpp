@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "common/crypto.h"
+#include "common/db.h"
 
 extern char** environ;
 
@@ -260,6 +261,29 @@ std::string Deployment::Token(const std::string& state, const std::string& role)
                              "--state", state, "--role", role});
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   return out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
+}
+
+void Deployment::WaitRegistryHandedOver() {
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto db = Db::Open(dir() / "data" / "gateway.db");
+        if (!db.ok()) return false;
+        auto q = db->Prepare("SELECT count(*) FROM link_outbox WHERE peer = 'rules'");
+        if (!q.ok()) return false;
+        auto row = q->Step();
+        return row.ok() && *row && q->ColumnInt(0) == 0;
+      },
+      20s));
+}
+
+std::string RegistrantBody(const std::string& ref, const std::string& host, double lat, double lon, int household,
+                           const std::vector<std::string>& vulnerabilities) {
+  boost::json::object o{{"external_ref", ref}, {"host_country", host}, {"lat", lat}, {"lon", lon},
+                        {"household_size", household}};
+  boost::json::array v;
+  for (const auto& f : vulnerabilities) v.push_back(boost::json::value(f));
+  o["vulnerabilities"] = std::move(v);
+  return boost::json::serialize(o);
 }
 
 Deployment::Reply Deployment::Call(const std::string& method, const std::string& path, const std::string& token,

@@ -90,6 +90,10 @@ class Deployment {
   void WaitHealthy();
   std::string base_url() const { return base_url_; }
   std::string Token(const std::string& state, const std::string& role);
+  // Waits until the gateway has handed every registry change to rules (its
+  // outbox for "rules" is empty: rules stored and acknowledged them all), so
+  // an event replayed afterwards is matched against the whole registry.
+  void WaitRegistryHandedOver();
 
   struct Reply {
     long status;
@@ -104,6 +108,10 @@ class Deployment {
   std::string base_url_;
   cli::HttpClient http_;
 };
+
+// The JSON body for POST /api/v1/registrants.
+std::string RegistrantBody(const std::string& ref, const std::string& host, double lat, double lon, int household,
+                           const std::vector<std::string>& vulnerabilities = {});
 
 // Polls `pred` every 50 ms until it holds or `timeout` passes.
 template <typename Pred>

@@ -5,7 +5,6 @@
 #include <fstream>
 #include <set>
 
-#include "common/db.h"
 #include "tests/integration/harness.h"
 
 namespace amparo::integration {
@@ -14,32 +13,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
-
-std::string RegistrantBody(const std::string& ref, const std::string& host, double lat, double lon, int household,
-                           const std::vector<std::string>& vulnerabilities = {}) {
-  json::object o{{"external_ref", ref}, {"host_country", host}, {"lat", lat}, {"lon", lon},
-                 {"household_size", household}};
-  json::array v;
-  for (const auto& f : vulnerabilities) v.push_back(json::value(f));
-  o["vulnerabilities"] = std::move(v);
-  return json::serialize(o);
-}
-
-// Waits until the gateway has handed every registry change to rules (its
-// outbox for "rules" is empty: rules stored and acknowledged them all), so
-// an event replayed afterwards is matched against the full registry.
-void WaitRegistryHandedOver(const Deployment& d) {
-  ASSERT_TRUE(Eventually(
-      [&] {
-        auto db = Db::Open(d.dir() / "data" / "gateway.db");
-        if (!db.ok()) return false;
-        auto q = db->Prepare("SELECT count(*) FROM link_outbox WHERE peer = 'rules'");
-        if (!q.ok()) return false;
-        auto row = q->Step();
-        return row.ok() && *row && q->ColumnInt(0) == 0;
-      },
-      20s));
-}
 
 json::object Data(const Webhook& hook) { return json::parse(hook.body).as_object()["data"].as_object(); }
 
@@ -76,7 +49,7 @@ TEST_F(PipelineTest, RealUsgsEarthquakeAlertsOnlyExposedStatesWithSignedWebhooks
   Register(d, npl_reg, RegistrantBody("NPL-1", "MNP", 18.1400, 147.2700, 3));
   Register(d, npl_reg, RegistrantBody("NPL-2", "MNP", 18.1300, 147.2500, 3));
   Register(d, npl_reg, RegistrantBody("NPL-3", "JPN", 26.5917, 127.9775, 2));    // Nago
-  WaitRegistryHandedOver(d);
+  d.WaitRegistryHandedOver();
 
   fs::path feed = SharedFixtures() / "usgs/summary-exxamalte/usgs_all_earthquakes_past_day.json";
   RunTool({(BinDir() / "amparo").string(), "replay", "--config", d.config().string(), feed.string()});
@@ -223,7 +196,7 @@ TEST_F(PipelineTest, KillNineOfRulesThenNotifyWhileEventsFlowLosesNothingAndRepe
                RegistrantBody(s + "-" + std::to_string(++n), c.host, c.lat + 0.01, c.lon, 2));
     }
   }
-  WaitRegistryHandedOver(d);
+  d.WaitRegistryHandedOver();
 
   std::set<std::string> expected;  // alert ids
   const int kEvents = 24;
