@@ -185,6 +185,24 @@ Status EnqueueOutbound(Db& db, std::string_view peer, const v1::Envelope& envelo
   return stmt->Run();
 }
 
+Result<std::vector<v1::Envelope>> PendingOutbound(Db& db, std::string_view peer, int limit) {
+  auto q = db.Prepare("SELECT message_id, envelope FROM link_outbox WHERE peer = ? ORDER BY seq LIMIT ?");
+  if (!q.ok()) return q.status();
+  q->Bind(1, peer).Bind(2, limit);
+  std::vector<v1::Envelope> out;
+  while (true) {
+    auto row = q->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    v1::Envelope env;
+    if (!env.ParseFromString(q->ColumnBlob(1))) {
+      return Status(StatusCode::kDataLoss, "outbox message " + q->ColumnText(0) + " does not parse");
+    }
+    out.push_back(std::move(env));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- sender
 
 LinkSender::LinkSender(LinkContext& ctx, Db& db, std::string peer, std::string endpoint,

@@ -28,6 +28,7 @@
 #include <string>
 #include <thread>
 #include <atomic>
+#include <vector>
 
 #include "amparo/v1/envelope.pb.h"
 #include "common/clock.h"
@@ -86,6 +87,10 @@ Status InitLinkTables(Db& db);
 // Adds `envelope` to the outbox for `peer`; call inside the caller's
 // transaction so the message is stored together with the work it reports.
 Status EnqueueOutbound(Db& db, std::string_view peer, const v1::Envelope& envelope);
+
+// The envelopes still waiting in the outbox for `peer` (not yet
+// acknowledged), oldest first, at most `limit`. For `amparo status` and tests.
+Result<std::vector<v1::Envelope>> PendingOutbound(Db& db, std::string_view peer, int limit = 100000);
 
 struct LinkStats {
   uint64_t sent = 0;

@@ -70,7 +70,13 @@ TEST_F(LinkTest, DeliversInOrderAndEmptiesOutboxOnAck) {
   LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
   ASSERT_TRUE(sender.Start().ok());
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(Enqueue(Event(clock_, "ev" + std::to_string(i))).ok());
+  auto pending = PendingOutbound(*sender_db_, "receiver");
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 50u);
+  EXPECT_EQ((*pending)[49].crisis_event().source_id(), "ev49");
+  EXPECT_TRUE(PendingOutbound(*sender_db_, "someone-else")->empty());
   ASSERT_TRUE(PumpUntil(sender, &receiver, [&] { return *sender.Depth() == 0; }));
+  EXPECT_TRUE(PendingOutbound(*sender_db_, "receiver")->empty());
   auto seen = Drain(receiver);
   ASSERT_EQ(seen.size(), 50u);
   EXPECT_EQ(seen.front(), "ev0");

@@ -177,17 +177,7 @@ class GatewayHttpTest : public ::testing::Test {
     daemon_.reset();
   }
 
-  std::vector<v1::Envelope> Outbox(const std::string& peer) {
-    std::vector<v1::Envelope> out;
-    auto q = db_->Prepare("SELECT envelope FROM link_outbox WHERE peer = ? ORDER BY seq");
-    q->Bind(1, peer);
-    while (*q->Step()) {
-      v1::Envelope env;
-      EXPECT_TRUE(env.ParseFromString(q->ColumnBlob(0)));
-      out.push_back(env);
-    }
-    return out;
-  }
+  std::vector<v1::Envelope> Outbox(const std::string& peer) { return *PendingOutbound(*db_, peer); }
 
   std::string CreateRegistrant(const std::string& token, const std::string& ref) {
     std::string body = kRegistrantBody;

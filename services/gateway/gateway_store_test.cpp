@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/link.h"
+
 #include "amparo/v1/envelope.pb.h"
 #include "common/alert_json.h"
 #include "common/crypto.h"
@@ -18,17 +20,7 @@ class GatewayStoreTest : public ::testing::Test {
   }
 
   // The envelopes waiting in link_outbox for `peer`, oldest first.
-  std::vector<v1::Envelope> Outbox(const std::string& peer) {
-    std::vector<v1::Envelope> out;
-    auto q = db_->Prepare("SELECT envelope FROM link_outbox WHERE peer = ? ORDER BY seq");
-    q->Bind(1, peer);
-    while (*q->Step()) {
-      v1::Envelope env;
-      EXPECT_TRUE(env.ParseFromString(q->ColumnBlob(0)));
-      out.push_back(env);
-    }
-    return out;
-  }
+  std::vector<v1::Envelope> Outbox(const std::string& peer) { return *PendingOutbound(*db_, peer); }
 
   Registrant Sample(const std::string& ref) {
     Registrant r;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/link.h"
+
 #include <chrono>
 #include <fstream>
 #include <optional>
@@ -67,17 +69,7 @@ class SpoolTest : public ::testing::Test {
   }
 
   // Envelopes waiting in the outbox for `peer`, in order.
-  std::vector<v1::Envelope> Outbox(const std::string& peer = "rules") {
-    std::vector<v1::Envelope> out;
-    auto q = db_->Prepare("SELECT envelope FROM link_outbox WHERE peer = ? ORDER BY seq");
-    q->Bind(1, peer);
-    while (*q->Step()) {
-      v1::Envelope env;
-      EXPECT_TRUE(env.ParseFromString(q->ColumnBlob(0)));
-      out.push_back(env);
-    }
-    return out;
-  }
+  std::vector<v1::Envelope> Outbox(const std::string& peer = "rules") { return *PendingOutbound(*db_, peer); }
 
   testing::TempDir dir_;
   FakeClock clock_{1'800'000'000'000};

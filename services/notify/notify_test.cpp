@@ -84,17 +84,7 @@ v1::Envelope Wrap(const v1::Subscription& subscription, const Clock& clock) {
 }
 
 // Envelopes waiting in `db`'s outbox for the gateway, oldest first.
-std::vector<v1::Envelope> GatewayOutbox(Db& db) {
-  std::vector<v1::Envelope> out;
-  auto q = db.Prepare("SELECT envelope FROM link_outbox WHERE peer = 'gateway' ORDER BY seq");
-  EXPECT_TRUE(q.ok());
-  while (*q->Step()) {
-    v1::Envelope env;
-    EXPECT_TRUE(env.ParseFromString(q->ColumnBlob(0)));
-    out.push_back(env);
-  }
-  return out;
-}
+std::vector<v1::Envelope> GatewayOutbox(Db& db) { return *PendingOutbound(db, "gateway"); }
 
 // An independent Standard Webhooks signature: OpenSSL directly, not the code under test.
 std::string ReferenceSignature(const std::string& key, const std::string& id, const std::string& timestamp,

@@ -135,17 +135,7 @@ class RulesEngineTest : public ::testing::Test {
   }
 
   // Every alert enqueued to notify so far, in order.
-  std::vector<v1::Envelope> Outbox() {
-    std::vector<v1::Envelope> out;
-    auto q = db_->Prepare("SELECT envelope FROM link_outbox WHERE peer = 'notify' ORDER BY seq");
-    EXPECT_TRUE(q.ok());
-    while (*q->Step()) {
-      v1::Envelope env;
-      EXPECT_TRUE(env.ParseFromString(q->ColumnBlob(0)));
-      out.push_back(env);
-    }
-    return out;
-  }
+  std::vector<v1::Envelope> Outbox() { return *PendingOutbound(*db_, "notify"); }
   std::vector<v1::ConsularAlert> AlertsFrom(size_t first) {
     std::vector<v1::ConsularAlert> alerts;
     auto all = Outbox();
