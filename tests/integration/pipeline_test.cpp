@@ -23,6 +23,18 @@ class PipelineTest : public ::testing::Test {
     EXPECT_EQ(r.status, 201) << json::serialize(r.json);
     return std::string(r.json.as_object()["secret"].as_string());
   }
+  // Registrar and operator tokens of the Philippines and Nepal, and each
+  // state's webhook subscription (to /phl and /npl on `receiver`).
+  struct Missions {
+    std::string phl_reg, npl_reg, phl_op, npl_op, phl_secret, npl_secret;
+  };
+  Missions TwoMissions(Deployment& d, WebhookReceiver& receiver) {
+    Missions m{d.Token("PHL", "registrar"), d.Token("NPL", "registrar"), d.Token("PHL", "operator"),
+               d.Token("NPL", "operator"), "", ""};
+    m.phl_secret = Subscribe(d, m.phl_op, receiver.url("/phl"));
+    m.npl_secret = Subscribe(d, m.npl_op, receiver.url("/npl"));
+    return m;
+  }
   void Register(Deployment& d, const std::string& token, const std::string& body) {
     auto r = d.Call("POST", "/api/v1/registrants", token, body);
     ASSERT_EQ(r.status, 201) << json::serialize(r.json);
@@ -33,10 +45,7 @@ TEST_F(PipelineTest, RealUsgsEarthquakeAlertsOnlyExposedStatesWithSignedWebhooks
   Deployment d;
   d.StartAll();
   WebhookReceiver receiver;
-  std::string phl_reg = d.Token("PHL", "registrar"), npl_reg = d.Token("NPL", "registrar");
-  std::string phl_op = d.Token("PHL", "operator"), npl_op = d.Token("NPL", "operator");
-  std::string phl_secret = Subscribe(d, phl_op, receiver.url("/phl"));
-  std::string npl_secret = Subscribe(d, npl_op, receiver.url("/npl"));
+  auto [phl_reg, npl_reg, phl_op, npl_op, phl_secret, npl_secret] = TwoMissions(d, receiver);
 
   // us2000hf42: M5.2, depth 10 km, 157 km E of Pagan, Northern Mariana
   // Islands (18.1337 N, 147.2618 E): strong-shaking radius about 6.7 km.
@@ -177,10 +186,7 @@ TEST_F(PipelineTest, KillNineOfRulesThenNotifyWhileEventsFlowLosesNothingAndRepe
   Deployment d;
   d.StartAll();
   WebhookReceiver receiver;
-  std::string phl_reg = d.Token("PHL", "registrar"), npl_reg = d.Token("NPL", "registrar");
-  std::string phl_op = d.Token("PHL", "operator"), npl_op = d.Token("NPL", "operator");
-  std::string phl_secret = Subscribe(d, phl_op, receiver.url("/phl"));
-  std::string npl_secret = Subscribe(d, npl_op, receiver.url("/npl"));
+  auto [phl_reg, npl_reg, phl_op, npl_op, phl_secret, npl_secret] = TwoMissions(d, receiver);
   struct Cluster {
     std::string host;
     double lat, lon;
