@@ -1,6 +1,7 @@
 #include "tests/integration/harness.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -113,6 +114,10 @@ struct WebhookReceiver::Impl {
   std::vector<Webhook> received;
   std::thread thread;
   std::atomic<bool> stop{false};
+  // One thread per connection; joined on destruction after their sockets
+  // are shut down, so none outlives the receiver.
+  std::vector<std::thread> connections;
+  std::vector<int> connection_fds;  // guarded by mu
 
   void Serve(asio::ip::tcp::socket socket) {
     beast::flat_buffer buffer;
@@ -148,8 +153,12 @@ WebhookReceiver::WebhookReceiver() : impl_(std::make_unique<Impl>()) {
       beast::error_code ec;
       asio::ip::tcp::socket socket(impl_->io);
       impl_->acceptor.accept(socket, ec);
-      if (ec) return;
-      std::thread([this, s = std::move(socket)]() mutable { impl_->Serve(std::move(s)); }).detach();
+      if (ec || impl_->stop) return;
+      {
+        std::lock_guard lock(impl_->mu);
+        impl_->connection_fds.push_back(socket.native_handle());
+      }
+      impl_->connections.emplace_back([this, s = std::move(socket)]() mutable { impl_->Serve(std::move(s)); });
     }
   });
 }
@@ -162,6 +171,11 @@ WebhookReceiver::~WebhookReceiver() {
   poke.connect(impl_->acceptor.local_endpoint(ec), ec);
   impl_->thread.join();
   impl_->acceptor.close(ec);
+  {
+    std::lock_guard lock(impl_->mu);
+    for (int fd : impl_->connection_fds) ::shutdown(fd, SHUT_RDWR);  // unblocks their reads
+  }
+  for (auto& t : impl_->connections) t.join();
 }
 
 std::string WebhookReceiver::url(const std::string& path) const {
