@@ -2,10 +2,14 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <thread>
 
 #include "common/config.h"
+#include "common/gazetteer.h"
+#include "common/geo.h"
 #include "common/link.h"
 #include "common/testing.h"
 #include "services/cli/demo_data.h"
@@ -81,33 +85,151 @@ TEST(ReplayTest, MissingFileWritesNothing) {
   EXPECT_EQ(files, 0u);
 }
 
-TEST(DemoDataTest, DeterministicForASeedAndSpreadOverStates) {
+// The bundled gazetteer, loaded once for the DemoData tests.
+std::shared_ptr<const Gazetteer> BundledGazetteer() {
+  static const std::shared_ptr<const Gazetteer> kGazetteer = [] {
+    auto g = Gazetteer::Load(Gazetteer::DefaultPath());
+    EXPECT_TRUE(g.ok()) << g.status().ToString();
+    return g.ok() ? *g : nullptr;
+  }();
+  return kGazetteer;
+}
+
+DemoOptions DemoWith(int registrants, std::vector<std::string> states, uint64_t seed = 1) {
   DemoOptions o;
-  o.registrants = 400;
+  o.registrants = registrants;
+  o.states = std::move(states);
+  o.seed = seed;
+  o.gazetteer = BundledGazetteer();
+  return o;
+}
+
+TEST(DemoDataTest, DeterministicForASeedAndSpreadOverStates) {
+  DemoOptions o = DemoWith(400, {"PHL", "IND", "NPL", "ETH"});
   auto a = GenerateDemoPopulation(o);
   auto b = GenerateDemoPopulation(o);
-  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok());
   ASSERT_EQ(a->size(), 400u);
   for (size_t i = 0; i < a->size(); ++i) {
-    EXPECT_EQ((*a)[i].lat, (*b)[i].lat);
-    EXPECT_EQ((*a)[i].host_country, (*b)[i].host_country);
+    EXPECT_EQ(RegistrantJson((*a)[i]), RegistrantJson((*b)[i]));
+    EXPECT_EQ((*a)[i].city, (*b)[i].city);
+    EXPECT_EQ((*a)[i].members.size(), (*b)[i].members.size());
   }
   std::map<std::string, int> per_state;
-  for (const auto& r : *a) {
-    ++per_state[r.state];
-    EXPECT_GE(r.household_size, 1);
-    EXPECT_LE(r.household_size, 6);
-    EXPECT_NE(r.host_country, r.state);  // nationals abroad
-  }
-  EXPECT_EQ(per_state["PHL"], 100);
-  EXPECT_EQ(per_state["ETH"], 100);
+  for (const auto& r : *a) ++per_state[r.state];
+  EXPECT_EQ(per_state, (std::map<std::string, int>{{"ETH", 100}, {"IND", 100}, {"NPL", 100}, {"PHL", 100}}));
+  EXPECT_EQ((*a)[0].external_ref, "DEMO-PHL-1");
+  EXPECT_EQ((*a)[5].external_ref, "DEMO-IND-2");
   o.seed = 2;
-  EXPECT_NE((*GenerateDemoPopulation(o))[0].lat, (*a)[0].lat);
+  auto c = GenerateDemoPopulation(o);
+  int same = 0;
+  for (size_t i = 0; i < c->size(); ++i) same += (*c)[i].lat == (*a)[i].lat;
+  EXPECT_LT(same, 10);
+}
+
+TEST(DemoDataTest, PeopleAreAbroadInRealCitiesNearTheirPlace) {
+  auto gazetteer = BundledGazetteer();
+  ASSERT_NE(gazetteer, nullptr);
+  auto population =
+      GenerateDemoPopulation(DemoWith(800, {"PHL", "IND", "NPL", "ETH", "MEX", "SYR", "BGD", "IDN"}));
+  ASSERT_TRUE(population.ok()) << population.status().ToString();
+  std::map<std::string, std::set<std::string>> hosts;
+  std::map<std::string, std::vector<Place>> places;  // host -> its gazetteer entries
+  for (const auto& r : *population) {
+    EXPECT_NE(r.host_country, r.state) << r.external_ref;  // nationals abroad
+    hosts[r.state].insert(r.host_country);
+    if (!places.count(r.host_country)) places[r.host_country] = gazetteer->InCountry(r.host_country);
+    // A real place of that name (names repeat: Glendale AZ and CA) within
+    // the largest scatter radius, 30 km.
+    bool near_a_place_so_named =
+        std::any_of(places[r.host_country].begin(), places[r.host_country].end(), [&r](const Place& p) {
+          return p.name == r.city && geo::DistanceKm({r.lat, r.lon}, {p.lat, p.lon}) <= 30.5;
+        });
+    EXPECT_TRUE(near_a_place_so_named) << r.external_ref << " " << r.city << " " << r.host_country;
+    EXPECT_EQ(std::round(r.lat * 1e5) / 1e5, r.lat);
+    EXPECT_FALSE(r.languages.empty());
+  }
+  for (const auto& [state, countries] : hosts) EXPECT_GE(countries.size(), 3u) << state;
+  EXPECT_TRUE(hosts["MEX"].count("USA"));
+  EXPECT_TRUE(hosts["SYR"].count("TUR"));
+}
+
+TEST(DemoDataTest, HouseholdsAreConsistent) {
+  auto population = GenerateDemoPopulation(DemoWith(2000, {"PHL", "SYR"}));
+  ASSERT_TRUE(population.ok());
+  const std::set<std::string> bands = {"0-4", "5-17", "18-59", "60+"};
+  const std::set<std::string> flags = {
+      "unaccompanied_child", "child",        "older_person", "disability",
+      "pregnancy",           "medical_need", "in_detention", "isolated_domestic_worker",
+      "trafficking_victim"};
+  std::map<std::string, int> singles, mixed_households;
+  int with_child_flag = 0, domestic_workers = 0;
+  for (const auto& r : *population) {
+    ASSERT_GE(r.household_size, 1);
+    ASSERT_LE(r.household_size, 7);
+    ASSERT_EQ(r.members.size(), static_cast<size_t>(r.household_size - 1)) << r.external_ref;
+    singles[r.state] += r.household_size == 1;
+    bool has_minor = false, mixed = false;
+    for (const auto& m : r.members) {
+      EXPECT_TRUE(bands.count(m.age_band)) << m.age_band;
+      EXPECT_TRUE(m.nationality == r.state || m.nationality == r.host_country) << m.nationality;
+      has_minor |= m.age_band == "0-4" || m.age_band == "5-17";
+      mixed |= m.nationality != r.state;
+    }
+    mixed_households[r.state] += mixed;
+    bool child_flag = std::count(r.vulnerabilities.begin(), r.vulnerabilities.end(), "child") > 0;
+    EXPECT_EQ(child_flag, has_minor) << r.external_ref;
+    with_child_flag += child_flag;
+    for (const auto& v : r.vulnerabilities) EXPECT_TRUE(flags.count(v)) << v;
+    if (std::count(r.vulnerabilities.begin(), r.vulnerabilities.end(), "isolated_domestic_worker")) {
+      ++domestic_workers;
+      EXPECT_EQ(r.household_size, 1);
+    }
+  }
+  // Filipinos abroad are mostly single labour migrants; Syrians mostly families.
+  EXPECT_GT(singles["PHL"], 400);
+  EXPECT_LT(singles["SYR"], 300);
+  EXPECT_GT(mixed_households["PHL"] + mixed_households["SYR"], 10);
+  EXPECT_GT(with_child_flag, 200);
+  EXPECT_GT(domestic_workers, 20);
+}
+
+TEST(DemoDataTest, SomeNepaleseAreNearTheTingriEpicentre) {
+  auto population = GenerateDemoPopulation(DemoWith(2000, {"PHL", "IND", "NPL", "ETH"}));
+  ASSERT_TRUE(population.ok());
+  int near_tingri = 0;
+  for (const auto& r : *population) {
+    if (geo::DistanceKm({r.lat, r.lon}, {28.64, 87.36}) < 100) {
+      EXPECT_EQ(r.state, "NPL");
+      EXPECT_EQ(r.host_country, "CHN");
+      ++near_tingri;
+    }
+  }
+  EXPECT_GE(near_tingri, 8);
+}
+
+TEST(DemoDataTest, GazetteerWithoutAFeaturedTownIsNamed) {
+  testing::TempDir dir;
+  {
+    std::ofstream f(dir / "small.tsv");
+    for (const char* host : {"QAT", "MYS", "SAU", "IND", "ARE", "KOR", "JPN", "KWT", "CHN", "USA", "AUS"}) {
+      f << "Town\t\t" << host << "\t\t10\t20\t5000\n";
+    }
+  }
+  DemoOptions o = DemoWith(10, {"NPL"});
+  o.gazetteer = *Gazetteer::Load(dir / "small.tsv");
+  auto r = GenerateDemoPopulation(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("Tingri"), std::string::npos) << r.status().ToString();
+  o.gazetteer = *Gazetteer::Load(dir / "small.tsv");
+  o.states = {"ETH"};  // hosts LBN, ZAF, ... are missing from the small file
+  EXPECT_NE(GenerateDemoPopulation(o).status().message().find("no places in"), std::string::npos);
 }
 
 TEST(DemoDataTest, UnknownStateIsNamed) {
-  DemoOptions o;
-  o.states = {"PHL", "XYZ"};
+  DemoOptions o = DemoWith(10, {"PHL", "XYZ"});
   auto r = GenerateDemoPopulation(o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().field(), "states");
@@ -115,7 +237,8 @@ TEST(DemoDataTest, UnknownStateIsNamed) {
 }
 
 TEST(DemoDataTest, JsonHasExactlyTheRegistrationFields) {
-  DemoRegistrant r{"PHL", "DEMO-PHL-1", "JPN", "Tokyo", 35.6, 139.6, 2, {"fil"}, {"older_person"}};
+  DemoRegistrant r{"PHL",   "DEMO-PHL-1",     "JPN",           "Tokyo", 35.6, 139.6, 2,
+                   {"fil"}, {"older_person"}, {{"60+", "JPN"}}};
   boost::json::object o = boost::json::parse(RegistrantJson(r)).as_object();
   std::set<std::string> keys;
   for (const auto& kv : o) keys.insert(std::string(kv.key()));
