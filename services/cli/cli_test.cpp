@@ -7,7 +7,10 @@
 #include <fstream>
 #include <thread>
 
+#include "common/audit.h"
 #include "common/config.h"
+#include "common/db.h"
+#include "services/cli/commands.h"
 #include "common/gazetteer.h"
 #include "common/geo.h"
 #include "common/link.h"
@@ -247,6 +250,32 @@ TEST(DemoDataTest, JsonHasExactlyTheRegistrationFields) {
   EXPECT_EQ(o["host_country"].as_string(), "JPN");
   EXPECT_DOUBLE_EQ(o["lat"].to_number<double>(), 35.6);
   EXPECT_EQ(o["vulnerabilities"].as_array()[0].as_string(), "older_person");
+}
+
+TEST(AuditVerifyCommandTest, ReportsIntactChainAndNamesTheFirstTamperedEntry) {
+  testing::TempDir dir;
+  ASSERT_TRUE(InitDeployment({dir.path(), "127.0.0.1:0", false}).ok());
+  std::string config = (dir / "amparo.toml").string();
+  {
+    auto db = Db::Open(dir / "data/gateway.db");
+    ASSERT_TRUE(MigrateAudit(*db).ok());
+    FakeClock clock;
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(AppendAudit(*db, {"tok1", "PHL", "registrant.read", "r" + std::to_string(i), "test", ""}, clock).ok());
+    }
+  }
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(RunCli({"amparo", "audit", "verify", "--config", config}), 0);
+  EXPECT_NE(::testing::internal::GetCapturedStdout().find("intact: 3 entries"), std::string::npos);
+  {
+    auto db = Db::Open(dir / "data/gateway.db");
+    // Tamper outside the application: drop the guard, edit an entry.
+    ASSERT_TRUE(db->Exec("DROP TRIGGER audit_log_no_update").ok());
+    ASSERT_TRUE(db->Exec("UPDATE audit_log SET subject = 'someone-else' WHERE seq = 2").ok());
+  }
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(RunCli({"amparo", "audit", "verify", "--config", config}), 1);
+  EXPECT_NE(::testing::internal::GetCapturedStdout().find("BROKEN at entry 2"), std::string::npos);
 }
 
 TEST(SupervisorTest, RestartsAProgramThatDiesAndStopsAllOnRequest) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 
+#include "common/audit.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/daemon.h"
@@ -35,6 +36,8 @@ Verbs:
       Create an API token for a state; prints it once.
   demo-data [--config FILE] [--registrants N] [--states A,B,...] [--seed S]
       Register a synthetic population in real cities through the gateway API.
+  audit verify [--config FILE]
+      Recompute the hash chain of the gateway's audit log; exit 1 if broken.
 
 --config defaults to ./amparo.toml. Options: --help, --version.
 )";
@@ -244,6 +247,24 @@ int DemoData(const Args& a) {
   return failed == 0 ? 0 : 1;
 }
 
+int AuditVerify(const Args& a) {
+  auto config = LoadConfig(a);
+  if (!config) return 2;
+  auto db = Db::Open(config->DbPath("gateway"));
+  if (!db.ok()) return Fail(db.status());
+  Status st = MigrateAudit(*db);
+  if (!st.ok()) return Fail(st);
+  auto report = VerifyAudit(*db);
+  if (!report.ok()) return Fail(report.status());
+  if (!report->ok()) {
+    std::cout << "audit log BROKEN at entry " << report->first_bad_seq << ": " << report->problem << " ("
+              << report->entries << " entries checked)\n";
+    return 1;
+  }
+  std::cout << "audit log intact: " << report->entries << " entries, head " << report->head_hash << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args) {
@@ -275,6 +296,14 @@ int RunCli(const std::vector<std::string>& args) {
     }
     auto a = Parse(args, 3, {"--config", "--state", "--role"});
     return a ? TokenCreate(*a) : 2;
+  }
+  if (verb == "audit") {
+    if (args.size() < 3 || args[2] != "verify") {
+      std::cerr << "amparo audit: only `audit verify` exists\n";
+      return 2;
+    }
+    auto a = Parse(args, 3, {"--config"});
+    return a ? AuditVerify(*a) : 2;
   }
   if (verb == "demo-data") {
     auto a = Parse(args, 2, {"--config", "--registrants", "--states", "--seed"});
