@@ -140,6 +140,29 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
     c->ingest.spool_dir = Resolve(base, spool);
     AMPARO_RETURN_IF_ERROR(t.Int("max_file_bytes", int64_t{1}, int64_t{1} << 32, &c->ingest.max_file_bytes));
     AMPARO_RETURN_IF_ERROR(t.Int("scan_interval_ms", 10, 3'600'000, &c->ingest.scan_interval_ms));
+    AMPARO_RETURN_IF_ERROR(t.String("validation", &c->ingest.validation));
+    if (c->ingest.validation != "strict" && c->ingest.validation != "lenient")
+      return InvalidArgument("must be \"strict\" or \"lenient\"", "ingest.validation");
+    AMPARO_RETURN_IF_ERROR(
+        t.Int("xml_max_document_bytes", int64_t{1024}, int64_t{1} << 30, &c->ingest.xml_max_document_bytes));
+    AMPARO_RETURN_IF_ERROR(t.Int("xml_max_depth", 8, 256, &c->ingest.xml_max_depth));
+    AMPARO_RETURN_IF_ERROR(t.Int("xml_max_elements", int64_t{100}, int64_t{10'000'000}, &c->ingest.xml_max_elements));
+    std::string trust_store;
+    AMPARO_RETURN_IF_ERROR(t.String("trust_store", &trust_store));
+    if (!trust_store.empty()) {
+      c->ingest.trust_store = Resolve(base, trust_store);
+      std::error_code exists_ec;
+      if (!std::filesystem::exists(c->ingest.trust_store, exists_ec)) {
+        return InvalidArgument("does not exist: " + c->ingest.trust_store.string(), "ingest.trust_store");
+      }
+    }
+    t.Known("require_trusted_signers");
+    if (const toml::table* it = root.get_as<toml::table>("ingest")) {
+      if (const toml::node* n = it->get("require_trusted_signers")) {
+        if (!n->is_boolean()) return InvalidArgument("must be true or false", "ingest.require_trusted_signers");
+        c->ingest.require_trusted_signers = *n->value<bool>();
+      }
+    }
     t.Known("poll");
     const toml::table* ingest = root.get_as<toml::table>("ingest");
     if (const toml::node* poll = ingest ? ingest->get("poll") : nullptr) {
@@ -157,13 +180,22 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
         AMPARO_RETURN_IF_ERROR(p.String("format", &src.format));
         AMPARO_RETURN_IF_ERROR(p.Int("interval_s", 1, 86'400, &src.interval_s));
         AMPARO_RETURN_IF_ERROR(p.Int("timeout_ms", 100, 600'000, &src.timeout_ms));
+        AMPARO_RETURN_IF_ERROR(p.String("validation", &src.validation));
+        if (!src.validation.empty() && src.validation != "strict" && src.validation != "lenient")
+          return InvalidArgument("must be \"strict\" or \"lenient\"", prefix + ".validation");
         AMPARO_RETURN_IF_ERROR(p.CheckUnknown());
         if (src.name.empty()) return InvalidArgument("is required", prefix + ".name");
         if (!names.insert(src.name).second) return InvalidArgument("duplicate source name", prefix + ".name");
         if (src.url.rfind("http://", 0) != 0 && src.url.rfind("https://", 0) != 0) {
           return InvalidArgument("must start with http:// or https://", prefix + ".url");
         }
-        if (src.format != "usgs-geojson") return InvalidArgument("unknown format (known: usgs-geojson)", prefix + ".format");
+        static const std::set<std::string> kFormats = {"usgs-geojson", "cap", "cap-atom", "cap-rss",
+                                                       "gdacs-rss", "gdacs-api", "auto"};
+        if (!kFormats.count(src.format)) {
+          return InvalidArgument(
+              "unknown format (known: usgs-geojson, cap, cap-atom, cap-rss, gdacs-rss, gdacs-api, auto)",
+              prefix + ".format");
+        }
         c->ingest.poll.push_back(std::move(src));
       }
     }
@@ -215,6 +247,15 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
     std::string port_file;
     AMPARO_RETURN_IF_ERROR(t.String("port_file", &port_file));
     if (!port_file.empty()) c->gateway.port_file = Resolve(base, port_file);
+    AMPARO_RETURN_IF_ERROR(t.Int("retention_days", 1, 36'500, &c->gateway.retention_days));
+    AMPARO_RETURN_IF_ERROR(t.Int("retention_check_s", 1, 86'400, &c->gateway.retention_check_s));
+    AMPARO_RETURN_IF_ERROR(t.Double("rate_limit_per_s", 0.01, 100'000, &c->gateway.rate_limit_per_s));
+    AMPARO_RETURN_IF_ERROR(t.Double("rate_limit_burst", 1, 1'000'000, &c->gateway.rate_limit_burst));
+    AMPARO_RETURN_IF_ERROR(t.Int("max_import_bytes", int64_t{1024}, int64_t{1} << 40, &c->gateway.max_import_bytes));
+    AMPARO_RETURN_IF_ERROR(t.Int("import_batch_rows", 1, 100'000, &c->gateway.import_batch_rows));
+    std::string gazetteer;
+    AMPARO_RETURN_IF_ERROR(t.String("gazetteer", &gazetteer));
+    if (!gazetteer.empty()) c->gateway.gazetteer = Resolve(base, gazetteer);
     AMPARO_RETURN_IF_ERROR(t.CheckUnknown());
   }
   for (const char* section : {"link", "ingest", "rules", "notify", "gateway"}) top.Known(section);

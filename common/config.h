@@ -30,15 +30,30 @@ struct LinkOptions {
 struct PollSource {
   std::string name;                  // required, unique: the event source name
   std::string url;                   // required, http:// or https://
+  // What the source publishes (informative: ingest detects the format from
+  // the content): usgs-geojson, cap, cap-atom, cap-rss, gdacs-rss, gdacs-api, auto.
   std::string format = "usgs-geojson";
   int interval_s = 60;               // between fetches; 1..86400
   int timeout_ms = 10000;            // whole request
+  std::string validation;            // "strict" | "lenient"; "" = ingest.validation
 };
 
 struct IngestOptions {
   std::filesystem::path spool_dir;   // default <data_dir>/spool
   int64_t max_file_bytes = 64 << 20; // larger files are rejected unread
   int scan_interval_ms = 500;        // how often the spool directory is scanned
+  // CAP schema/spec checking of spool files: "strict" rejects any deviation,
+  // "lenient" accepts known real-world ones with a named warning.
+  std::string validation = "lenient";
+  int64_t xml_max_document_bytes = 32 << 20;  // bigger XML documents are rejected unparsed
+  int xml_max_depth = 64;                     // deeper element nesting is rejected
+  int64_t xml_max_elements = 500'000;         // more elements in one document are rejected
+  // PEM file or directory of *.pem/*.crt: signers of XML-DSig signed CAP
+  // messages we trust; empty = no one (valid signatures are "untrusted").
+  std::filesystem::path trust_store;
+  // Reject a validly signed message whose signer is not in trust_store
+  // (default: accept it with the warning "signature-untrusted").
+  bool require_trusted_signers = false;
   std::vector<PollSource> poll;
 };
 
@@ -65,6 +80,13 @@ struct GatewayOptions {
   int64_t max_body_bytes = 1 << 20;  // larger requests get 413
   int request_timeout_ms = 30000;
   std::filesystem::path port_file;   // if set, the bound port is written here
+  int retention_days = 730;          // default retention of a new registrant, 1..36500
+  int retention_check_s = 3600;      // how often expired registrants are purged, 1..86400
+  double rate_limit_per_s = 50;      // requests per second per token, 0.01..100000
+  double rate_limit_burst = 200;     // token bucket size per token, 1..1000000
+  int64_t max_import_bytes = int64_t{256} << 20;  // bulk import bodies; larger get 413
+  int import_batch_rows = 1000;      // rows per import transaction, 1..100000
+  std::filesystem::path gazetteer;   // place-name data; empty = the bundled file
 };
 
 struct Config {

@@ -278,6 +278,24 @@ TEST(AuditVerifyCommandTest, ReportsIntactChainAndNamesTheFirstTamperedEntry) {
   EXPECT_NE(::testing::internal::GetCapturedStdout().find("BROKEN at entry 2"), std::string::npos);
 }
 
+TEST(CheckCommandTest, PrintsEventsForAGoodFeedAndFailsOnAHostileOne) {
+  fs::path fixtures = fs::path(AMPARO_SOURCE_DIR) / ".." / "shared" / "fixtures";
+  fs::path good = fixtures / "cap/oasis-spec-examples/v1dot2_appendix_adot3.xml";
+  fs::path hostile = fixtures / "cap/google-cap-library/xee.cap";
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(RunCli({"amparo", "check", good.string()}), 0);
+  std::string out = ::testing::internal::GetCapturedStdout();
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("\"msgType\":\"Update\""), std::string::npos) << out;
+  EXPECT_NE(out.find("earthquake"), std::string::npos) << out;
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(RunCli({"amparo", "check", good.string(), hostile.string()}), 1);
+  std::string both = ::testing::internal::GetCapturedStdout() + ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(both.find("DOCTYPE declares entities"), std::string::npos) << both;
+}
+
 TEST(SupervisorTest, RestartsAProgramThatDiesAndStopsAllOnRequest) {
   testing::TempDir dir;
   fs::path counter = dir / "runs";

@@ -13,6 +13,7 @@
 #include "common/db.h"
 #include "common/log.h"
 #include "services/cli/demo_data.h"
+#include "services/ingest/check.h"
 #include "services/cli/http_client.h"
 #include "services/cli/init.h"
 #include "services/cli/replay.h"
@@ -36,6 +37,10 @@ Verbs:
       Create an API token for a state; prints it once.
   demo-data [--config FILE] [--registrants N] [--states A,B,...] [--seed S]
       Register a synthetic population in real cities through the gateway API.
+  check [--lenient] FILE...
+      Parse feed files exactly as amparo-ingest would; print the normalised
+      events as JSON lines or the rejection with its reason. Exit 1 if any
+      file is rejected. Strict schema validation unless --lenient.
   audit verify [--config FILE]
       Recompute the hash chain of the gateway's audit log; exit 1 if broken.
 
@@ -296,6 +301,15 @@ int RunCli(const std::vector<std::string>& args) {
     }
     auto a = Parse(args, 3, {"--config", "--state", "--role"});
     return a ? TokenCreate(*a) : 2;
+  }
+  if (verb == "check") {
+    auto a = Parse(args, 2, {"--lenient"});
+    if (!a) return 2;
+    if (a->positional.empty()) {
+      std::cerr << "amparo check: at least one FILE expected\n";
+      return 2;
+    }
+    return ingest::RunCheck(a->positional, a->Has("--lenient"), std::cout, std::cerr);
   }
   if (verb == "audit") {
     if (args.size() < 3 || args[2] != "verify") {

@@ -1,5 +1,7 @@
 #include "services/ingest/ingest_daemon.h"
 
+#include "services/ingest/xmldsig.h"
+
 #include <system_error>
 #include <utility>
 
@@ -21,6 +23,24 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
   SpoolOptions spool_options;
   spool_options.spool_dir = config.ingest.spool_dir;
   spool_options.max_file_bytes = config.ingest.max_file_bytes;
+  auto mode = [](const std::string& name) {
+    return name == "strict" ? ValidationMode::kStrict : ValidationMode::kLenient;
+  };
+  spool_options.validation = mode(config.ingest.validation);
+  for (const PollSource& source : config.ingest.poll) {
+    if (!source.validation.empty()) spool_options.source_validation[source.name] = mode(source.validation);
+  }
+  spool_options.xml_limits.max_document_bytes = config.ingest.xml_max_document_bytes;
+  spool_options.xml_limits.max_depth = config.ingest.xml_max_depth;
+  spool_options.xml_limits.max_elements = config.ingest.xml_max_elements;
+  spool_options.require_trusted_signers = config.ingest.require_trusted_signers;
+  if (!config.ingest.trust_store.empty()) {
+    auto store = TrustStore::Load(config.ingest.trust_store);
+    if (!store.ok()) {
+      return Status(store.status().code(), store.status().message(), "ingest.trust_store");
+    }
+    spool_options.trust_store = std::make_shared<const TrustStore>(std::move(store).value());
+  }
   std::unique_ptr<IngestDaemon> daemon(
       new IngestDaemon(std::move(db).value(), std::move(spool_options), clock));
   AMPARO_RETURN_IF_ERROR(daemon->spool_.CreateDirectories());

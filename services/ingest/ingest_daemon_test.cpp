@@ -142,5 +142,13 @@ TEST_F(IngestDaemonTest, CreateFailsClearlyWhenTheDataDirCannotBeCreated) {
       << daemon.status().message();
 }
 
+TEST_F(IngestDaemonTest, RefusesToStartWithAnUnreadableTrustStoreNamingTheKey) {
+  { std::ofstream(dir_ / "trust.pem") << "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"; }
+  LinkContext ctx;
+  auto daemon = IngestDaemon::Create(MakeConfig("trust_store = \"trust.pem\"\n"), ctx, clock_);
+  ASSERT_FALSE(daemon.ok());
+  EXPECT_EQ(daemon.status().field(), "ingest.trust_store");
+}
+
 }  // namespace
 }  // namespace amparo::ingest

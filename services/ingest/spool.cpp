@@ -9,13 +9,13 @@
 #include "amparo/v1/envelope.pb.h"
 #include "common/link.h"
 #include "common/log.h"
-#include "services/ingest/usgs_parser.h"
+#include "services/ingest/feed_detect.h"
 
 namespace amparo::ingest {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr std::string_view kExerciseSuffix = ".exercise.json";
+constexpr std::string_view kExerciseMarker = ".exercise.";
 
 // Picks `dir/name`, or `dir/name.1`, `.2`, ... when taken, so an older file
 // of the same name (a replay) is never overwritten.
@@ -111,7 +111,8 @@ class EventRecorder {
       event.set_msg_type(v1::MESSAGE_TYPE_UPDATE);
     }
     // CAP: an Update or Cancel names the message it supersedes.
-    if (event.msg_type() != v1::MESSAGE_TYPE_ALERT) {
+    // (CAP messages name them themselves: keep theirs.)
+    if (event.msg_type() != v1::MESSAGE_TYPE_ALERT && event.references().empty()) {
       v1::EventReference* ref = event.add_references();
       ref->set_source(event.source());
       ref->set_source_id(previous_source_id.value_or(event.source_id()));
@@ -185,8 +186,11 @@ Status PrepareIngestDb(Db& db) {
 }
 
 bool IsExerciseFileName(std::string_view name) {
-  return name.size() >= kExerciseSuffix.size() &&
-         name.substr(name.size() - kExerciseSuffix.size()) == kExerciseSuffix;
+  // ".exercise." followed by one extension: "x.exercise.json", "x.exercise.xml".
+  const size_t marker = name.rfind(kExerciseMarker);
+  if (marker == std::string_view::npos) return false;
+  const std::string_view extension = name.substr(marker + kExerciseMarker.size());
+  return !extension.empty() && extension.find('.') == std::string_view::npos;
 }
 
 SpoolProcessor::SpoolProcessor(Db& db, SpoolOptions options, const Clock& clock)
@@ -245,17 +249,30 @@ Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
   FileOutcome outcome;
   outcome.name = file.filename().string();
   const bool exercise = IsExerciseFileName(outcome.name);
-  UsgsParseOptions parse_options;
-  parse_options.status = exercise ? v1::EVENT_STATUS_EXERCISE : v1::EVENT_STATUS_ACTUAL;
-  parse_options.received_ms = clock_.NowMs();
+  FeedContext context;
+  context.exercise = exercise;
+  context.received_ms = clock_.NowMs();
+  context.validation = options_.validation;
+  context.trust_store = options_.trust_store.get();
+  context.require_trusted_signers = options_.require_trusted_signers;
+  size_t matched = 0;
+  for (const auto& [source, mode] : options_.source_validation) {
+    if (source.size() > matched && outcome.name.rfind(source + "-", 0) == 0) {
+      context.validation = mode;
+      matched = source.size();
+    }
+  }
+  context.xml_limits = options_.xml_limits;
 
-  auto parsed = ParseUsgsGeoJsonFile(file, options_.max_file_bytes, parse_options);
+  auto parsed = ParseFeedFile(file, options_.max_file_bytes, context);
   if (!parsed.ok() && parsed.status().code() == StatusCode::kNotFound) {
     return parsed.status();  // removed by someone else since the listing
   }
   if (parsed.ok()) {
     for (const FeatureRejection& rejection : parsed->rejections)
       outcome.problems.push_back(rejection.ToString());
+    for (const ParseWarning& warning : parsed->warnings) outcome.warnings.push_back(warning.ToString());
+    outcome.format = parsed->format;
     outcome.features_rejected = static_cast<int>(parsed->rejections.size());
     counters_.features_rejected += parsed->rejections.size();
   } else {
@@ -263,7 +280,7 @@ Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
   }
   // A file whose every feature was bad carries nothing: it belongs with the
   // rejected files where an operator looks, not with the processed ones.
-  outcome.accepted = parsed.ok() && !(parsed->feature_count > 0 && parsed->events.empty());
+  outcome.accepted = !FeedRejection(parsed).has_value();
 
   if (outcome.accepted) {
     auto tx = Transaction::Begin(db_);
@@ -307,7 +324,13 @@ Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
       if (logged++ == options_.max_logged_rejections_per_file) break;
       log::Warn("feature rejected", {{"file", outcome.name}, {"problem", problem}});
     }
+    logged = 0;
+    for (const std::string& warning : outcome.warnings) {
+      if (logged++ == options_.max_logged_rejections_per_file) break;
+      log::Warn("feed deviation accepted", {{"file", outcome.name}, {"warning", warning}});
+    }
     log::Info("spool file accepted", {{"file", outcome.name},
+                                      {"format", outcome.format},
                                       {"events_sent", std::to_string(outcome.events_sent)},
                                       {"events_unchanged", std::to_string(outcome.events_unchanged)},
                                       {"features_rejected", std::to_string(outcome.features_rejected)},

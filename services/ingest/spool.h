@@ -5,15 +5,19 @@
 // Each ScanOnce() takes the regular files directly in `<spool_dir>/` (never
 // subdirectories or dot files), oldest modification time first, and for each:
 //
-//   accepted (it parsed as a USGS feed and at least one feature, or none at
+// The format is detected from the content (feed_detect.h: USGS GeoJSON, CAP
+// 1.0-1.2 alone or in Atom/RSS, GDACS RSS and API JSON, ...), never from the
+// file name.
+//
+//   accepted (it parsed as a known feed and at least one entry, or none at
 //   all, was usable):
 //     ONE SQLite transaction records every new event revision in
 //     `ingest_events` and enqueues its Envelope for peer "rules"
 //     (EnqueueOutbound), then the file moves to `<spool_dir>/processed/`.
 //     Features that were rejected are logged, counted, and listed in
 //     `processed/<name>.error`, one line per feature.
-//   rejected (not JSON, not a FeatureCollection/Feature, too big, unreadable,
-//   or every feature was bad):
+//   rejected (unknown format, not well formed, hostile XML, schema-invalid
+//   CAP in strict mode, too big, unreadable, or every entry was bad):
 //     `rejected/<name>.error` says why (one line per problem), then the file
 //     moves to `rejected/<name>`. Nothing is enqueued.
 //
@@ -22,8 +26,9 @@
 // sent again, so replaying a file sends nothing, and a crash between commit
 // and move (the file is processed again) sends no duplicate. A newer revision
 // of a known event is an UPDATE; a "deleted" feature is a CANCEL whether or
-// not the event was seen. Exercise files (name ending ".exercise.json") carry
-// EVENT_STATUS_EXERCISE and, the status being part of the key, are deduped
+// not the event was seen. Exercise files (name ending ".exercise.<ext>", e.g.
+// ".exercise.json", ".exercise.xml") turn Actual events into EVENT_STATUS_EXERCISE
+// (CAP Test/Exercise/Draft/System stay as sent) and, the status being part of the key, are deduped
 // apart from real events with the same event_id. USGS `ids` aliases map a
 // later preferred id back to the event_id of the first id seen.
 //
@@ -36,12 +41,15 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/db.h"
 #include "common/status.h"
+#include "services/ingest/feed_types.h"
 
 namespace amparo::ingest {
 
@@ -58,6 +66,15 @@ struct SpoolOptions {
   std::string peer = "rules";               // outbox queue the events go to
   std::string producer = "amparo-ingest";   // Envelope.producer
   int max_logged_rejections_per_file = 20;  // further feature rejections are only counted (and in .error)
+  ValidationMode validation = ValidationMode::kStrict;  // CAP schema checking (feed_types.h)
+  // Per polled source: files named "<source>-..." (what FeedPoller writes) use
+  // this mode instead of `validation`; the longest matching name wins.
+  std::map<std::string, ValidationMode> source_validation;
+  XmlLimits xml_limits;                                 // bounds for XML feeds (xml_safety.h)
+  // Trusted signers of signed CAP (loaded from ingest.trust_store); shared,
+  // immutable. nullptr = nobody is trusted (valid signatures warn).
+  std::shared_ptr<const TrustStore> trust_store;
+  bool require_trusted_signers = false;
 };
 
 // Totals since construction.
@@ -78,6 +95,8 @@ struct FileOutcome {
   int events_unchanged = 0;
   int features_rejected = 0;
   std::vector<std::string> problems;  // the lines written to the .error file
+  std::string format;                 // detected format ("cap", "usgs-geojson", ...); "" when rejected unparsed
+  std::vector<std::string> warnings;  // accepted deviations ("polygon-after-geocode: ..."), logged
 };
 
 class SpoolProcessor {
@@ -107,7 +126,7 @@ class SpoolProcessor {
   SpoolCounters counters_;
 };
 
-// True for names of exercise files ("drill-1.exercise.json").
+// True for names of exercise files ("drill-1.exercise.json", "drill.exercise.xml").
 bool IsExerciseFileName(std::string_view name);
 
 }  // namespace amparo::ingest

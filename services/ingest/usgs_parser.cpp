@@ -268,12 +268,6 @@ std::string Position(std::string_view text, size_t offset) {
 
 }  // namespace
 
-std::string FeatureRejection::ToString() const {
-  std::string out = field.empty() ? reason : field + ": " + reason;
-  if (!id.empty()) out += " (id " + id + ")";
-  return out;
-}
-
 Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOptions& options) {
   json::stream_parser parser;
   boost::system::error_code ec;

@@ -27,6 +27,7 @@
 
 #include "amparo/v1/crisis_event.pb.h"
 #include "common/status.h"
+#include "services/ingest/feed_types.h"
 
 namespace amparo::ingest {
 
@@ -40,24 +41,7 @@ struct UsgsParseOptions {
   int64_t received_ms = 0;
 };
 
-// One feature that could not be turned into an event.
-struct FeatureRejection {
-  int index = 0;       // position in `features`; 0 for a single-Feature file
-  std::string id;      // the feature's `id` when it had a usable one, else ""
-  std::string field;   // JSON path of the bad value, e.g. "features[3].geometry.coordinates"
-  std::string reason;  // e.g. "latitude 123.0 out of range -90..90"
-
-  // "features[3].geometry.coordinates: latitude 123.0 out of range -90..90 (id us1234)"
-  std::string ToString() const;
-};
-
-struct ParsedFeed {
-  enum class Kind { kSummary, kDetail };
-  Kind kind = Kind::kSummary;
-  int feature_count = 0;  // features in the input, accepted or not
-  std::vector<v1::CrisisEvent> events;
-  std::vector<FeatureRejection> rejections;
-};
+// FeatureRejection and ParsedFeed (feed_types.h) are shared by every feed parser.
 
 // Parses one feed document held in memory. Errors (INVALID_ARGUMENT only):
 //   "JSON syntax error at line 3, column 7 (byte 41): syntax error"
