@@ -24,10 +24,6 @@ namespace json = boost::json;
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
 constexpr std::string_view kDoubleEncodedBom = "\xC3\xAF\xC2\xBB\xC2\xBF";
 
-Status NotSupportedYet(std::string_view name) {
-  return InvalidArgument(std::string(name) + " is recognised but not supported yet", "format");
-}
-
 // The bytes after any BOM and leading whitespace.
 std::string_view Significant(std::string_view bytes) {
   if (bytes.substr(0, kDoubleEncodedBom.size()) == kDoubleEncodedBom) bytes.remove_prefix(kDoubleEncodedBom.size());
