@@ -409,13 +409,17 @@ TEST(ConformanceTest, EveryFixtureIsClassifiedByTheTable) {
           break;
         }
         EXPECT_EQ(parsed->format, row.format) << file;
-        if (row.events >= 0) EXPECT_EQ(static_cast<int>(parsed->events.size()), row.events) << file;
+        if (row.events >= 0) {
+          EXPECT_EQ(static_cast<int>(parsed->events.size()), row.events) << file;
+        }
         std::set<std::string> codes;
         for (const auto& w : parsed->warnings) codes.insert(w.code);
         if (row.outcome == Outcome::kAccepted) {
           for (const std::string& code : codes)
             EXPECT_TRUE(IsEncodingWarning(code)) << file << ": unexpected warning " << code;
-          if (*row.text != '\0' && !parsed->events.empty()) EXPECT_EQ(parsed->events[0].event_id(), row.text) << file;
+          if (*row.text != '\0' && !parsed->events.empty()) {
+            EXPECT_EQ(parsed->events[0].event_id(), row.text) << file;
+          }
         } else {
           EXPECT_TRUE(codes.count(row.text)) << file << ": warning " << row.text << " missing";
           if (row.mode == Mode::kLenient) {
