@@ -1,6 +1,10 @@
 #include "services/cli/commands.h"
 
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -19,6 +23,9 @@
 #include "services/cli/replay.h"
 #include "services/cli/supervisor.h"
 #include "services/gateway/gateway_store.h"
+#include "services/gateway/import_export.h"
+#include "services/gateway/registry_keys.h"
+#include "common/gazetteer.h"
 
 namespace amparo::cli {
 namespace {
@@ -35,6 +42,13 @@ Verbs:
       Feed files into amparo-ingest (through its spool directory).
   token create --state ISO3 --role registrar|operator|admin [--config FILE]
       Create an API token for a state; prints it once.
+  token list [--state ISO3] [--config FILE]
+  token revoke TOKEN_ID [--config FILE]
+  import FILE --state ISO3 [--format csv|ndjson] [--config FILE]
+      Bulk-register nationals (streamed; valid rows are imported, invalid
+      ones reported by row, field and reason). Exit 1 if any row was rejected.
+  export --state ISO3 [--format csv|ndjson] [--output FILE] [--config FILE]
+      Write a state's registrants (decrypted; audited).
   demo-data [--config FILE] [--registrants N] [--states A,B,...] [--seed S]
       Register a synthetic population in real cities through the gateway API.
   check [--lenient] FILE...
@@ -63,8 +77,8 @@ struct Args {
 
 // Options that take a value; everything else starting with -- is a flag.
 bool TakesValue(const std::string& key) {
-  static const char* kWithValue[] = {"--config", "--listen", "--state", "--role",
-                                     "--registrants", "--states", "--seed"};
+  static const char* kWithValue[] = {"--config", "--listen", "--state",  "--role",  "--registrants",
+                                     "--states", "--seed",   "--format", "--output"};
   for (const char* k : kWithValue) {
     if (key == k) return true;
   }
@@ -108,6 +122,26 @@ std::optional<Config> LoadConfig(const Args& a) {
 int Fail(const Status& st) {
   std::cerr << "amparo: " << st.ToString() << "\n";
   return 1;
+}
+
+// Who the CLI acts as, for the audit log.
+std::string CliActor() {
+  const char* user = std::getenv("USER");
+  return "cli:" + std::string(user && *user ? user : std::to_string(getuid()));
+}
+
+// Opens the gateway database of `config`, migrated.
+Result<Db> OpenGatewayDb(const Config& config) {
+  auto db = Db::Open(config.DbPath("gateway"));
+  if (!db.ok()) return db.status();
+  AMPARO_RETURN_IF_ERROR(gateway::MigrateGatewayDb(*db));
+  return db;
+}
+
+Result<gateway::RegistryFormat> FormatFor(const Args& a, const std::string& file) {
+  std::string f = a.Get("--format");
+  if (f.empty()) f = file.ends_with(".ndjson") || file.ends_with(".jsonl") ? "ndjson" : "csv";
+  return gateway::ParseRegistryFormat(f);
 }
 
 int Init(const Args& a) {
@@ -176,10 +210,8 @@ int TokenCreate(const Args& a) {
   std::string state = a.Get("--state");
   auto role = gateway::ParseRole(a.Get("--role"));
   if (!role.ok()) return Fail(role.status());
-  auto db = Db::Open(config->DbPath("gateway"));
+  auto db = OpenGatewayDb(*config);
   if (!db.ok()) return Fail(db.status());
-  Status st = gateway::MigrateGatewayDb(*db);
-  if (!st.ok()) return Fail(st);
   auto token = gateway::CreateToken(*db, state, *role, SystemClock::Instance());
   if (!token.ok()) return Fail(token.status());
   std::cout << *token << "\n";
@@ -224,10 +256,8 @@ int DemoData(const Args& a) {
   }
   auto population = GenerateDemoPopulation(o);
   if (!population.ok()) return Fail(population.status());
-  auto db = Db::Open(config->DbPath("gateway"));
+  auto db = OpenGatewayDb(*config);
   if (!db.ok()) return Fail(db.status());
-  Status st = gateway::MigrateGatewayDb(*db);
-  if (!st.ok()) return Fail(st);
   std::map<std::string, std::string> tokens;
   for (const auto& s : o.states) {
     auto t = gateway::CreateToken(*db, s, gateway::Role::kRegistrar, SystemClock::Instance());
@@ -250,6 +280,113 @@ int DemoData(const Args& a) {
   }
   std::cout << "registered " << created << " demo nationals (" << failed << " failed) at " << url << "\n";
   return failed == 0 ? 0 : 1;
+}
+
+int Import(const Args& a) {
+  auto config = LoadConfig(a);
+  if (!config) return 2;
+  if (a.positional.size() != 1 || a.Get("--state").empty()) {
+    std::cerr << "amparo import: FILE and --state ISO3 expected\n";
+    return 2;
+  }
+  const std::string& file = a.positional[0];
+  auto format = FormatFor(a, file);
+  if (!format.ok()) return Fail(format.status());
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Fail(NotFound(file + ": cannot open"));
+  in.seekg(0, std::ios::end);
+  const double total = static_cast<double>(in.tellg());
+  in.seekg(0);
+  auto db = OpenGatewayDb(*config);
+  if (!db.ok()) return Fail(db.status());
+  auto keys = gateway::RegistryKeys::Load(config->keys_dir);
+  if (!keys.ok()) return Fail(keys.status());
+  auto gazetteer = Gazetteer::Load(config->gateway.gazetteer.empty() ? Gazetteer::DefaultPath()
+                                                                     : config->gateway.gazetteer);
+  if (!gazetteer.ok()) return Fail(gazetteer.status());
+  if (!gateway::IsIso3(a.Get("--state"))) return Fail(InvalidArgument("must be three uppercase letters", "state"));
+  gateway::Token token{CliActor(), a.Get("--state"), gateway::Role::kAdmin};
+  gateway::ImportOptions options;
+  options.gazetteer = gazetteer->get();
+  options.retention_days = config->gateway.retention_days;
+  options.batch_rows = config->gateway.import_batch_rows;
+  options.source = std::filesystem::path(file).filename().string();
+  const bool tty = isatty(STDERR_FILENO);
+  options.progress = [&](int64_t rows) {
+    if (!tty) return;
+    double done = in ? static_cast<double>(in.tellg()) : total;
+    int pct = total > 0 ? static_cast<int>(100 * done / total) : 100;
+    std::string bar(static_cast<size_t>(pct / 4), '#');
+    std::fprintf(stderr, "\r[%-25s] %3d%%  %lld rows", bar.c_str(), pct, static_cast<long long>(rows));
+  };
+  auto report = gateway::ImportRegistrants(*db, token, in, *format, *keys, SystemClock::Instance(), options);
+  if (tty) std::fprintf(stderr, "\n");
+  if (!report.ok()) return Fail(report.status());
+  for (size_t i = 0; i < report->errors.size() && i < 20; ++i) {
+    const auto& e = report->errors[i];
+    std::cerr << file << ": row " << e.row << (e.field.empty() ? "" : ", field " + e.field) << ": " << e.reason
+              << "\n";
+  }
+  if (report->errors.size() > 20) std::cerr << "... " << report->rejected - 20 << " more rejected rows\n";
+  std::cout << "imported " << report->imported << " registrants of " << token.state << ", rejected "
+            << report->rejected << "\n";
+  return report->rejected == 0 ? 0 : 1;
+}
+
+int Export(const Args& a) {
+  auto config = LoadConfig(a);
+  if (!config) return 2;
+  if (!gateway::IsIso3(a.Get("--state"))) return Fail(InvalidArgument("must be three uppercase letters", "state"));
+  std::string output = a.Get("--output");
+  auto format = FormatFor(a, output);
+  if (!format.ok()) return Fail(format.status());
+  auto db = OpenGatewayDb(*config);
+  if (!db.ok()) return Fail(db.status());
+  auto keys = gateway::RegistryKeys::Load(config->keys_dir);
+  if (!keys.ok()) return Fail(keys.status());
+  gateway::Token token{CliActor(), a.Get("--state"), gateway::Role::kAdmin};
+  std::ofstream file;
+  if (!output.empty()) {
+    file.open(output, std::ios::binary | std::ios::trunc);
+    if (!file) return Fail(Unavailable(output + ": cannot write"));
+    std::filesystem::permissions(output, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  std::ostream& out = output.empty() ? std::cout : file;
+  auto rows = gateway::ExportRegistrants(*db, token, out, *format, *keys, SystemClock::Instance());
+  if (!rows.ok()) return Fail(rows.status());
+  std::cerr << "exported " << *rows << " registrants of " << token.state << (output.empty() ? "" : " to " + output)
+            << "\n";
+  return 0;
+}
+
+int TokenList(const Args& a) {
+  auto config = LoadConfig(a);
+  if (!config) return 2;
+  auto db = OpenGatewayDb(*config);
+  if (!db.ok()) return Fail(db.status());
+  auto tokens = gateway::ListTokens(*db, a.Get("--state"));
+  if (!tokens.ok()) return Fail(tokens.status());
+  std::cout << "id\tstate\trole\tcreated\trevoked\n";
+  for (const auto& t : *tokens) {
+    std::cout << t.id << "\t" << t.state << "\t" << gateway::RoleName(t.role) << "\t" << FormatRfc3339(t.created_ms)
+              << "\t" << (t.revoked_ms ? FormatRfc3339(t.revoked_ms) : "-") << "\n";
+  }
+  return 0;
+}
+
+int TokenRevoke(const Args& a) {
+  auto config = LoadConfig(a);
+  if (!config) return 2;
+  if (a.positional.size() != 1) {
+    std::cerr << "amparo token revoke: exactly one TOKEN_ID expected (see `amparo token list`)\n";
+    return 2;
+  }
+  auto db = OpenGatewayDb(*config);
+  if (!db.ok()) return Fail(db.status());
+  Status st = gateway::RevokeToken(*db, a.positional[0], SystemClock::Instance());
+  if (!st.ok()) return Fail(st);
+  std::cout << "revoked " << a.positional[0] << "\n";
+  return 0;
 }
 
 int AuditVerify(const Args& a) {
@@ -295,12 +432,29 @@ int RunCli(const std::vector<std::string>& args) {
     return a ? Replay(*a) : 2;
   }
   if (verb == "token") {
-    if (args.size() < 3 || args[2] != "create") {
-      std::cerr << "amparo token: only `token create` exists\n";
-      return 2;
+    std::string sub = args.size() >= 3 ? args[2] : "";
+    if (sub == "create") {
+      auto a = Parse(args, 3, {"--config", "--state", "--role"});
+      return a ? TokenCreate(*a) : 2;
     }
-    auto a = Parse(args, 3, {"--config", "--state", "--role"});
-    return a ? TokenCreate(*a) : 2;
+    if (sub == "list") {
+      auto a = Parse(args, 3, {"--config", "--state"});
+      return a ? TokenList(*a) : 2;
+    }
+    if (sub == "revoke") {
+      auto a = Parse(args, 3, {"--config"});
+      return a ? TokenRevoke(*a) : 2;
+    }
+    std::cerr << "amparo token: create, list or revoke\n";
+    return 2;
+  }
+  if (verb == "import") {
+    auto a = Parse(args, 2, {"--config", "--state", "--format"});
+    return a ? Import(*a) : 2;
+  }
+  if (verb == "export") {
+    auto a = Parse(args, 2, {"--config", "--state", "--format", "--output"});
+    return a ? Export(*a) : 2;
   }
   if (verb == "check") {
     auto a = Parse(args, 2, {"--lenient"});

@@ -6,6 +6,7 @@
 #include "common/db.h"
 #include "common/link.h"
 #include "services/gateway/gateway_store.h"
+#include "services/gateway/registry_keys.h"
 
 namespace amparo::cli {
 
@@ -91,6 +92,9 @@ Status InitDeployment(const InitOptions& options) {
     if (fs::exists(config.keys_dir / (std::string(owner) + ".key"))) continue;  // keep existing keys
     AMPARO_RETURN_IF_ERROR(WriteCurveKeyPair(config.keys_dir, owner, GenerateCurveKeyPair()));
   }
+  // The key that encrypts names and contact details in the registry; never
+  // stored in a database.
+  AMPARO_RETURN_IF_ERROR(gateway::EnsureRegistryKey(config.keys_dir));
   // The gateway database holds the tokens `amparo token create` writes; the
   // other daemons create theirs on first start.
   auto db = Db::Open(config.DbPath("gateway"));

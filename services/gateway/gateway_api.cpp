@@ -7,13 +7,18 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <fstream>
 #include <initializer_list>
 #include <optional>
 #include <set>
+#include <sstream>
 
+#include "common/crypto.h"
 #include "common/json_text.h"
 #include "common/log.h"
 #include "services/gateway/console_html.h"
+#include "services/gateway/import_export.h"
+#include "services/gateway/registrant_json.h"
 
 namespace amparo::gateway {
 namespace {
@@ -34,22 +39,6 @@ json::array StringArray(const std::vector<std::string>& values) {
   json::array a;
   for (const auto& v : values) a.emplace_back(v);
   return a;
-}
-
-json::object RegistrantJson(const Registrant& r) {
-  json::object o;
-  o["id"] = r.id;
-  o["state"] = r.state;
-  o["external_ref"] = r.external_ref;
-  o["host_country"] = r.host_country;
-  o["lat"] = r.lat;
-  o["lon"] = r.lon;
-  o["household_size"] = r.household_size;
-  o["languages"] = StringArray(r.languages);
-  o["vulnerabilities"] = StringArray(r.vulnerabilities);
-  o["created_at"] = FormatRfc3339(r.created_ms);
-  o["updated_at"] = FormatRfc3339(r.updated_ms);
-  return o;
 }
 
 json::object SubscriptionJson(const SubscriptionRecord& s, bool with_secret) {
@@ -79,18 +68,7 @@ json::value AlertValue(const StoredAlert& a) {
 
 // ------------------------------------------------------------ validation
 
-Result<json::object> ParseObject(const std::string& body) {
-  boost::system::error_code ec;
-  json::parse_options options;
-  options.max_depth = 16;
-  json::value v = json::parse(body, ec, {}, options);
-  if (ec) return InvalidArgument("malformed JSON: " + ec.message(), "");
-  if (!v.is_object()) return InvalidArgument("the body must be a JSON object", "");
-  return std::move(v.as_object());
-}
-
-// The first field of `o` not in `allowed` is an error naming it: nothing
-// unexpected (an immigration status, say) can slip into the registry.
+// The first field of `o` not in `allowed` is an error naming it.
 Status RejectUnknownFields(const json::object& o, std::initializer_list<std::string_view> allowed) {
   for (const auto& kv : o) {
     if (std::find(allowed.begin(), allowed.end(), kv.key()) == allowed.end()) {
@@ -102,11 +80,6 @@ Status RejectUnknownFields(const json::object& o, std::initializer_list<std::str
   return Status::Ok();
 }
 
-bool HasControlCharacters(std::string_view s) {
-  return std::any_of(s.begin(), s.end(),
-                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
-}
-
 Result<std::string> RequiredString(const json::object& o, std::string_view field, size_t max_len) {
   auto it = o.find(field);
   if (it == o.end()) return InvalidArgument("is required", std::string(field));
@@ -116,53 +89,7 @@ Result<std::string> RequiredString(const json::object& o, std::string_view field
   if (s.size() > max_len) {
     return InvalidArgument("must be at most " + std::to_string(max_len) + " bytes", std::string(field));
   }
-  if (HasControlCharacters(s))
-    return InvalidArgument("must not contain control characters", std::string(field));
   return s;
-}
-
-Result<std::string> RequiredIso3(const json::object& o, std::string_view field) {
-  auto s = RequiredString(o, field, 64);
-  if (!s.ok()) return s.status();
-  if (!IsIso3(*s)) {
-    return InvalidArgument("must be an ISO 3166-1 alpha-3 code in uppercase, e.g. PHL", std::string(field));
-  }
-  return s;
-}
-
-Result<double> RequiredNumber(const json::object& o, std::string_view field, double min, double max) {
-  auto it = o.find(field);
-  if (it == o.end()) return InvalidArgument("is required", std::string(field));
-  if (!it->value().is_number()) return InvalidArgument("must be a number", std::string(field));
-  double d = it->value().to_number<double>();
-  if (!std::isfinite(d) || d < min || d > max) {
-    return InvalidArgument("must be within " + ToText(json::value(min)) + ".." + ToText(json::value(max)),
-                           std::string(field));
-  }
-  return d;
-}
-
-// BCP-47 shape (RFC 5646): a 2-3 or 5-8 letter primary subtag, then
-// alphanumeric subtags of 1-8. Registry-level validity is not checked.
-bool IsLanguageTag(std::string_view tag) {
-  if (tag.empty() || tag.size() > 35) return false;
-  size_t start = 0;
-  bool first = true;
-  while (start <= tag.size()) {
-    size_t dash = tag.find('-', start);
-    if (dash == std::string_view::npos) dash = tag.size();
-    std::string_view sub = tag.substr(start, dash - start);
-    if (sub.empty() || sub.size() > 8) return false;
-    for (char c : sub) {
-      bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-      bool digit = c >= '0' && c <= '9';
-      if (first ? !alpha : !(alpha || digit)) return false;
-    }
-    if (first && (sub.size() == 1 || sub.size() == 4)) return false;
-    first = false;
-    start = dash + 1;
-  }
-  return true;
 }
 
 Result<std::vector<std::string>> OptionalStringArray(const json::object& o, std::string_view field,
@@ -178,52 +105,11 @@ Result<std::vector<std::string>> OptionalStringArray(const json::object& o, std:
   std::set<std::string> seen;
   for (const auto& item : a) {
     if (!item.is_string()) return InvalidArgument("must be an array of strings", std::string(field));
-    std::string s(item.get_string());
-    if (!seen.insert(s).second) return InvalidArgument("'" + s + "' is repeated", std::string(field));
-    out.push_back(std::move(s));
+    std::string v(item.get_string());
+    if (!seen.insert(v).second) return InvalidArgument("'" + v + "' is repeated", std::string(field));
+    out.push_back(std::move(v));
   }
   return out;
-}
-
-Result<Registrant> RegistrantFromJson(const json::object& o, const std::string& state) {
-  AMPARO_RETURN_IF_ERROR(RejectUnknownFields(
-      o, {"external_ref", "host_country", "lat", "lon", "household_size", "languages", "vulnerabilities"}));
-  Registrant r;
-  r.state = state;
-  auto ref = RequiredString(o, "external_ref", 128);
-  if (!ref.ok()) return ref.status();
-  r.external_ref = *ref;
-  auto host = RequiredIso3(o, "host_country");
-  if (!host.ok()) return host.status();
-  r.host_country = *host;
-  auto lat = RequiredNumber(o, "lat", -90, 90);
-  if (!lat.ok()) return lat.status();
-  r.lat = *lat;
-  auto lon = RequiredNumber(o, "lon", -180, 180);
-  if (!lon.ok()) return lon.status();
-  r.lon = *lon;
-  if (auto it = o.find("household_size"); it != o.end()) {
-    const auto& v = it->value();
-    if (!(v.is_int64() || v.is_uint64())) return InvalidArgument("must be a whole number", "household_size");
-    if (!v.is_int64() || v.get_int64() < 1 || v.get_int64() > 50) {
-      return InvalidArgument("must be within 1..50", "household_size");
-    }
-    r.household_size = static_cast<int>(v.get_int64());
-  }
-  auto languages = OptionalStringArray(o, "languages", 16);
-  if (!languages.ok()) return languages.status();
-  for (const auto& tag : *languages) {
-    if (!IsLanguageTag(tag))
-      return InvalidArgument("'" + tag + "' is not a BCP-47 language tag", "languages");
-  }
-  r.languages = *languages;
-  auto vulnerabilities = OptionalStringArray(o, "vulnerabilities", std::size(kVulnerabilityNames));
-  if (!vulnerabilities.ok()) return vulnerabilities.status();
-  for (const auto& name : *vulnerabilities) {
-    if (auto bit = VulnerabilityBit(name); !bit.ok()) return bit.status();
-  }
-  r.vulnerabilities = *vulnerabilities;
-  return r;
 }
 
 Result<SubscriptionRecord> SubscriptionFromJson(const json::object& o, const std::string& state) {
@@ -296,16 +182,6 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   }
   return true;
 }
-
-Status Require(const Token& token, std::initializer_list<Role> roles, std::string_view action) {
-  if (std::find(roles.begin(), roles.end(), token.role) != roles.end()) return Status::Ok();
-  return {StatusCode::kPermissionDenied,
-          "role " + std::string(RoleName(token.role)) + " may not " + std::string(action)};
-}
-
-constexpr std::initializer_list<Role> kRegistryWriters = {Role::kRegistrar, Role::kAdmin};
-constexpr std::initializer_list<Role> kRegistryReaders = {Role::kRegistrar, Role::kOperator, Role::kAdmin};
-constexpr std::initializer_list<Role> kOperators = {Role::kOperator, Role::kAdmin};
 
 HttpResponse MethodNotAllowed(std::string allow) {
   HttpResponse r = ErrorResponse(405, "method_not_allowed", "use " + allow);
@@ -400,39 +276,403 @@ std::string GatewayMetrics::Render(int64_t registrants) const {
   return out;
 }
 
-std::string_view RouteLabel(std::string_view target) {
-  auto url = urls::parse_origin_form(target);
-  if (!url) return "other";
-  std::vector<std::string> s = Segments(*url);
-  if (s.empty()) return "/";
-  if (s.size() == 1 && s[0] == "healthz") return "/healthz";
-  if (s.size() == 1 && s[0] == "metrics") return "/metrics";
-  if (s.size() < 3 || s[0] != "api" || s[1] != "v1") return "other";
-  const std::string& c = s[2];
-  if (s.size() == 3) {
-    if (c == "registrants") return "/api/v1/registrants";
-    if (c == "subscriptions") return "/api/v1/subscriptions";
-    if (c == "alerts") return "/api/v1/alerts";
-    if (c == "incidents") return "/api/v1/incidents";
-    if (c == "live") return "/api/v1/live";
-  } else if (s.size() == 4) {
-    if (c == "registrants") return "/api/v1/registrants/{id}";
-    if (c == "subscriptions") return "/api/v1/subscriptions/{id}";
-    if (c == "alerts") return "/api/v1/alerts/{alert_id}";
-  }
-  return "other";
-}
-
 std::string AlertApiJson(const StoredAlert& alert) { return ToText(AlertValue(alert)); }
 
 std::string LiveAlertFrame(const StoredAlert& alert) {
   return ToText(json::object{{"type", "alert"}, {"alert", AlertValue(alert)}});
 }
 
+// ----------------------------------------------------------------- routes
+
+namespace {
+
+constexpr Role kRegistrar = Role::kRegistrar;
+constexpr Role kOperator = Role::kOperator;
+constexpr Role kAdmin = Role::kAdmin;
+
+// What a route handler gets: the request, its parsed URL, the path
+// parameter ({id}), the caller and the services.
+struct Call {
+  const HttpRequest& request;
+  const urls::url_view& url;
+  const std::string& param;  // the {id} / {alert_id} segment, "" when none
+  const Token& token;
+  const Access& access;
+  Db& db;
+  const Clock& clock;
+  GatewayMetrics& metrics;
+  const RegistryKeys& keys;
+  const Gazetteer* gazetteer;
+  const GatewayApiOptions& options;
+};
+
+using RouteHandler = HttpResponse (*)(const Call&);
+
+struct RouteEntry {
+  RouteInfo info;
+  RouteHandler handler;
+};
+
+HttpResponse NoContent() {
+  HttpResponse r;
+  r.status = 204;
+  return r;
+}
+
+// Personal data (names, contact channels) only for those who maintain the
+// registry; operators see where people are, not how to reach them.
+bool SeesPersonalData(const Token& token) { return token.role == kRegistrar || token.role == kAdmin; }
+
+RegistrantValidation ValidationFor(const Call& c) {
+  RegistrantValidation v;
+  v.gazetteer = c.gazetteer;
+  v.retention_days = c.options.retention_days;
+  v.clock = &c.clock;
+  return v;
+}
+
+std::optional<HttpResponse> NeedJsonBody(const HttpRequest& req) {
+  if (!IsJsonContentType(req.content_type) &&
+      !StartsWithNoCase(req.content_type, "application/merge-patch+json")) {
+    return ErrorResponse(415, "unsupported_media_type", "send Content-Type: application/json");
+  }
+  return std::nullopt;
+}
+
+HttpResponse ConsolePage(const Call&) {
+  HttpResponse r;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = std::string(ConsoleHtml());
+  // The page is self-contained: forbid everything it does not need.
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  return r;
+}
+
+HttpResponse Healthz(const Call&) { return JsonResponse(200, json::object{{"status", "ok"}}); }
+
+HttpResponse Metrics(const Call& c) {
+  auto count = CountRegistrants(c.db);
+  if (!count.ok()) return StatusResponse(count.status());
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = c.metrics.Render(*count);
+  return r;
+}
+
+HttpResponse CreateRegistrantRoute(const Call& c) {
+  if (auto bad = NeedJsonBody(c.request)) return *bad;
+  auto body = ParseJsonObject(c.request.body);
+  if (!body.ok()) return StatusResponse(body.status());
+  auto registrant = RegistrantFromJson(*body, c.token.state, ValidationFor(c));
+  if (!registrant.ok()) return StatusResponse(registrant.status());
+  auto stored = InsertRegistrant(c.db, std::move(registrant).value(), c.keys, c.access, c.clock);
+  if (!stored.ok()) return StatusResponse(stored.status());
+  HttpResponse r = JsonResponse(201, RegistrantToJson(*stored, /*with_personal=*/true));
+  r.headers.emplace_back("Location", "/api/v1/registrants/" + stored->id);
+  return r;
+}
+
+HttpResponse ListRegistrantsRoute(const Call& c) {
+  auto q = ParseQuery(c.url, {"host_country", "admin1", "flag", "limit", "cursor"});
+  if (!q.ok()) return StatusResponse(q.status());
+  auto limit = LimitParam(*q, 100);
+  if (!limit.ok()) return StatusResponse(limit.status());
+  RegistrantFilter filter;
+  filter.host_country = q->values.count("host_country") ? q->values["host_country"] : "";
+  if (q->values.count("host_country") && !IsIso3(filter.host_country)) {
+    return ErrorResponse(400, "invalid_argument", "must be an ISO 3166-1 alpha-3 code", "host_country");
+  }
+  filter.admin1 = q->values.count("admin1") ? q->values["admin1"] : "";
+  if (filter.admin1.size() > 64)
+    return ErrorResponse(400, "invalid_argument", "must be at most 64 bytes", "admin1");
+  filter.vulnerability = q->values.count("flag") ? q->values["flag"] : "";
+  if (q->values.count("flag") && !VulnerabilityBit(filter.vulnerability).ok()) {
+    return ErrorResponse(400, "invalid_argument", "unknown vulnerability '" + filter.vulnerability + "'",
+                         "flag");
+  }
+  std::string cursor = q->values.count("cursor") ? q->values["cursor"] : "";
+  const bool personal = SeesPersonalData(c.token);
+  auto page = ListRegistrants(c.db, c.token.state, filter, cursor, *limit, personal ? &c.keys : nullptr,
+                              c.access, c.clock);
+  if (!page.ok()) return StatusResponse(page.status());
+  json::array items;
+  for (const auto& r : page->items) items.push_back(RegistrantToJson(r, personal));
+  return JsonResponse(200, json::object{{"items", std::move(items)},
+                                        {"next_cursor", page->next_cursor ? json::value(*page->next_cursor)
+                                                                          : json::value(nullptr)}});
+}
+
+HttpResponse GetRegistrantRoute(const Call& c) {
+  const bool personal = SeesPersonalData(c.token);
+  auto r = GetRegistrant(c.db, c.token.state, c.param, personal ? &c.keys : nullptr, c.access, c.clock);
+  if (!r.ok()) return StatusResponse(r.status());
+  return JsonResponse(200, RegistrantToJson(*r, personal));
+}
+
+HttpResponse PatchRegistrantRoute(const Call& c) {
+  if (auto bad = NeedJsonBody(c.request)) return *bad;
+  auto patch = ParseJsonObject(c.request.body);
+  if (!patch.ok()) return StatusResponse(patch.status());
+  const RegistrantValidation validation = ValidationFor(c);
+  auto updated = UpdateRegistrant(
+      c.db, c.token.state, c.param,
+      [&](const Registrant& current) { return ApplyRegistrantPatch(current, *patch, validation); }, c.keys,
+      c.access, c.clock);
+  if (!updated.ok()) return StatusResponse(updated.status());
+  return JsonResponse(200, RegistrantToJson(*updated, /*with_personal=*/true));
+}
+
+HttpResponse DeleteRegistrantRoute(const Call& c) {
+  if (Status st = DeleteRegistrant(c.db, c.token.state, c.param, c.access, c.clock); !st.ok()) {
+    return StatusResponse(st);
+  }
+  return NoContent();
+}
+
+Result<RegistryFormat> FormatParam(const urls::url_view& url) {
+  auto q = ParseQuery(url, {"format"});
+  if (!q.ok()) return q.status();
+  if (!q->values.count("format")) return InvalidArgument("is required: csv or ndjson", "format");
+  return ParseRegistryFormat(q->values["format"]);
+}
+
+HttpResponse ExportRegistrantsRoute(const Call& c) {
+  auto format = FormatParam(c.url);
+  if (!format.ok()) return StatusResponse(format.status());
+  HttpResponse r;
+  r.content_type = std::string(RegistryFormatContentType(*format));
+  r.headers.emplace_back("Content-Disposition",
+                         "attachment; filename=\"registrants-" + c.token.state +
+                             (*format == RegistryFormat::kCsv ? ".csv\"" : ".ndjson\""));
+  r.headers.emplace_back("Cache-Control", "no-store");
+  if (c.options.spool_dir.empty()) {
+    std::ostringstream out;
+    auto rows = ExportRegistrants(c.db, c.token, out, *format, c.keys, c.clock, c.access.purpose);
+    if (!rows.ok()) return StatusResponse(rows.status());
+    r.body = out.str();
+    return r;
+  }
+  // Written to a spool file first: memory stays bounded and the database
+  // transaction is short, whatever the size and the client's speed.
+  std::filesystem::path file = c.options.spool_dir / ("export-" + NewId() + ".tmp");
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    auto rows = ExportRegistrants(c.db, c.token, out, *format, c.keys, c.clock, c.access.purpose);
+    out.flush();
+    if (!rows.ok() || !out) {
+      std::error_code ec;
+      std::filesystem::remove(file, ec);
+      return StatusResponse(rows.ok() ? Unavailable("cannot write the export spool file") : rows.status());
+    }
+  }
+  r.body_file = file;
+  return r;
+}
+
+HttpResponse ImportRegistrantsRoute(const Call& c) {
+  auto format = FormatParam(c.url);
+  if (!format.ok()) return StatusResponse(format.status());
+  ImportOptions options;
+  options.gazetteer = c.gazetteer;
+  options.retention_days = c.options.retention_days;
+  options.batch_rows = c.options.import_batch_rows;
+  options.purpose = c.access.purpose;
+  options.source = "upload";
+  Result<ImportReport> report = Status::Ok();
+  if (!c.request.body_file.empty()) {
+    std::ifstream in(c.request.body_file, std::ios::binary);
+    if (!in) return StatusResponse(Unavailable("cannot read the uploaded body"));
+    report = ImportRegistrants(c.db, c.token, in, *format, c.keys, c.clock, options);
+  } else {
+    std::istringstream in(c.request.body);
+    report = ImportRegistrants(c.db, c.token, in, *format, c.keys, c.clock, options);
+  }
+  if (!report.ok()) return StatusResponse(report.status());
+  json::array errors;
+  for (const auto& e : report->errors) {
+    errors.push_back(json::object{{"row", e.row}, {"field", e.field}, {"reason", e.reason}});
+  }
+  return JsonResponse(200, json::object{{"imported", report->imported},
+                                        {"rejected", report->rejected},
+                                        {"errors", std::move(errors)}});
+}
+
+HttpResponse CreateSubscriptionRoute(const Call& c) {
+  if (auto bad = NeedJsonBody(c.request)) return *bad;
+  auto body = ParseJsonObject(c.request.body);
+  if (!body.ok()) return StatusResponse(body.status());
+  auto subscription = SubscriptionFromJson(*body, c.token.state);
+  if (!subscription.ok()) return StatusResponse(subscription.status());
+  auto stored = CreateSubscription(c.db, std::move(subscription).value(), c.clock);
+  if (!stored.ok()) return StatusResponse(stored.status());
+  HttpResponse r = JsonResponse(201, SubscriptionJson(*stored, /*with_secret=*/true));
+  r.headers.emplace_back("Location", "/api/v1/subscriptions/" + stored->id);
+  return r;
+}
+
+HttpResponse ListSubscriptionsRoute(const Call& c) {
+  auto list = ListSubscriptions(c.db, c.token.state);
+  if (!list.ok()) return StatusResponse(list.status());
+  json::array items;
+  for (const auto& s : *list) items.push_back(SubscriptionJson(s, /*with_secret=*/false));
+  return JsonResponse(200, json::object{{"items", std::move(items)}});
+}
+
+HttpResponse GetSubscriptionRoute(const Call& c) {
+  auto s = GetSubscription(c.db, c.token.state, c.param);
+  if (!s.ok()) return StatusResponse(s.status());
+  return JsonResponse(200, SubscriptionJson(*s, /*with_secret=*/false));
+}
+
+HttpResponse DeleteSubscriptionRoute(const Call& c) {
+  if (Status st = DeleteSubscription(c.db, c.token.state, c.param, c.clock); !st.ok())
+    return StatusResponse(st);
+  return NoContent();
+}
+
+HttpResponse ListAlertsRoute(const Call& c) {
+  auto q = ParseQuery(c.url, {"limit"});
+  if (!q.ok()) return StatusResponse(q.status());
+  auto limit = LimitParam(*q, 100);
+  if (!limit.ok()) return StatusResponse(limit.status());
+  auto alerts = ListAlerts(c.db, c.token.state, *limit);
+  if (!alerts.ok()) return StatusResponse(alerts.status());
+  json::array items;
+  for (const auto& a : *alerts) items.push_back(AlertValue(a));
+  return JsonResponse(200, json::object{{"items", std::move(items)}});
+}
+
+HttpResponse GetAlertRoute(const Call& c) {
+  auto a = GetAlert(c.db, c.token.state, c.param);
+  if (!a.ok()) return StatusResponse(a.status());
+  return JsonResponse(200, AlertValue(*a));
+}
+
+HttpResponse ListIncidentsRoute(const Call& c) {
+  auto q = ParseQuery(c.url, {"limit"});
+  if (!q.ok()) return StatusResponse(q.status());
+  auto limit = LimitParam(*q, 100);
+  if (!limit.ok()) return StatusResponse(limit.status());
+  auto incidents = ListIncidents(c.db, c.token.state, *limit);
+  if (!incidents.ok()) return StatusResponse(incidents.status());
+  json::array items;
+  for (const auto& incident : *incidents) {
+    json::array alerts;
+    for (const auto& a : incident.alerts) alerts.push_back(AlertValue(a));
+    // Hazard and headline come from the newest alert of the incident.
+    const json::object& newest = alerts.front().as_object();
+    json::object o;
+    o["incident_id"] = incident.incident_id;
+    o["hazard"] = newest.contains("hazard") ? newest.at("hazard") : json::value("unspecified");
+    o["headline"] = newest.contains("headline") ? newest.at("headline") : json::value("");
+    o["alerts"] = std::move(alerts);
+    items.push_back(std::move(o));
+  }
+  return JsonResponse(200, json::object{{"items", std::move(items)}});
+}
+
+HttpResponse LiveRoute(const Call&) {
+  // Reached only when the request was not a WebSocket upgrade.
+  return ErrorResponse(426, "upgrade_required", "connect with a WebSocket");
+}
+
+// THE route table: the router, RouteLabel(), IsUploadRoute() and the
+// tenant-isolation test all read it. A new endpoint is a new row here.
+const std::vector<RouteEntry>& RouteTable() {
+  static const auto* kTable = new std::vector<RouteEntry>{
+      {{"GET", "/", false, {}, false}, ConsolePage},
+      {{"GET", "/healthz", false, {}, false}, Healthz},
+      {{"GET", "/metrics", false, {}, false}, Metrics},
+      {{"POST", "/api/v1/registrants", true, {kRegistrar, kAdmin}, false}, CreateRegistrantRoute},
+      {{"GET", "/api/v1/registrants", true, {kRegistrar, kOperator, kAdmin}, false}, ListRegistrantsRoute},
+      {{"GET", "/api/v1/registrants/{id}", true, {kRegistrar, kOperator, kAdmin}, false}, GetRegistrantRoute},
+      {{"PATCH", "/api/v1/registrants/{id}", true, {kRegistrar, kAdmin}, false}, PatchRegistrantRoute},
+      {{"DELETE", "/api/v1/registrants/{id}", true, {kRegistrar, kAdmin}, false}, DeleteRegistrantRoute},
+      {{"GET", "/api/v1/registrants:export", true, {kRegistrar, kAdmin}, false}, ExportRegistrantsRoute},
+      {{"POST", "/api/v1/registrants:import", true, {kRegistrar, kAdmin}, true}, ImportRegistrantsRoute},
+      {{"POST", "/api/v1/subscriptions", true, {kOperator, kAdmin}, false}, CreateSubscriptionRoute},
+      {{"GET", "/api/v1/subscriptions", true, {kOperator, kAdmin}, false}, ListSubscriptionsRoute},
+      {{"GET", "/api/v1/subscriptions/{id}", true, {kOperator, kAdmin}, false}, GetSubscriptionRoute},
+      {{"DELETE", "/api/v1/subscriptions/{id}", true, {kOperator, kAdmin}, false}, DeleteSubscriptionRoute},
+      {{"GET", "/api/v1/alerts", true, {kOperator, kAdmin}, false}, ListAlertsRoute},
+      {{"GET", "/api/v1/alerts/{alert_id}", true, {kOperator, kAdmin}, false}, GetAlertRoute},
+      {{"GET", "/api/v1/incidents", true, {kOperator, kAdmin}, false}, ListIncidentsRoute},
+      {{"GET", "/api/v1/live", true, {kOperator, kAdmin}, false}, LiveRoute},
+  };
+  return *kTable;
+}
+
+// Splits a template into segments once per call; the table is small.
+bool PathMatches(std::string_view path_template, const std::vector<std::string>& segments,
+                 std::string* param) {
+  std::vector<std::string_view> parts;
+  size_t start = 1;
+  while (start < path_template.size()) {
+    size_t slash = path_template.find('/', start);
+    if (slash == std::string_view::npos) slash = path_template.size();
+    parts.push_back(path_template.substr(start, slash - start));
+    start = slash + 1;
+  }
+  if (parts.size() != segments.size()) return false;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].size() > 2 && parts[i].front() == '{') {
+      if (segments[i].empty()) return false;
+      if (param != nullptr) *param = segments[i];
+    } else if (parts[i] != segments[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::vector<RouteInfo>& GatewayRoutes() {
+  static const auto* kRoutes = [] {
+    auto* routes = new std::vector<RouteInfo>;
+    for (const auto& e : RouteTable()) routes->push_back(e.info);
+    return routes;
+  }();
+  return *kRoutes;
+}
+
+std::string_view RouteLabel(std::string_view target) {
+  auto url = urls::parse_origin_form(target);
+  if (!url) return "other";
+  const std::vector<std::string> s = Segments(*url);
+  for (const auto& e : RouteTable()) {
+    if (PathMatches(e.info.path, s, nullptr)) return e.info.path;
+  }
+  return "other";
+}
+
+bool IsUploadRoute(std::string_view method, std::string_view target) {
+  auto url = urls::parse_origin_form(target);
+  if (!url) return false;
+  const std::vector<std::string> s = Segments(*url);
+  for (const auto& e : RouteTable()) {
+    if (e.info.upload && e.info.method == method && PathMatches(e.info.path, s, nullptr)) return true;
+  }
+  return false;
+}
+
 // ------------------------------------------------------------ GatewayApi
 
-GatewayApi::GatewayApi(Db& db, const Clock& clock, GatewayMetrics& metrics)
-    : db_(db), clock_(clock), metrics_(metrics) {}
+GatewayApi::GatewayApi(Db& db, const Clock& clock, GatewayMetrics& metrics, const RegistryKeys& keys,
+                       std::shared_ptr<const Gazetteer> gazetteer, GatewayApiOptions options)
+    : db_(db),
+      clock_(clock),
+      metrics_(metrics),
+      keys_(keys),
+      gazetteer_(std::move(gazetteer)),
+      options_(std::move(options)),
+      limiter_(std::make_unique<RateLimiter>(options_.rate_limit_per_s, options_.rate_limit_burst, clock)) {}
+
+GatewayApi::~GatewayApi() = default;
 
 HttpResponse GatewayApi::Handle(const HttpRequest& request) {
   std::string_view route = "other";
@@ -448,6 +688,37 @@ HttpResponse GatewayApi::Handle(const HttpRequest& request) {
   return response;
 }
 
+std::optional<HttpResponse> GatewayApi::Preflight(const HttpRequest& req) {
+  HttpResponse response;
+  if (req.authorization.empty() || !StartsWithNoCase(req.authorization, "Bearer ")) {
+    response = ErrorResponse(401, "unauthenticated", "missing Authorization: Bearer <token>");
+  } else {
+    std::string_view bearer = std::string_view(req.authorization).substr(7);
+    while (!bearer.empty() && bearer.front() == ' ') bearer.remove_prefix(1);
+    auto token = Authenticate(db_, bearer);
+    if (!token.ok()) {
+      response = StatusResponse(token.status());
+    } else {
+      auto url = urls::parse_origin_form(req.target);
+      if (!url) return std::nullopt;
+      const std::vector<std::string> seg = Segments(*url);
+      for (const auto& e : RouteTable()) {
+        if (e.info.method != req.method || !PathMatches(e.info.path, seg, nullptr)) continue;
+        if (std::find(e.info.roles.begin(), e.info.roles.end(), token->role) != e.info.roles.end()) {
+          return std::nullopt;
+        }
+        response = ErrorResponse(403, "permission_denied",
+                                 "role " + std::string(RoleName(token->role)) + " may not " + req.method +
+                                     " " + std::string(e.info.path));
+        break;
+      }
+      if (response.body.empty()) return std::nullopt;
+    }
+  }
+  metrics_.CountRequest(RouteLabel(req.target), response.status);
+  return response;
+}
+
 Result<Token> GatewayApi::AuthenticateLive(std::string_view first_message) {
   boost::system::error_code ec;
   json::value v = json::parse(first_message, ec);
@@ -456,7 +727,10 @@ Result<Token> GatewayApi::AuthenticateLive(std::string_view first_message) {
   }
   auto token = Authenticate(db_, std::string(v.as_object().at("token").get_string()));
   if (!token.ok()) return token.status();
-  AMPARO_RETURN_IF_ERROR(Require(*token, kOperators, "watch live alerts"));
+  if (token->role != Role::kOperator && token->role != Role::kAdmin) {
+    return Status(StatusCode::kPermissionDenied,
+                  "role " + std::string(RoleName(token->role)) + " may not watch live alerts");
+  }
   return token;
 }
 
@@ -465,202 +739,68 @@ HttpResponse GatewayApi::Route(const HttpRequest& req, std::string_view* route) 
   auto url = urls::parse_origin_form(req.target);
   if (!url) return ErrorResponse(400, "invalid_argument", "malformed request target");
   const std::vector<std::string> seg = Segments(*url);
-  const std::string& method = req.method;
+  const bool api = seg.size() >= 2 && seg[0] == "api" && seg[1] == "v1";
 
-  if (seg.empty()) {
-    if (method != "GET") return MethodNotAllowed("GET");
-    HttpResponse r;
-    r.content_type = "text/html; charset=utf-8";
-    r.body = std::string(ConsoleHtml());
-    // The page is self-contained: forbid everything it does not need.
-    r.headers.emplace_back("Content-Security-Policy",
-                           "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                           "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
-    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-    r.headers.emplace_back("Referrer-Policy", "no-referrer");
-    return r;
+  Token token{"", "", Role::kOperator};
+  Access access;
+  if (api) {
+    // Everything under /api/v1/ needs a bearer token, even to learn a route
+    // does not exist.
+    if (req.authorization.empty()) {
+      return ErrorResponse(401, "unauthenticated", "missing Authorization: Bearer <token>");
+    }
+    if (!StartsWithNoCase(req.authorization, "Bearer ")) {
+      return ErrorResponse(401, "unauthenticated", "the Authorization scheme must be Bearer");
+    }
+    std::string_view bearer = std::string_view(req.authorization).substr(7);
+    while (!bearer.empty() && bearer.front() == ' ') bearer.remove_prefix(1);
+    auto authenticated = Authenticate(db_, bearer);
+    if (!authenticated.ok()) return StatusResponse(authenticated.status());
+    token = *authenticated;
+    if (int64_t wait_ms = limiter_->Take(token.id); wait_ms > 0) {
+      HttpResponse r =
+          ErrorResponse(429, "resource_exhausted", "rate limit exceeded for this token; retry later");
+      r.headers.emplace_back("Retry-After", std::to_string((wait_ms + 999) / 1000));
+      return r;
+    }
+    access.actor = token.id;
+    if (!req.purpose.empty()) {
+      if (std::find(std::begin(kAccessPurposes), std::end(kAccessPurposes), req.purpose) ==
+          std::end(kAccessPurposes)) {
+        std::string accepted;
+        for (auto p : kAccessPurposes) accepted += (accepted.empty() ? "" : ", ") + std::string(p);
+        return ErrorResponse(400, "invalid_argument", "unknown purpose (accepted: " + accepted + ")",
+                             "X-Amparo-Purpose");
+      }
+      access.purpose = req.purpose;
+    }
   }
-  if (seg.size() == 1 && seg[0] == "healthz") {
-    if (method != "GET") return MethodNotAllowed("GET");
-    return JsonResponse(200, json::object{{"status", "ok"}});
+
+  const RouteEntry* entry = nullptr;
+  std::string param;
+  std::string allow;
+  for (const auto& e : RouteTable()) {
+    std::string p;
+    if (!PathMatches(e.info.path, seg, &p)) continue;
+    if (e.info.method == req.method) {
+      entry = &e;
+      param = std::move(p);
+      break;
+    }
+    allow += (allow.empty() ? "" : ", ") + std::string(e.info.method);
   }
-  if (seg.size() == 1 && seg[0] == "metrics") {
-    if (method != "GET") return MethodNotAllowed("GET");
-    auto count = CountRegistrants(db_);
-    if (!count.ok()) return StatusResponse(count.status());
-    HttpResponse r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = metrics_.Render(*count);
-    return r;
-  }
-  if (seg.size() < 2 || seg[0] != "api" || seg[1] != "v1") {
+  if (entry == nullptr) {
+    if (!allow.empty()) return MethodNotAllowed(allow);
     return ErrorResponse(404, "not_found", "no such route");
   }
-
-  // Everything under /api/v1/ needs a bearer token, even to learn a route
-  // does not exist.
-  if (req.authorization.empty()) {
-    return ErrorResponse(401, "unauthenticated", "missing Authorization: Bearer <token>");
+  if (entry->info.authenticated &&
+      std::find(entry->info.roles.begin(), entry->info.roles.end(), token.role) == entry->info.roles.end()) {
+    return ErrorResponse(403, "permission_denied",
+                         "role " + std::string(RoleName(token.role)) + " may not " + req.method + " " +
+                             std::string(entry->info.path));
   }
-  if (!StartsWithNoCase(req.authorization, "Bearer ")) {
-    return ErrorResponse(401, "unauthenticated", "the Authorization scheme must be Bearer");
-  }
-  std::string_view bearer = std::string_view(req.authorization).substr(7);
-  while (!bearer.empty() && bearer.front() == ' ') bearer.remove_prefix(1);
-  auto token = Authenticate(db_, bearer);
-  if (!token.ok()) return StatusResponse(token.status());
-  const std::string& state = token->state;
-
-  if (seg.size() < 3 || seg.size() > 4) return ErrorResponse(404, "not_found", "no such route");
-  const std::string& collection = seg[2];
-  const bool item = seg.size() == 4;
-  const std::string id = item ? seg[3] : std::string();
-
-  auto need_json_body = [&]() -> std::optional<HttpResponse> {
-    if (!IsJsonContentType(req.content_type)) {
-      return ErrorResponse(415, "unsupported_media_type", "send Content-Type: application/json");
-    }
-    return std::nullopt;
-  };
-
-  if (collection == "registrants") {
-    if (!item && method == "POST") {
-      if (Status st = Require(*token, kRegistryWriters, "create registrants"); !st.ok())
-        return StatusResponse(st);
-      if (auto bad = need_json_body()) return *bad;
-      auto body = ParseObject(req.body);
-      if (!body.ok()) return StatusResponse(body.status());
-      auto registrant = RegistrantFromJson(*body, state);
-      if (!registrant.ok()) return StatusResponse(registrant.status());
-      auto stored = InsertRegistrant(db_, std::move(registrant).value(), clock_);
-      if (!stored.ok()) return StatusResponse(stored.status());
-      HttpResponse r = JsonResponse(201, RegistrantJson(*stored));
-      r.headers.emplace_back("Location", "/api/v1/registrants/" + stored->id);
-      return r;
-    }
-    if (!item && method == "GET") {
-      if (Status st = Require(*token, kRegistryReaders, "read registrants"); !st.ok())
-        return StatusResponse(st);
-      auto q = ParseQuery(*url, {"host_country", "limit", "cursor"});
-      if (!q.ok()) return StatusResponse(q.status());
-      auto limit = LimitParam(*q, 100);
-      if (!limit.ok()) return StatusResponse(limit.status());
-      std::string host = q->values.count("host_country") ? q->values["host_country"] : "";
-      if (q->values.count("host_country") && !IsIso3(host)) {
-        return ErrorResponse(400, "invalid_argument", "must be an ISO 3166-1 alpha-3 code", "host_country");
-      }
-      std::string cursor = q->values.count("cursor") ? q->values["cursor"] : "";
-      auto page = ListRegistrants(db_, state, host, cursor, *limit);
-      if (!page.ok()) return StatusResponse(page.status());
-      json::array items;
-      for (const auto& r : page->items) items.push_back(RegistrantJson(r));
-      return JsonResponse(
-          200, json::object{{"items", std::move(items)},
-                            {"next_cursor",
-                             page->next_cursor ? json::value(*page->next_cursor) : json::value(nullptr)}});
-    }
-    if (item && method == "GET") {
-      if (Status st = Require(*token, kRegistryReaders, "read registrants"); !st.ok())
-        return StatusResponse(st);
-      auto r = GetRegistrant(db_, state, id);
-      if (!r.ok()) return StatusResponse(r.status());
-      return JsonResponse(200, RegistrantJson(*r));
-    }
-    if (item && method == "DELETE") {
-      if (Status st = Require(*token, kRegistryWriters, "delete registrants"); !st.ok())
-        return StatusResponse(st);
-      if (Status st = DeleteRegistrant(db_, state, id, clock_); !st.ok()) return StatusResponse(st);
-      HttpResponse r;
-      r.status = 204;
-      return r;
-    }
-    return MethodNotAllowed(item ? "GET, DELETE" : "GET, POST");
-  }
-
-  if (collection == "subscriptions") {
-    if (Status st = Require(*token, kOperators, "manage subscriptions"); !st.ok()) return StatusResponse(st);
-    if (!item && method == "POST") {
-      if (auto bad = need_json_body()) return *bad;
-      auto body = ParseObject(req.body);
-      if (!body.ok()) return StatusResponse(body.status());
-      auto subscription = SubscriptionFromJson(*body, state);
-      if (!subscription.ok()) return StatusResponse(subscription.status());
-      auto stored = CreateSubscription(db_, std::move(subscription).value(), clock_);
-      if (!stored.ok()) return StatusResponse(stored.status());
-      HttpResponse r = JsonResponse(201, SubscriptionJson(*stored, /*with_secret=*/true));
-      r.headers.emplace_back("Location", "/api/v1/subscriptions/" + stored->id);
-      return r;
-    }
-    if (!item && method == "GET") {
-      auto list = ListSubscriptions(db_, state);
-      if (!list.ok()) return StatusResponse(list.status());
-      json::array items;
-      for (const auto& s : *list) items.push_back(SubscriptionJson(s, /*with_secret=*/false));
-      return JsonResponse(200, json::object{{"items", std::move(items)}});
-    }
-    if (item && method == "GET") {
-      auto s = GetSubscription(db_, state, id);
-      if (!s.ok()) return StatusResponse(s.status());
-      return JsonResponse(200, SubscriptionJson(*s, /*with_secret=*/false));
-    }
-    if (item && method == "DELETE") {
-      if (Status st = DeleteSubscription(db_, state, id, clock_); !st.ok()) return StatusResponse(st);
-      HttpResponse r;
-      r.status = 204;
-      return r;
-    }
-    return MethodNotAllowed(item ? "GET, DELETE" : "GET, POST");
-  }
-
-  if (collection == "alerts") {
-    if (method != "GET") return MethodNotAllowed("GET");
-    if (Status st = Require(*token, kOperators, "read alerts"); !st.ok()) return StatusResponse(st);
-    if (item) {
-      auto a = GetAlert(db_, state, id);
-      if (!a.ok()) return StatusResponse(a.status());
-      return JsonResponse(200, AlertValue(*a));
-    }
-    auto q = ParseQuery(*url, {"limit"});
-    if (!q.ok()) return StatusResponse(q.status());
-    auto limit = LimitParam(*q, 100);
-    if (!limit.ok()) return StatusResponse(limit.status());
-    auto alerts = ListAlerts(db_, state, *limit);
-    if (!alerts.ok()) return StatusResponse(alerts.status());
-    json::array items;
-    for (const auto& a : *alerts) items.push_back(AlertValue(a));
-    return JsonResponse(200, json::object{{"items", std::move(items)}});
-  }
-
-  if (collection == "incidents" && !item) {
-    if (method != "GET") return MethodNotAllowed("GET");
-    if (Status st = Require(*token, kOperators, "read incidents"); !st.ok()) return StatusResponse(st);
-    auto q = ParseQuery(*url, {"limit"});
-    if (!q.ok()) return StatusResponse(q.status());
-    auto limit = LimitParam(*q, 100);
-    if (!limit.ok()) return StatusResponse(limit.status());
-    auto incidents = ListIncidents(db_, state, *limit);
-    if (!incidents.ok()) return StatusResponse(incidents.status());
-    json::array items;
-    for (const auto& incident : *incidents) {
-      json::array alerts;
-      for (const auto& a : incident.alerts) alerts.push_back(AlertValue(a));
-      // Hazard and headline come from the newest alert of the incident.
-      const json::object& newest = alerts.front().as_object();
-      json::object o;
-      o["incident_id"] = incident.incident_id;
-      o["hazard"] = newest.contains("hazard") ? newest.at("hazard") : json::value("unspecified");
-      o["headline"] = newest.contains("headline") ? newest.at("headline") : json::value("");
-      o["alerts"] = std::move(alerts);
-      items.push_back(std::move(o));
-    }
-    return JsonResponse(200, json::object{{"items", std::move(items)}});
-  }
-
-  if (collection == "live" && !item) {
-    // Reached only when the request was not a WebSocket upgrade.
-    return ErrorResponse(426, "upgrade_required", "connect with a WebSocket");
-  }
-  return ErrorResponse(404, "not_found", "no such route");
+  Call call{req, *url, param, token, access, db_, clock_, metrics_, keys_, gazetteer_.get(), options_};
+  return entry->handler(call);
 }
 
 }  // namespace amparo::gateway

@@ -3,9 +3,13 @@
 // server (http_server.h) turns wire requests into HttpRequest and back, so
 // this file never sees a socket and the server never sees a table.
 //
-// Every /api/v1/ route authenticates the bearer token and scopes all reads
-// and writes to the token's state; another state's object is 404, exactly
-// as if it did not exist (DESIGN.md guarantee 4). Errors are
+// Every /api/v1/ route authenticates the bearer token, applies the token's
+// rate limit (429 with Retry-After) and scopes all reads and writes to the
+// token's state; another state's object is 404, exactly as if it did not
+// exist (DESIGN.md guarantee 4). Registry reads and writes are audited with
+// the purpose the caller states in X-Amparo-Purpose (kAccessPurposes;
+// default "registry-maintenance"). Operators read registrants without
+// full_name, contact and emergency_contact (data minimisation). Errors are
 //   {"error": {"code": "invalid_argument", "message": "...", "field": "lat"}}
 // with the HTTP status that fits the code (docs/openapi.yaml).
 //
@@ -15,8 +19,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,8 +31,11 @@
 
 #include "common/clock.h"
 #include "common/db.h"
+#include "common/gazetteer.h"
 #include "common/status.h"
 #include "services/gateway/gateway_store.h"
+#include "services/gateway/rate_limiter.h"
+#include "services/gateway/registry_keys.h"
 
 namespace amparo::gateway {
 
@@ -34,7 +44,11 @@ struct HttpRequest {
   std::string target;         // origin-form: "/api/v1/registrants?limit=10"
   std::string authorization;  // the Authorization header, "" when absent
   std::string content_type;   // the Content-Type header, "" when absent
+  std::string purpose;        // the X-Amparo-Purpose header, "" when absent
   std::string body;
+  // Set (and `body` empty) when the server streamed the body of an upload
+  // route (IsUploadRoute) to this file; the server deletes it afterwards.
+  std::filesystem::path body_file;
 };
 
 struct HttpResponse {
@@ -42,6 +56,35 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;                                          // empty for 204
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // When set, the body is this file (exports); the server streams it and
+  // deletes it after sending.
+  std::filesystem::path body_file;
+};
+
+// One route of the API: the table the router dispatches on, exposed so the
+// tenant-isolation test can prove it covers every route.
+struct RouteInfo {
+  std::string_view method;  // "GET", "POST", "PATCH", "DELETE"
+  std::string_view path;    // template: "/api/v1/registrants/{id}"
+  bool authenticated;       // false: /, /healthz, /metrics
+  std::vector<Role> roles;  // who may call it (empty when not authenticated)
+  bool upload;              // the body is streamed to a file (bulk import)
+};
+const std::vector<RouteInfo>& GatewayRoutes();
+
+// True when `method` + the path of `target` is an upload route: the server
+// then streams the body to a file, bounded by max_import_bytes instead of
+// max_body_bytes.
+bool IsUploadRoute(std::string_view method, std::string_view target);
+
+struct GatewayApiOptions {
+  int retention_days = 730;       // default retention of a new registrant
+  double rate_limit_per_s = 50;   // per token
+  double rate_limit_burst = 200;  // per token
+  int import_batch_rows = 1000;   // rows per import transaction
+  // Exports are written here before they are sent (bounded memory); ""
+  // builds them in memory (tests that call Handle() directly).
+  std::filesystem::path spool_dir;
 };
 
 // An error response: {"error": {"code", "message", "field"}}.
@@ -69,8 +112,8 @@ class GatewayMetrics {
   std::atomic<int64_t> live_clients_{0};
 };
 
-// The route template of `target` for metrics ("/api/v1/registrants/{id}"),
-// or "other". Keeps label cardinality bounded.
+// The route template of `target` for metrics ("/api/v1/registrants/{id}",
+// from GatewayRoutes()), or "other". Keeps label cardinality bounded.
 std::string_view RouteLabel(std::string_view target);
 
 // The alert as the API, the console and the live feed show it: exactly
@@ -81,11 +124,18 @@ std::string LiveAlertFrame(const StoredAlert& alert);
 
 class GatewayApi {
  public:
-  // `db`, `clock` and `metrics` must outlive the GatewayApi.
-  GatewayApi(Db& db, const Clock& clock, GatewayMetrics& metrics);
+  // `db`, `clock`, `metrics` and `keys` must outlive the GatewayApi.
+  // `gazetteer` may be null: `place` inputs are then refused.
+  GatewayApi(Db& db, const Clock& clock, GatewayMetrics& metrics, const RegistryKeys& keys,
+             std::shared_ptr<const Gazetteer> gazetteer, GatewayApiOptions options = {});
+  ~GatewayApi();
 
   // Handles one request completely; never throws.
   HttpResponse Handle(const HttpRequest& request);
+
+  // Checks an upload's headers before its body is read: the token, its
+  // rate limit and its role. nullopt: go on; otherwise the response to send.
+  std::optional<HttpResponse> Preflight(const HttpRequest& headers_only);
 
   // Checks the first message of a live-feed WebSocket, {"token": "amp_..."}:
   // the token must be valid and operator or admin. kInvalidArgument for a
@@ -98,6 +148,10 @@ class GatewayApi {
   Db& db_;
   const Clock& clock_;
   GatewayMetrics& metrics_;
+  const RegistryKeys& keys_;
+  std::shared_ptr<const Gazetteer> gazetteer_;
+  GatewayApiOptions options_;
+  std::unique_ptr<RateLimiter> limiter_;
 };
 
 }  // namespace amparo::gateway

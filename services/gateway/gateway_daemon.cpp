@@ -36,6 +36,34 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   if (!http_db.ok()) return http_db.status();
   http_db_.emplace(std::move(http_db).value());
 
+  AMPARO_RETURN_IF_ERROR(EnsureRegistryKey(config_.keys_dir));
+  auto keys = RegistryKeys::Load(config_.keys_dir);
+  if (!keys.ok()) return keys.status();
+  keys_.emplace(std::move(keys).value());
+  auto usage = RegistryKeyUsage(*link_db_);
+  if (!usage.ok()) return usage.status();
+  for (const auto& [key_id, rows] : *usage) {
+    if (!key_id.empty() && !keys_->Has(key_id)) {
+      return Status(StatusCode::kFailedPrecondition,
+                    std::to_string(rows) + " registrants are sealed with registry key " + key_id + ", but " +
+                        (config_.keys_dir / ("registry." + key_id + ".key")).string() + " is missing",
+                    "keys_dir");
+    }
+  }
+  const bool gazetteer_configured = !config_.gateway.gazetteer.empty();
+  const auto gazetteer_path = gazetteer_configured ? config_.gateway.gazetteer : Gazetteer::DefaultPath();
+  auto gazetteer = Gazetteer::Load(gazetteer_path);
+  if (gazetteer.ok()) {
+    gazetteer_ = *gazetteer;
+  } else if (gazetteer_configured) {
+    return Status(StatusCode::kInvalidArgument, gazetteer.status().message(), "gateway.gazetteer");
+  } else {
+    log::Warn("no gazetteer: place names cannot be resolved", {{"error", gazetteer.status().ToString()}});
+  }
+  const auto spool = config_.data_dir / "gateway-spool";
+  std::filesystem::create_directories(spool, ec);
+  if (ec) return Unavailable("cannot create " + spool.string() + ": " + ec.message());
+
   auto inbox = MakeReceiver(ctx, *link_db_, config_, "gateway", config_.gateway.inbox, clock_);
   if (!inbox.ok()) return inbox.status();
   inbox_ = std::move(inbox).value();
@@ -46,12 +74,21 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   if (!to_notify.ok()) return to_notify.status();
   to_notify_ = std::move(to_notify).value();
 
-  api_ = std::make_unique<GatewayApi>(*http_db_, clock_, metrics_);
+  GatewayApiOptions api_options;
+  api_options.retention_days = config_.gateway.retention_days;
+  api_options.rate_limit_per_s = config_.gateway.rate_limit_per_s;
+  api_options.rate_limit_burst = config_.gateway.rate_limit_burst;
+  api_options.import_batch_rows = config_.gateway.import_batch_rows;
+  api_options.spool_dir = spool;
+  api_ = std::make_unique<GatewayApi>(*http_db_, clock_, metrics_, *keys_, gazetteer_, api_options);
   HttpServerOptions options;
   options.listen = config_.gateway.listen;
   options.max_body_bytes = config_.gateway.max_body_bytes;
+  options.max_upload_bytes = config_.gateway.max_import_bytes;
+  options.upload_dir = spool;
   options.request_timeout_ms = config_.gateway.request_timeout_ms;
   GatewayApi* api = api_.get();
+  options.upload_preflight = [api](const HttpRequest& request) { return api->Preflight(request); };
   auto server = HttpServer::Start(
       options, [api](const HttpRequest& request) { return api->Handle(request); },
       [api](std::string_view first_message) -> Result<std::string> {
@@ -75,7 +112,18 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
     PumpSenders();
     ProcessInbox();
   });
+  RunRetention();
+  loop_.Every(std::chrono::seconds(config_.gateway.retention_check_s), [this] { RunRetention(); });
   return Status::Ok();
+}
+
+void GatewayDaemon::RunRetention() {
+  auto purged = PurgeExpiredRegistrants(*link_db_, clock_);
+  if (!purged.ok()) {
+    log::Warn("retention purge failed", {{"error", purged.status().ToString()}});
+  } else if (*purged > 0) {
+    log::Info("retention purge", {{"purged", std::to_string(*purged)}});
+  }
 }
 
 void GatewayDaemon::RunOnce(std::chrono::milliseconds max_wait) { loop_.RunOnce(max_wait); }

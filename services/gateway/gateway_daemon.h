@@ -9,6 +9,14 @@
 // A stored alert revision is pushed to live console clients of its state
 // after its transaction commits.
 //
+// Registry protection: the registry key comes from config.keys_dir
+// (created when missing, registry_keys.h); start-up fails when a row is
+// sealed with a key that is not there. The retention job
+// (PurgeExpiredRegistrants) runs on the link thread at start and every
+// config.gateway.retention_check_s. The gazetteer (config.gateway.gazetteer,
+// default Gazetteer::DefaultPath()) resolves `place` inputs; a missing
+// default file only disables them (logged), a configured one must load.
+//
 // Thread safety: Create(), RunOnce() and Run() belong to one thread (the
 // link thread); http_port() and metrics() may be called from any thread.
 #pragma once
@@ -24,10 +32,12 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/db.h"
+#include "common/gazetteer.h"
 #include "common/link.h"
 #include "common/status.h"
 #include "services/gateway/gateway_api.h"
 #include "services/gateway/http_server.h"
+#include "services/gateway/registry_keys.h"
 
 namespace amparo::gateway {
 
@@ -65,6 +75,10 @@ class GatewayDaemon {
   Config config_;
   const Clock& clock_;
   GatewayMetrics metrics_;
+  void RunRetention();
+
+  std::optional<RegistryKeys> keys_;
+  std::shared_ptr<const Gazetteer> gazetteer_;
   std::optional<Db> http_db_;  // used only by the HTTP thread
   std::optional<Db> link_db_;  // used only by the link thread
   std::unique_ptr<GatewayApi> api_;

@@ -147,6 +147,11 @@ constexpr char kRegistrantBody[] =
 
 class GatewayHttpTest : public ::testing::Test {
  protected:
+  // The FakeClock does not move: keep the per-token bucket out of the way
+  // except where a test is about it.
+  virtual std::string RateLimitConfig() const {
+    return "rate_limit_per_s = 100000\nrate_limit_burst = 100000\n";
+  }
   void SetUp() override {
     auto config = Config::Parse(R"(
       [gateway]
@@ -154,7 +159,7 @@ class GatewayHttpTest : public ::testing::Test {
       port_file = "gateway.port"
       max_body_bytes = 4096
       request_timeout_ms = 1000
-    )",
+    )" + RateLimitConfig(),
                                 dir_.path());
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     config_ = *config;
@@ -265,18 +270,22 @@ TEST_F(GatewayHttpTest, CreateReadListDeleteRegistrantWithExactJson) {
   ASSERT_EQ(created.status, 201) << created.body;
   std::string id(created.Json().at("id").as_string());
   ASSERT_EQ(id.size(), 32u);
-  const std::string expected =
-      R"({"id":")" + id +
-      R"(","state":"PHL","external_ref":"PH-0001","host_country":"JPN","lat":35.6895,"lon":139.6917,)"
-      R"("household_size":3,"languages":["fil","en"],"vulnerabilities":["child","older_person"],)"
-      R"("created_at":"2023-11-14T22:13:20.000Z","updated_at":"2023-11-14T22:13:20.000Z"})";
+  const std::string head = R"({"id":")" + id +
+                           R"(","state":"PHL","external_ref":"PH-0001","host_country":"JPN","lat":35.6895,)"
+                           R"("lon":139.6917,"admin1":"","household_size":3,"household":{"members":[]},)"
+                           R"("languages":["fil","en"],)";
+  const std::string tail =
+      R"("vulnerabilities":["child","older_person"],"consent":null,)"
+      R"("created_at":"2023-11-14T22:13:20.000Z","updated_at":"2023-11-14T22:13:20.000Z",)"
+      R"("retention_until":"2025-11-13"})";
+  const std::string expected = head + R"("contact":{},"emergency_contact":{},)" + tail;
   EXPECT_EQ(created.body, expected);
 
   Reply got = Request(port_, http::verb::get, "/api/v1/registrants/" + id, phl_registrar_);
   EXPECT_EQ(got.status, 200);
   EXPECT_EQ(got.body, expected);
-  // Operators read the registry too.
-  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/registrants/" + id, phl_operator_).body, expected);
+  // Operators read the registry too, without contact data (minimisation).
+  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/registrants/" + id, phl_operator_).body, head + tail);
 
   Reply list = Request(port_, http::verb::get, "/api/v1/registrants?host_country=JPN", phl_registrar_);
   EXPECT_EQ(list.status, 200);
@@ -408,6 +417,9 @@ TEST_F(GatewayHttpTest, RolesLimitWhatATokenMayDo) {
             403);
   EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/alerts", phl_registrar_).status, 403);
   EXPECT_EQ(Request(port_, http::verb::put, "/api/v1/registrants/" + id, phl_registrar_, "{}").status, 405);
+  EXPECT_EQ(Request(port_, http::verb::patch, "/api/v1/registrants/" + id, phl_operator_, "{}").status, 403);
+  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/registrants:export?format=csv", phl_operator_).status,
+            403);
 }
 
 TEST_F(GatewayHttpTest, AStateNeverSeesAnotherStatesRegistrants) {
@@ -594,6 +606,117 @@ TEST_F(GatewayHttpTest, MetricsCountRequestsByRouteAndStatus) {
                 "amparo_gateway_http_requests_total{route=\"/api/v1/registrants/{id}\",status=\"404\"} 1\n"),
             std::string::npos);
   EXPECT_NE(m.body.find("amparo_gateway_registrants 1\n"), std::string::npos);
+}
+
+TEST_F(GatewayHttpTest, PatchUpdatesPartiallyAndNotifiesRulesOnlyForMatchingFields) {
+  std::string id = CreateRegistrant(phl_registrar_, "PH-0001");
+  Reply contact = Request(port_, http::verb::patch, "/api/v1/registrants/" + id, phl_registrar_,
+                          R"({"contact":{"email":"ana@example.ph"},"full_name":"Ana Reyes"})");
+  ASSERT_EQ(contact.status, 200) << contact.body;
+  EXPECT_EQ(contact.Json().at("contact").at("email").as_string(), "ana@example.ph");
+  EXPECT_EQ(contact.Json().at("household_size").as_int64(), 3);
+  EXPECT_EQ(Outbox("rules").size(), 1u);  // contact data never travels to rules
+  Reply moved = Request(port_, http::verb::patch, "/api/v1/registrants/" + id, phl_registrar_,
+                        R"({"lat":34.69,"lon":135.5})");
+  ASSERT_EQ(moved.status, 200);
+  auto sent = Outbox("rules");
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_DOUBLE_EQ(sent[1].registry_change().location().lat(), 34.69);
+  EXPECT_EQ(sent[1].registry_change().kind(), v1::RegistryChange::KIND_UPSERT);
+  Reply bad = Request(port_, http::verb::patch, "/api/v1/registrants/" + id, phl_registrar_,
+                      R"({"legal_status":"irregular"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.ErrorField(), "legal_status");
+  EXPECT_EQ(Request(port_, http::verb::patch, "/api/v1/registrants/" + NewId(), phl_registrar_, "{}").status,
+            404);
+}
+
+TEST_F(GatewayHttpTest, ImportUploadIsStreamedAndExportRoundTrips) {
+  // Larger than max_body_bytes (4096): only the upload bound applies.
+  std::string csv = "external_ref,host_country,lat,lon,contact.phone,vulnerabilities\n";
+  for (int i = 0; i < 200; ++i)
+    csv += "B-" + std::to_string(i) + ",JPN,35.5,139.5,+63917000" + std::to_string(1000 + i) + ",child\n";
+  csv += "B-bad,JPN,95,139.5,,\n";
+  ASSERT_GT(csv.size(), 4096u);
+  Reply imported = Request(port_, http::verb::post, "/api/v1/registrants:import?format=csv", phl_registrar_,
+                           csv, "text/csv");
+  ASSERT_EQ(imported.status, 200) << imported.body;
+  EXPECT_EQ(
+      imported.body,
+      R"({"imported":200,"rejected":1,"errors":[{"row":201,"field":"lat","reason":"must be within -90..90"}]})");
+  // No upload file is left behind.
+  int spool_files = 0;
+  for (auto& f : std::filesystem::directory_iterator(config_.data_dir / "gateway-spool"))
+    spool_files += !f.is_directory();
+  EXPECT_EQ(spool_files, 0);
+
+  Reply exported =
+      Request(port_, http::verb::get, "/api/v1/registrants:export?format=ndjson", phl_registrar_);
+  ASSERT_EQ(exported.status, 200);
+  EXPECT_EQ(exported.content_type, "application/x-ndjson");
+  EXPECT_EQ(std::count(exported.body.begin(), exported.body.end(), '\n'), 200);
+  EXPECT_NE(exported.body.find("+639170001199"), std::string::npos);
+  // Another state's export is empty; an unauthenticated upload is refused
+  // before its body is read.
+  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/registrants:export?format=csv", jpn_registrar_)
+                .body.find("B-"),
+            std::string::npos);
+  EXPECT_EQ(
+      Request(port_, http::verb::post, "/api/v1/registrants:import?format=csv", "", csv, "text/csv").status,
+      401);
+  EXPECT_EQ(Request(port_, http::verb::post, "/api/v1/registrants:import?format=csv", phl_operator_, csv,
+                    "text/csv")
+                .status,
+            403);
+  EXPECT_EQ(*CountRegistrants(*db_), 200);
+}
+
+TEST_F(GatewayHttpTest, PurposeHeaderIsCheckedAndAudited) {
+  std::string id = CreateRegistrant(phl_registrar_, "PH-0001");
+  asio::io_context ioc;
+  auto get_with_purpose = [&](const std::string& purpose) {
+    tcp::socket socket(ioc);
+    socket.connect({asio::ip::make_address("127.0.0.1"), port_});
+    http::request<http::string_body> req{http::verb::get, "/api/v1/registrants/" + id, 11};
+    req.set(http::field::authorization, "Bearer " + phl_operator_);
+    req.set("X-Amparo-Purpose", purpose);
+    http::write(socket, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res);
+    return res.result_int();
+  };
+  EXPECT_EQ(get_with_purpose("crisis-response"), 200);
+  EXPECT_EQ(get_with_purpose("immigration-enforcement"), 400);
+  auto q = db_->Prepare("SELECT purpose FROM audit_log WHERE action = 'registrant.read'");
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->ColumnText(0), "crisis-response");
+  EXPECT_FALSE(*q->Step());
+}
+
+class RateLimitedHttpTest : public GatewayHttpTest {
+ protected:
+  std::string RateLimitConfig() const override { return "rate_limit_per_s = 1\nrate_limit_burst = 3\n"; }
+};
+
+TEST_F(RateLimitedHttpTest, RateLimitAnswers429WithRetryAfter) {
+  // Burst 3 and a clock that does not move: the 4th call is refused.
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/alerts", phl_operator_).status, 200);
+  asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect({asio::ip::make_address("127.0.0.1"), port_});
+  http::request<http::string_body> req{http::verb::get, "/api/v1/alerts", 11};
+  req.set(http::field::authorization, "Bearer " + phl_operator_);
+  http::write(socket, req);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  EXPECT_EQ(res.result_int(), 429);
+  EXPECT_EQ(res[http::field::retry_after], "1");
+  // Per token: another token is not affected. (Refill over time is
+  // RateLimiterTest's: the FakeClock is not moved under a running server.)
+  EXPECT_EQ(Request(port_, http::verb::get, "/api/v1/alerts", jpn_operator_).status, 200);
 }
 
 }  // namespace

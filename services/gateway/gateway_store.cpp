@@ -2,10 +2,15 @@
 
 #include <boost/json.hpp>
 
+#include <array>
+
 #include "amparo/v1/envelope.pb.h"
 #include "common/alert_json.h"
+#include "common/audit.h"
 #include "common/crypto.h"
+#include "common/json_text.h"
 #include "common/link.h"
+#include "services/gateway/civil_date.h"
 
 namespace amparo::gateway {
 namespace {
@@ -79,6 +84,23 @@ const std::vector<std::string>& Migrations() {
           updated_ms INTEGER NOT NULL);
         CREATE INDEX deliveries_by_alert ON deliveries(alert_id);
       )sql",
+      // Issue 3: the full registry record. Personal data lives only in
+      // `sealed` (registry_keys.h); rows from before keep an empty one.
+      R"sql(
+        ALTER TABLE registrants ADD COLUMN sealed BLOB;
+        ALTER TABLE registrants ADD COLUMN sealed_key_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE registrants ADD COLUMN location_precision_m INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE registrants ADD COLUMN place_name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE registrants ADD COLUMN admin1 TEXT NOT NULL DEFAULT '';
+        ALTER TABLE registrants ADD COLUMN household_members TEXT NOT NULL DEFAULT '';
+        ALTER TABLE registrants ADD COLUMN travel_document_expiry TEXT NOT NULL DEFAULT '';
+        ALTER TABLE registrants ADD COLUMN consent TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE registrants ADD COLUMN retention_until TEXT NOT NULL DEFAULT '9999-12-31';
+        UPDATE registrants SET retention_until = date(created_ms / 1000, 'unixepoch', '+730 days');
+        CREATE INDEX registrants_by_admin1 ON registrants(state, admin1, id);
+        CREATE INDEX registrants_by_retention ON registrants(retention_until);
+        CREATE INDEX registrants_by_key ON registrants(sealed_key_id);
+      )sql",
   };
   return kMigrations;
 }
@@ -105,35 +127,6 @@ std::vector<std::string> FromJsonArray(const std::string& text) {
 Result<int64_t> BumpRegistrySequence(Db& db) {
   AMPARO_RETURN_IF_ERROR(db.Exec("UPDATE registry_sequence SET value = value + 1 WHERE id = 1"));
   return RegistrySequence(db);
-}
-
-uint32_t FlagsOf(const std::vector<std::string>& names) {
-  uint32_t flags = 0;
-  for (const auto& n : names) {
-    auto bit = VulnerabilityBit(n);
-    if (bit.ok()) flags |= *bit;
-  }
-  return flags;
-}
-
-constexpr const char* kRegistrantColumns =
-    "id, state, external_ref, host_country, lat, lon, household_size, languages, vulnerabilities, "
-    "created_ms, updated_ms";
-
-Registrant ReadRegistrant(const Statement& s) {
-  Registrant r;
-  r.id = s.ColumnText(0);
-  r.state = s.ColumnText(1);
-  r.external_ref = s.ColumnText(2);
-  r.host_country = s.ColumnText(3);
-  r.lat = s.ColumnDouble(4);
-  r.lon = s.ColumnDouble(5);
-  r.household_size = static_cast<int>(s.ColumnInt(6));
-  r.languages = FromJsonArray(s.ColumnText(7));
-  r.vulnerabilities = FromJsonArray(s.ColumnText(8));
-  r.created_ms = s.ColumnInt(9);
-  r.updated_ms = s.ColumnInt(10);
-  return r;
 }
 
 constexpr const char* kSubscriptionColumns =
@@ -231,6 +224,7 @@ Result<std::vector<StoredAlert>> ReadAlerts(Db& db, Statement& q) {
 
 Status MigrateGatewayDb(Db& db) {
   AMPARO_RETURN_IF_ERROR(InitLinkTables(db));
+  AMPARO_RETURN_IF_ERROR(MigrateAudit(db));
   return db.Migrate(Migrations());
 }
 
@@ -298,6 +292,24 @@ Result<Token> Authenticate(Db& db, std::string_view bearer) {
   return Token{q->ColumnText(0), q->ColumnText(1), *role};
 }
 
+Result<std::vector<TokenInfo>> ListTokens(Db& db, std::string_view state) {
+  auto q = db.Prepare(
+      "SELECT id, state, role, created_ms, coalesce(revoked_ms, 0) FROM tokens WHERE ?1 = '' OR state = ?1 "
+      "ORDER BY created_ms, id");
+  if (!q.ok()) return q.status();
+  q->Bind(1, state);
+  std::vector<TokenInfo> out;
+  while (true) {
+    auto row = q->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    auto role = ParseRole(q->ColumnText(2));
+    if (!role.ok()) return Status(StatusCode::kDataLoss, "token has unknown role " + q->ColumnText(2));
+    out.push_back({q->ColumnText(0), q->ColumnText(1), *role, q->ColumnInt(3), q->ColumnInt(4)});
+  }
+  return out;
+}
+
 Status RevokeToken(Db& db, std::string_view token_id, const Clock& clock) {
   auto stmt = db.Prepare("UPDATE tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL");
   if (!stmt.ok()) return stmt.status();
@@ -318,25 +330,113 @@ Result<uint32_t> VulnerabilityBit(std::string_view name) {
   return InvalidArgument("unknown vulnerability '" + std::string(name) + "'", "vulnerabilities");
 }
 
-Result<Registrant> InsertRegistrant(Db& db, Registrant r, const Clock& clock) {
-  r.id = NewId();
-  r.created_ms = r.updated_ms = clock.NowMs();
-  auto tx = Transaction::Begin(db);
-  if (!tx.ok()) return tx.status();
+namespace {
 
-  auto dup = db.Prepare("SELECT 1 FROM registrants WHERE state = ? AND external_ref = ?");
-  if (!dup.ok()) return dup.status();
-  dup->Bind(1, r.state).Bind(2, r.external_ref);
-  auto exists = dup->Step();
-  if (!exists.ok()) return exists.status();
-  if (*exists) {
-    return Status(StatusCode::kAlreadyExists, "a registrant with this external_ref exists", "external_ref");
+uint32_t FlagsOf(const std::vector<std::string>& names) {
+  uint32_t flags = 0;
+  for (const auto& n : names) {
+    auto bit = VulnerabilityBit(n);
+    if (bit.ok()) flags |= *bit;
   }
+  return flags;
+}
 
-  auto ins = db.Prepare(std::string("INSERT INTO registrants(") + kRegistrantColumns +
-                        ") VALUES(?,?,?,?,?,?,?,?,?,?,?)");
-  if (!ins.ok()) return ins.status();
-  ins->Bind(1, r.id)
+// "18-59:PHL;5-17:PHL": the same text as the CSV column household.members.
+std::string MembersText(const std::vector<HouseholdMember>& members) {
+  std::string out;
+  for (const auto& m : members) {
+    if (!out.empty()) out += ';';
+    out += m.age_band + ":" + m.nationality;
+  }
+  return out;
+}
+
+std::vector<HouseholdMember> MembersFromText(std::string_view text) {
+  std::vector<HouseholdMember> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(';', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view item = text.substr(start, end - start);
+    size_t colon = item.find(':');
+    if (colon != std::string_view::npos) {
+      out.push_back({std::string(item.substr(0, colon)), std::string(item.substr(colon + 1))});
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string ConsentText(const Consent& c) {
+  return json::serialize(json::object{{"crisis_contact", c.crisis_contact},
+                                      {"share_aggregate_with_partners", c.share_aggregate_with_partners},
+                                      {"share_with_international_orgs", c.share_with_international_orgs},
+                                      {"recorded_ms", c.recorded_ms},
+                                      {"notice_version", c.notice_version}});
+}
+
+Consent ConsentFromText(const std::string& text) {
+  Consent c;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return c;
+  const json::object& o = v.as_object();
+  auto flag = [&](const char* key) { return o.contains(key) && o.at(key).is_bool() && o.at(key).as_bool(); };
+  c.crisis_contact = flag("crisis_contact");
+  c.share_aggregate_with_partners = flag("share_aggregate_with_partners");
+  c.share_with_international_orgs = flag("share_with_international_orgs");
+  if (o.contains("recorded_ms") && o.at("recorded_ms").is_int64())
+    c.recorded_ms = o.at("recorded_ms").as_int64();
+  if (o.contains("notice_version") && o.at("notice_version").is_string()) {
+    c.notice_version = std::string(o.at("notice_version").as_string());
+  }
+  return c;
+}
+
+// The associated data of a row's sealed value: moving it to another row
+// (or state) makes it fail to open.
+std::string SealBinding(const Registrant& r) { return r.id + "/" + r.state; }
+
+std::string SealPersonal(const Registrant& r, const RegistryKeys& keys) {
+  json::object o;
+  o["n"] = r.full_name;
+  o["e"] = r.contact.email;
+  o["p"] = r.contact.phone;
+  o["cn"] = r.emergency_contact.name;
+  o["cp"] = r.emergency_contact.phone;
+  o["ce"] = r.emergency_contact.email;
+  return keys.Seal(json::serialize(o), SealBinding(r));
+}
+
+Status OpenPersonal(const std::string& sealed, const RegistryKeys& keys, Registrant* r) {
+  if (sealed.empty()) return Status::Ok();  // a row from before issue 3: nothing personal stored
+  auto plain = keys.Open(sealed, SealBinding(*r));
+  if (!plain.ok()) return plain.status();
+  boost::system::error_code ec;
+  json::value v = json::parse(*plain, ec);
+  if (ec || !v.is_object()) return Status(StatusCode::kDataLoss, "sealed registrant data does not parse");
+  const json::object& o = v.as_object();
+  auto get = [&](const char* key) {
+    return o.contains(key) && o.at(key).is_string() ? std::string(o.at(key).as_string()) : std::string();
+  };
+  r->full_name = get("n");
+  r->contact.email = get("e");
+  r->contact.phone = get("p");
+  r->emergency_contact.name = get("cn");
+  r->emergency_contact.phone = get("cp");
+  r->emergency_contact.email = get("ce");
+  return Status::Ok();
+}
+
+constexpr const char* kRegistrantColumns =
+    "id, state, external_ref, host_country, lat, lon, household_size, languages, vulnerabilities, "
+    "created_ms, updated_ms, sealed, sealed_key_id, location_precision_m, place_name, admin1, "
+    "household_members, travel_document_expiry, consent, retention_until";
+constexpr const char* kRegistrantPlaceholders = "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?";
+
+// Binds every column in kRegistrantColumns order, sealing the personal data.
+void BindRegistrant(Statement& s, const Registrant& r, const RegistryKeys& keys) {
+  s.Bind(1, r.id)
       .Bind(2, r.state)
       .Bind(3, r.external_ref)
       .Bind(4, r.host_country)
@@ -346,9 +446,44 @@ Result<Registrant> InsertRegistrant(Db& db, Registrant r, const Clock& clock) {
       .Bind(8, ToJsonArray(r.languages))
       .Bind(9, ToJsonArray(r.vulnerabilities))
       .Bind(10, r.created_ms)
-      .Bind(11, r.updated_ms);
-  AMPARO_RETURN_IF_ERROR(ins->Run());
+      .Bind(11, r.updated_ms)
+      .BindBlob(12, SealPersonal(r, keys))
+      .Bind(13, keys.current_id())
+      .Bind(14, r.location_precision_m)
+      .Bind(15, r.place_name)
+      .Bind(16, r.admin1)
+      .Bind(17, MembersText(r.household_members))
+      .Bind(18, r.travel_document_expiry)
+      .Bind(19, ConsentText(r.consent))
+      .Bind(20, r.retention_until);
+}
 
+// `keys` null: personal fields stay empty (the operators' view).
+Result<Registrant> ReadRegistrant(const Statement& s, const RegistryKeys* keys) {
+  Registrant r;
+  r.id = s.ColumnText(0);
+  r.state = s.ColumnText(1);
+  r.external_ref = s.ColumnText(2);
+  r.host_country = s.ColumnText(3);
+  r.lat = s.ColumnDouble(4);
+  r.lon = s.ColumnDouble(5);
+  r.household_size = static_cast<int>(s.ColumnInt(6));
+  r.languages = FromJsonArray(s.ColumnText(7));
+  r.vulnerabilities = FromJsonArray(s.ColumnText(8));
+  r.created_ms = s.ColumnInt(9);
+  r.updated_ms = s.ColumnInt(10);
+  r.location_precision_m = static_cast<int>(s.ColumnInt(13));
+  r.place_name = s.ColumnText(14);
+  r.admin1 = s.ColumnText(15);
+  r.household_members = MembersFromText(s.ColumnText(16));
+  r.travel_document_expiry = s.ColumnText(17);
+  r.consent = ConsentFromText(s.ColumnText(18));
+  r.retention_until = s.ColumnText(19);
+  if (keys != nullptr) AMPARO_RETURN_IF_ERROR(OpenPersonal(s.ColumnBlob(11), *keys, &r));
+  return r;
+}
+
+Status EnqueueUpsert(Db& db, const Registrant& r, const Clock& clock) {
   auto seq = BumpRegistrySequence(db);
   if (!seq.ok()) return seq.status();
   v1::Envelope env = MakeEnvelope(kProducer, clock);
@@ -359,16 +494,46 @@ Result<Registrant> InsertRegistrant(Db& db, Registrant r, const Clock& clock) {
   loc->set_registrant_id(r.id);
   loc->set_state(r.state);
   loc->set_host_country(r.host_country);
+  loc->set_admin1(r.admin1);
   loc->set_lat(r.lat);
   loc->set_lon(r.lon);
   loc->set_household_size(static_cast<uint32_t>(r.household_size));
   loc->set_vulnerability_flags(FlagsOf(r.vulnerabilities));
-  AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db, "rules", env));
-  AMPARO_RETURN_IF_ERROR(tx->Commit());
-  return r;
+  return EnqueueOutbound(db, "rules", env);
 }
 
-Result<Registrant> GetRegistrant(Db& db, std::string_view state, std::string_view id) {
+Status EnqueueDelete(Db& db, std::string_view state, std::string_view id, const Clock& clock) {
+  auto seq = BumpRegistrySequence(db);
+  if (!seq.ok()) return seq.status();
+  v1::Envelope env = MakeEnvelope(kProducer, clock);
+  v1::RegistryChange* change = env.mutable_registry_change();
+  change->set_sequence(static_cast<uint64_t>(*seq));
+  change->set_kind(v1::RegistryChange::KIND_DELETE);
+  change->mutable_location()->set_registrant_id(std::string(id));
+  change->mutable_location()->set_state(std::string(state));
+  return EnqueueOutbound(db, "rules", env);
+}
+
+Status Audit(Db& db, const Access& access, std::string_view state, std::string_view action,
+             std::string_view subject, std::string detail, const Clock& clock) {
+  AuditRecord record;
+  record.actor = access.actor;
+  record.state = std::string(state);
+  record.action = std::string(action);
+  record.subject = std::string(subject);
+  record.purpose = access.purpose;
+  record.detail = std::move(detail);
+  auto seq = AppendAudit(db, record, clock);
+  return seq.ok() ? Status::Ok() : seq.status();
+}
+
+bool MatchingFieldsDiffer(const Registrant& a, const Registrant& b) {
+  return a.host_country != b.host_country || a.admin1 != b.admin1 || a.lat != b.lat || a.lon != b.lon ||
+         a.household_size != b.household_size || FlagsOf(a.vulnerabilities) != FlagsOf(b.vulnerabilities);
+}
+
+Result<Registrant> SelectRegistrant(Db& db, std::string_view state, std::string_view id,
+                                    const RegistryKeys* keys) {
   auto q = db.Prepare(std::string("SELECT ") + kRegistrantColumns +
                       " FROM registrants WHERE state = ? AND id = ?");
   if (!q.ok()) return q.status();
@@ -376,18 +541,95 @@ Result<Registrant> GetRegistrant(Db& db, std::string_view state, std::string_vie
   auto row = q->Step();
   if (!row.ok()) return row.status();
   if (!*row) return NotFound("no such registrant");
-  return ReadRegistrant(*q);
+  return ReadRegistrant(*q, keys);
 }
 
-Result<RegistrantPage> ListRegistrants(Db& db, std::string_view state, std::string_view host_country,
-                                       std::string_view cursor, int limit) {
+}  // namespace
+
+struct RegistrantInserter::Impl {
+  Db* db;
+  const RegistryKeys* keys;
+  const Clock* clock;
+  Statement insert;
+};
+
+RegistrantInserter::RegistrantInserter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RegistrantInserter::RegistrantInserter(RegistrantInserter&&) noexcept = default;
+RegistrantInserter::~RegistrantInserter() = default;
+
+Result<RegistrantInserter> RegistrantInserter::Prepare(Db& db, const RegistryKeys& keys, const Clock& clock) {
+  auto ins = db.Prepare(std::string("INSERT INTO registrants(") + kRegistrantColumns + ") VALUES(" +
+                        kRegistrantPlaceholders + ")");
+  if (!ins.ok()) return ins.status();
+  return RegistrantInserter(std::unique_ptr<Impl>(new Impl{&db, &keys, &clock, std::move(ins).value()}));
+}
+
+Status RegistrantInserter::Insert(Registrant& r) {
+  r.id = NewId();
+  r.created_ms = r.updated_ms = impl_->clock->NowMs();
+  BindRegistrant(impl_->insert, r, *impl_->keys);
+  if (Status st = impl_->insert.Run(); !st.ok()) {
+    impl_->insert.Reset();
+    // The only constraint a validated row can break is UNIQUE(state, external_ref).
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return Status(StatusCode::kAlreadyExists, "a registrant with this external_ref exists", "external_ref");
+    }
+    return st;
+  }
+  return EnqueueUpsert(*impl_->db, r, *impl_->clock);
+}
+
+Result<Registrant> InsertRegistrant(Db& db, Registrant r, const RegistryKeys& keys, const Access& access,
+                                    const Clock& clock) {
+  auto tx = Transaction::Begin(db);
+  if (!tx.ok()) return tx.status();
+  auto inserter = RegistrantInserter::Prepare(db, keys, clock);
+  if (!inserter.ok()) return inserter.status();
+  AMPARO_RETURN_IF_ERROR(inserter->Insert(r));
+  AMPARO_RETURN_IF_ERROR(Audit(db, access, r.state, "registrant.create", r.id, "", clock));
+  AMPARO_RETURN_IF_ERROR(tx->Commit());
+  return r;
+}
+
+Result<Registrant> GetRegistrant(Db& db, std::string_view state, std::string_view id,
+                                 const RegistryKeys* keys, const Access& access, const Clock& clock) {
+  auto tx = Transaction::Begin(db);
+  if (!tx.ok()) return tx.status();
+  auto r = SelectRegistrant(db, state, id, keys);
+  if (!r.ok()) return r.status();
+  AMPARO_RETURN_IF_ERROR(Audit(db, access, state, "registrant.read", id,
+                               keys != nullptr ? "with personal data" : "without personal data", clock));
+  AMPARO_RETURN_IF_ERROR(tx->Commit());
+  return r;
+}
+
+Result<RegistrantPage> ListRegistrants(Db& db, std::string_view state, const RegistrantFilter& filter,
+                                       std::string_view cursor, int limit, const RegistryKeys* keys,
+                                       const Access& access, const Clock& clock) {
   if (limit < 1 || limit > 1000) return InvalidArgument("must be between 1 and 1000", "limit");
+  int64_t flag = 0;
+  if (!filter.vulnerability.empty()) {
+    auto bit = VulnerabilityBit(filter.vulnerability);
+    if (!bit.ok()) return InvalidArgument("unknown vulnerability '" + filter.vulnerability + "'", "flag");
+    flag = *bit;
+  }
+  auto tx = Transaction::Begin(db);
+  if (!tx.ok()) return tx.status();
   // One row more than asked tells whether another page exists.
   auto q = db.Prepare(std::string("SELECT ") + kRegistrantColumns +
-                      " FROM registrants WHERE state = ?1 AND (?2 = '' OR host_country = ?2) AND id > ?3 "
-                      "ORDER BY id LIMIT ?4");
+                      " FROM registrants WHERE state = ?1 AND (?2 = '' OR host_country = ?2) "
+                      "AND (?3 = '' OR admin1 = ?3) "
+                      "AND (?4 = '' OR EXISTS (SELECT 1 FROM json_each(registrants.vulnerabilities) "
+                      "WHERE json_each.value = ?4)) AND id > ?5 ORDER BY id LIMIT ?6");
   if (!q.ok()) return q.status();
-  q->Bind(1, state).Bind(2, host_country).Bind(3, cursor).Bind(4, limit + 1);
+  // std::string, never a default string_view: a null data pointer would
+  // bind SQL NULL, and "?2 = ''" would then match nothing.
+  q->Bind(1, std::string(state))
+      .Bind(2, filter.host_country)
+      .Bind(3, filter.admin1)
+      .Bind(4, flag != 0 ? filter.vulnerability : std::string())
+      .Bind(5, std::string(cursor))
+      .Bind(6, limit + 1);
   RegistrantPage page;
   while (true) {
     auto row = q->Step();
@@ -397,12 +639,59 @@ Result<RegistrantPage> ListRegistrants(Db& db, std::string_view state, std::stri
       page.next_cursor = page.items.back().id;
       break;
     }
-    page.items.push_back(ReadRegistrant(*q));
+    auto r = ReadRegistrant(*q, keys);
+    if (!r.ok()) return r.status();
+    page.items.push_back(std::move(r).value());
   }
+  if (!page.items.empty()) {
+    AMPARO_RETURN_IF_ERROR(Audit(db, access, state, "registrant.list", "*",
+                                 std::to_string(page.items.size()) + " rows" +
+                                     (keys != nullptr ? " with personal data" : " without personal data"),
+                                 clock));
+  }
+  AMPARO_RETURN_IF_ERROR(tx->Commit());
   return page;
 }
 
-Status DeleteRegistrant(Db& db, std::string_view state, std::string_view id, const Clock& clock) {
+Result<Registrant> UpdateRegistrant(Db& db, std::string_view state, std::string_view id,
+                                    const RegistrantUpdate& apply, const RegistryKeys& keys,
+                                    const Access& access, const Clock& clock) {
+  auto tx = Transaction::Begin(db);
+  if (!tx.ok()) return tx.status();
+  auto current = SelectRegistrant(db, state, id, &keys);
+  if (!current.ok()) return current.status();
+  auto next = apply(*current);
+  if (!next.ok()) return next.status();
+  Registrant r = std::move(next).value();
+  r.id = current->id;
+  r.state = current->state;
+  r.created_ms = current->created_ms;
+  r.updated_ms = clock.NowMs();
+  auto upd = db.Prepare(std::string("REPLACE INTO registrants(") + kRegistrantColumns + ") VALUES(" +
+                        kRegistrantPlaceholders + ")");
+  if (!upd.ok()) return upd.status();
+  BindRegistrant(*upd, r, keys);
+  // REPLACE would silently drop another row holding the new external_ref:
+  // check first.
+  if (r.external_ref != current->external_ref) {
+    auto dup = db.Prepare("SELECT 1 FROM registrants WHERE state = ? AND external_ref = ?");
+    if (!dup.ok()) return dup.status();
+    dup->Bind(1, r.state).Bind(2, r.external_ref);
+    auto exists = dup->Step();
+    if (!exists.ok()) return exists.status();
+    if (*exists) {
+      return Status(StatusCode::kAlreadyExists, "a registrant with this external_ref exists", "external_ref");
+    }
+  }
+  AMPARO_RETURN_IF_ERROR(upd->Run());
+  if (MatchingFieldsDiffer(*current, r)) AMPARO_RETURN_IF_ERROR(EnqueueUpsert(db, r, clock));
+  AMPARO_RETURN_IF_ERROR(Audit(db, access, state, "registrant.update", id, "", clock));
+  AMPARO_RETURN_IF_ERROR(tx->Commit());
+  return r;
+}
+
+Status DeleteRegistrant(Db& db, std::string_view state, std::string_view id, const Access& access,
+                        const Clock& clock) {
   auto tx = Transaction::Begin(db);
   if (!tx.ok()) return tx.status();
   auto del = db.Prepare("DELETE FROM registrants WHERE state = ? AND id = ?");
@@ -410,16 +699,115 @@ Status DeleteRegistrant(Db& db, std::string_view state, std::string_view id, con
   del->Bind(1, state).Bind(2, id);
   AMPARO_RETURN_IF_ERROR(del->Run());
   if (db.Changes() == 0) return NotFound("no such registrant");
-  auto seq = BumpRegistrySequence(db);
-  if (!seq.ok()) return seq.status();
-  v1::Envelope env = MakeEnvelope(kProducer, clock);
-  v1::RegistryChange* change = env.mutable_registry_change();
-  change->set_sequence(static_cast<uint64_t>(*seq));
-  change->set_kind(v1::RegistryChange::KIND_DELETE);
-  change->mutable_location()->set_registrant_id(std::string(id));
-  change->mutable_location()->set_state(std::string(state));
-  AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db, "rules", env));
+  AMPARO_RETURN_IF_ERROR(EnqueueDelete(db, state, id, clock));
+  AMPARO_RETURN_IF_ERROR(Audit(db, access, state, "registrant.delete", id, "", clock));
   return tx->Commit();
+}
+
+Result<int64_t> ForEachRegistrant(Db& db, std::string_view state, const RegistryKeys& keys,
+                                  const Access& access, std::string_view detail, const Clock& clock,
+                                  const std::function<Status(const Registrant&)>& visit) {
+  auto tx = Transaction::Begin(db);
+  if (!tx.ok()) return tx.status();
+  auto q = db.Prepare(std::string("SELECT ") + kRegistrantColumns +
+                      " FROM registrants WHERE state = ? ORDER BY id");
+  if (!q.ok()) return q.status();
+  q->Bind(1, state);
+  int64_t rows = 0;
+  while (true) {
+    auto row = q->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    auto r = ReadRegistrant(*q, &keys);
+    if (!r.ok()) return r.status();
+    AMPARO_RETURN_IF_ERROR(visit(*r));
+    ++rows;
+  }
+  AMPARO_RETURN_IF_ERROR(Audit(db, access, state, "registrant.export", "*",
+                               std::to_string(rows) + " rows " + std::string(detail), clock));
+  AMPARO_RETURN_IF_ERROR(tx->Commit());
+  return rows;
+}
+
+Result<int64_t> PurgeExpiredRegistrants(Db& db, const Clock& clock, int batch) {
+  const std::string today = FormatIsoDate(DayOfMs(clock.NowMs()));
+  const Access retention{"system:retention", "retention"};
+  int64_t purged = 0;
+  while (true) {
+    auto tx = Transaction::Begin(db);
+    if (!tx.ok()) return tx.status();
+    auto q =
+        db.Prepare("SELECT state, id, retention_until FROM registrants WHERE retention_until < ? LIMIT ?");
+    if (!q.ok()) return q.status();
+    q->Bind(1, today).Bind(2, batch);
+    std::vector<std::array<std::string, 3>> due;
+    while (true) {
+      auto row = q->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      due.push_back({q->ColumnText(0), q->ColumnText(1), q->ColumnText(2)});
+    }
+    if (due.empty()) break;
+    auto del = db.Prepare("DELETE FROM registrants WHERE state = ? AND id = ?");
+    if (!del.ok()) return del.status();
+    for (const auto& [state, id, until] : due) {
+      del->Bind(1, state).Bind(2, id);
+      AMPARO_RETURN_IF_ERROR(del->Run());
+      AMPARO_RETURN_IF_ERROR(EnqueueDelete(db, state, id, clock));
+      AMPARO_RETURN_IF_ERROR(
+          Audit(db, retention, state, "registrant.purge", id, "retention_until " + until, clock));
+    }
+    AMPARO_RETURN_IF_ERROR(tx->Commit());
+    purged += static_cast<int64_t>(due.size());
+  }
+  return purged;
+}
+
+Result<int64_t> ReencryptRegistry(Db& db, const RegistryKeys& keys) {
+  constexpr int kBatch = 1000;
+  int64_t done = 0;
+  while (true) {
+    auto tx = Transaction::Begin(db);
+    if (!tx.ok()) return tx.status();
+    auto q = db.Prepare(std::string("SELECT ") + kRegistrantColumns +
+                        " FROM registrants WHERE sealed_key_id != ? AND sealed IS NOT NULL LIMIT ?");
+    if (!q.ok()) return q.status();
+    q->Bind(1, keys.current_id()).Bind(2, kBatch);
+    std::vector<Registrant> rows;
+    while (true) {
+      auto row = q->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto r = ReadRegistrant(*q, &keys);
+      if (!r.ok()) return r.status();
+      rows.push_back(std::move(r).value());
+    }
+    if (rows.empty()) break;
+    auto upd = db.Prepare("UPDATE registrants SET sealed = ?, sealed_key_id = ? WHERE id = ?");
+    if (!upd.ok()) return upd.status();
+    for (const auto& r : rows) {
+      upd->BindBlob(1, SealPersonal(r, keys)).Bind(2, keys.current_id()).Bind(3, r.id);
+      AMPARO_RETURN_IF_ERROR(upd->Run());
+    }
+    AMPARO_RETURN_IF_ERROR(tx->Commit());
+    done += static_cast<int64_t>(rows.size());
+  }
+  return done;
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> RegistryKeyUsage(Db& db) {
+  auto q = db.Prepare(
+      "SELECT sealed_key_id, count(*) FROM registrants WHERE sealed IS NOT NULL GROUP BY sealed_key_id "
+      "ORDER BY sealed_key_id");
+  if (!q.ok()) return q.status();
+  std::vector<std::pair<std::string, int64_t>> out;
+  while (true) {
+    auto row = q->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.emplace_back(q->ColumnText(0), q->ColumnInt(1));
+  }
+  return out;
 }
 
 Result<int64_t> CountRegistrants(Db& db) {

@@ -19,6 +19,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +29,7 @@
 #include "common/clock.h"
 #include "common/db.h"
 #include "common/status.h"
+#include "services/gateway/registry_keys.h"
 
 namespace amparo::v1 {
 class ConsularAlert;
@@ -36,7 +39,8 @@ class DeliveryStatus;
 namespace amparo::gateway {
 
 // Creates or upgrades every gateway table (and the link tables, so the HTTP
-// thread can enqueue before the link senders exist). Idempotent.
+// thread can enqueue before the link senders exist, and the audit log).
+// Idempotent.
 Status MigrateGatewayDb(Db& db);
 
 // ---------------------------------------------------------------- tokens
@@ -75,6 +79,19 @@ Result<Token> Authenticate(Db& db, std::string_view bearer);
 // there is no such (unrevoked) token.
 Status RevokeToken(Db& db, std::string_view token_id, const Clock& clock);
 
+// What `amparo token list` shows: never the token itself (only its hash is
+// stored).
+struct TokenInfo {
+  std::string id;
+  std::string state;
+  Role role = Role::kOperator;
+  int64_t created_ms = 0;
+  int64_t revoked_ms = 0;  // 0 = live
+};
+
+// The tokens of `state` ("" = every state), oldest first, revoked included.
+Result<std::vector<TokenInfo>> ListTokens(Db& db, std::string_view state);
+
 // -------------------------------------------------------------- registry
 
 // The names accepted in Registrant::vulnerabilities, in registry.proto bit
@@ -88,43 +105,161 @@ inline constexpr std::string_view kVulnerabilityNames[] = {
 // "vulnerabilities") for an unknown name.
 Result<uint32_t> VulnerabilityBit(std::string_view name);
 
-// One registered national abroad. Deliberately no immigration status, and
-// (in this version) no names or contact details.
+// An accompanying household member (MICIC G2, G13: mixed-nationality
+// families). No name: only what evacuation planning needs.
+struct HouseholdMember {
+  std::string age_band;     // "0-4" | "5-17" | "18-59" | "60+"
+  std::string nationality;  // ISO3
+  bool operator==(const HouseholdMember&) const = default;
+};
+
+struct ContactChannels {
+  std::string email;  // "" when not given
+  std::string phone;  // E.164, "" when not given
+};
+
+struct EmergencyContact {
+  std::string name;
+  std::string phone;  // E.164
+  std::string email;
+};
+
+// Informed consent, scope by scope (MICIC G2, G7).
+struct Consent {
+  bool crisis_contact = false;
+  bool share_aggregate_with_partners = false;
+  bool share_with_international_orgs = false;
+  int64_t recorded_ms = 0;     // when consent was recorded; 0 = never
+  std::string notice_version;  // the data-handling notice the person saw
+};
+
+// One registered national abroad. Deliberately no immigration status.
+// full_name, contact and emergency_contact are personal data: encrypted at
+// rest (registry_keys.h) and shown only to registrar and admin tokens.
 struct Registrant {
   std::string id;            // 32 hex, assigned by InsertRegistrant
   std::string state;         // ISO3 of the registering state
   std::string external_ref;  // the state's own reference, unique per state
+  std::string full_name;     // "" when not given
   std::string host_country;  // ISO3
   double lat = 0;
   double lon = 0;
-  int household_size = 1;                    // 1..50
-  std::vector<std::string> languages;        // BCP-47 tags
+  int location_precision_m = 0;  // radius of uncertainty; 0 = not stated
+  std::string place_name;        // gazetteer place the location came from, "" if none
+  std::string admin1;            // first-level subdivision code, "" when unknown
+  int household_size = 1;        // 1..50, the registrant included
+  std::vector<HouseholdMember> household_members;
+  std::vector<std::string> languages;  // BCP-47 tags, by preference
+  ContactChannels contact;
+  EmergencyContact emergency_contact;
+  std::string travel_document_expiry;        // "YYYY-MM-DD" or ""
   std::vector<std::string> vulnerabilities;  // names from kVulnerabilityNames
+  Consent consent;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  std::string retention_until;  // "YYYY-MM-DD": purged once this date has passed
 };
 
-// Stores `registrant` (its id and times are assigned here and returned),
-// bumps the registry sequence and enqueues a RegistryChange UPSERT for peer
-// "rules", all in one transaction. kAlreadyExists (field "external_ref")
-// when the state already has that external_ref.
-Result<Registrant> InsertRegistrant(Db& db, Registrant registrant, const Clock& clock);
+// Who reads or writes personal data and why: every such access is written
+// to the audit log (common/audit.h) in the same transaction.
+struct Access {
+  std::string actor;                             // token id, "cli:<user>", "system:retention"
+  std::string purpose = "registry-maintenance";  // see kAccessPurposes
+};
 
-Result<Registrant> GetRegistrant(Db& db, std::string_view state, std::string_view id);
+// The purposes a caller may state (HTTP header X-Amparo-Purpose).
+inline constexpr std::string_view kAccessPurposes[] = {"registry-maintenance", "crisis-response",
+                                                       "consular-assistance", "evacuation-planning"};
+
+// Stores `registrant` (its id and times are assigned here and returned),
+// bumps the registry sequence, enqueues a RegistryChange UPSERT for peer
+// "rules" and appends audit "registrant.create", all in one transaction.
+// kAlreadyExists (field "external_ref") when the state already has that
+// external_ref.
+Result<Registrant> InsertRegistrant(Db& db, Registrant registrant, const RegistryKeys& keys,
+                                    const Access& access, const Clock& clock);
+
+// Inserts registrants inside the caller's transaction (bulk import):
+// statements are prepared once. Insert() assigns id and times, seals the
+// personal data, bumps the sequence and enqueues the RegistryChange; it
+// does not audit. kAlreadyExists (field "external_ref") for a duplicate; the
+// failed row leaves nothing behind (SQLite statement atomicity) and the
+// transaction goes on.
+class RegistrantInserter {
+ public:
+  static Result<RegistrantInserter> Prepare(Db& db, const RegistryKeys& keys, const Clock& clock);
+  Status Insert(Registrant& registrant);
+  RegistrantInserter(RegistrantInserter&&) noexcept;
+  ~RegistrantInserter();
+
+ private:
+  struct Impl;
+  explicit RegistrantInserter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads one registrant and audits "registrant.read". `keys` null: the
+// personal fields are left empty (not even decrypted): operators' view.
+// kNotFound (not audited) when the state has no such registrant; kDataLoss
+// when its personal data does not open with the keys given.
+Result<Registrant> GetRegistrant(Db& db, std::string_view state, std::string_view id,
+                                 const RegistryKeys* keys, const Access& access, const Clock& clock);
+
+struct RegistrantFilter {
+  std::string host_country;   // "" = any
+  std::string admin1;         // "" = any
+  std::string vulnerability;  // a kVulnerabilityNames entry, "" = any
+};
 
 struct RegistrantPage {
   std::vector<Registrant> items;
   std::optional<std::string> next_cursor;  // pass back to get the next page
 };
 
-// Keyset pagination in id order. `host_country` "" means every host
-// country; `cursor` "" starts at the beginning; `limit` must be 1..1000.
-Result<RegistrantPage> ListRegistrants(Db& db, std::string_view state, std::string_view host_country,
-                                       std::string_view cursor, int limit);
+// Keyset pagination in id order; audits "registrant.list". `cursor` ""
+// starts at the beginning; `limit` must be 1..1000. `keys` as in GetRegistrant.
+Result<RegistrantPage> ListRegistrants(Db& db, std::string_view state, const RegistrantFilter& filter,
+                                       std::string_view cursor, int limit, const RegistryKeys* keys,
+                                       const Access& access, const Clock& clock);
 
-// Deletes the registrant and enqueues a RegistryChange DELETE for "rules"
-// in the same transaction. kNotFound when the state has no such registrant.
-Status DeleteRegistrant(Db& db, std::string_view state, std::string_view id, const Clock& clock);
+// Reads the registrant, lets `apply` compute its new content (validation
+// lives there), stores it and audits "registrant.update", in one
+// transaction. A RegistryChange UPSERT is enqueued only when a
+// matching-relevant field (host_country, admin1, lat, lon, household_size,
+// vulnerabilities) changed. id, state and created_ms cannot change.
+// kNotFound when the state has no such registrant; apply's error as is.
+using RegistrantUpdate = std::function<Result<Registrant>(const Registrant& current)>;
+Result<Registrant> UpdateRegistrant(Db& db, std::string_view state, std::string_view id,
+                                    const RegistrantUpdate& apply, const RegistryKeys& keys,
+                                    const Access& access, const Clock& clock);
+
+// Deletes the registrant, enqueues a RegistryChange DELETE for "rules" and
+// audits "registrant.delete" in the same transaction. kNotFound when the
+// state has no such registrant.
+Status DeleteRegistrant(Db& db, std::string_view state, std::string_view id, const Access& access,
+                        const Clock& clock);
+
+// Calls `visit` for every registrant of `state` in id order, decrypted,
+// inside one transaction that also audits "registrant.export" (`detail`
+// says how many rows and the format). The visitor's error stops the walk
+// and rolls the audit back.
+Result<int64_t> ForEachRegistrant(Db& db, std::string_view state, const RegistryKeys& keys,
+                                  const Access& access, std::string_view detail, const Clock& clock,
+                                  const std::function<Status(const Registrant&)>& visit);
+
+// Deletes registrants whose retention_until is before today's UTC date
+// (clock), at most `batch` per transaction, each with a RegistryChange
+// DELETE and an audit "registrant.purge" by "system:retention", until none
+// is left. Returns how many were purged.
+Result<int64_t> PurgeExpiredRegistrants(Db& db, const Clock& clock, int batch = 500);
+
+// Re-seals every registrant whose personal data is sealed with another key
+// than keys.current_id(), 1000 rows per transaction. Returns how many rows
+// were re-sealed. kDataLoss when a row's key is not in `keys`.
+Result<int64_t> ReencryptRegistry(Db& db, const RegistryKeys& keys);
+
+// The key ids that sealed rows use, with their row counts.
+Result<std::vector<std::pair<std::string, int64_t>>> RegistryKeyUsage(Db& db);
 
 // Registrants of every state (the /metrics gauge).
 Result<int64_t> CountRegistrants(Db& db);

@@ -32,12 +32,15 @@ class GatewayStoreTest : public ::testing::Test {
     r.household_size = 4;
     r.languages = {"fil", "en"};
     r.vulnerabilities = {"child", "trafficking_victim"};
+    r.retention_until = "2030-01-01";
     return r;
   }
 
   testing::TempDir dir_;
   std::optional<Db> db_;
   FakeClock clock_;
+  RegistryKeys keys_ = RegistryKeys::FromBytes(std::string(32, 'k'));
+  Access access_{"token-1"};
 };
 
 TEST_F(GatewayStoreTest, MigrationIsIdempotent) {
@@ -109,11 +112,11 @@ TEST_F(GatewayStoreTest, VulnerabilityBitsFollowRegistryProto) {
 }
 
 TEST_F(GatewayStoreTest, InsertAndDeleteEnqueueNumberedRegistryChangesForRules) {
-  auto a = InsertRegistrant(*db_, Sample("ref-a"), clock_);
+  auto a = InsertRegistrant(*db_, Sample("ref-a"), keys_, access_, clock_);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
-  auto b = InsertRegistrant(*db_, Sample("ref-b"), clock_);
+  auto b = InsertRegistrant(*db_, Sample("ref-b"), keys_, access_, clock_);
   ASSERT_TRUE(b.ok());
-  ASSERT_TRUE(DeleteRegistrant(*db_, "PHL", a->id, clock_).ok());
+  ASSERT_TRUE(DeleteRegistrant(*db_, "PHL", a->id, access_, clock_).ok());
   EXPECT_EQ(*RegistrySequence(*db_), 3);
 
   auto sent = Outbox("rules");
@@ -140,8 +143,8 @@ TEST_F(GatewayStoreTest, InsertAndDeleteEnqueueNumberedRegistryChangesForRules) 
 }
 
 TEST_F(GatewayStoreTest, DuplicateExternalRefIsRejectedAndNothingIsEnqueued) {
-  ASSERT_TRUE(InsertRegistrant(*db_, Sample("ref-a"), clock_).ok());
-  auto again = InsertRegistrant(*db_, Sample("ref-a"), clock_);
+  ASSERT_TRUE(InsertRegistrant(*db_, Sample("ref-a"), keys_, access_, clock_).ok());
+  auto again = InsertRegistrant(*db_, Sample("ref-a"), keys_, access_, clock_);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(again.status().field(), "external_ref");
@@ -150,16 +153,17 @@ TEST_F(GatewayStoreTest, DuplicateExternalRefIsRejectedAndNothingIsEnqueued) {
   // Another state may use the same reference.
   Registrant other = Sample("ref-a");
   other.state = "IDN";
-  EXPECT_TRUE(InsertRegistrant(*db_, other, clock_).ok());
+  EXPECT_TRUE(InsertRegistrant(*db_, other, keys_, access_, clock_).ok());
 }
 
 TEST_F(GatewayStoreTest, AnotherStatesRegistrantIsNotFoundAndCannotBeDeleted) {
-  auto a = InsertRegistrant(*db_, Sample("ref-a"), clock_);
+  auto a = InsertRegistrant(*db_, Sample("ref-a"), keys_, access_, clock_);
   ASSERT_TRUE(a.ok());
-  EXPECT_EQ(GetRegistrant(*db_, "IDN", a->id).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(DeleteRegistrant(*db_, "IDN", a->id, clock_).code(), StatusCode::kNotFound);
-  EXPECT_TRUE(ListRegistrants(*db_, "IDN", "", "", 100)->items.empty());
-  EXPECT_EQ(GetRegistrant(*db_, "PHL", a->id)->external_ref, "ref-a");
+  EXPECT_EQ(GetRegistrant(*db_, "IDN", a->id, &keys_, access_, clock_).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(DeleteRegistrant(*db_, "IDN", a->id, access_, clock_).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(ListRegistrants(*db_, "IDN", {}, "", 100, &keys_, access_, clock_)->items.empty());
+  EXPECT_EQ(GetRegistrant(*db_, "PHL", a->id, &keys_, access_, clock_)->external_ref, "ref-a");
   EXPECT_EQ(Outbox("rules").size(), 1u);  // the refused delete sent nothing
 }
 

@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "common/crypto.h"
 #include "common/log.h"
 
 namespace amparo::gateway {
@@ -39,6 +41,19 @@ struct LiveClient {
 };
 
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
+
+// A spool file (upload or export) removed when the request is done,
+// whichever way it ends.
+struct UploadFile {
+  std::filesystem::path path;
+  void Remove() {
+    if (path.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    path.clear();
+  }
+  ~UploadFile() { Remove(); }
+};
 
 }  // namespace
 
@@ -145,11 +160,13 @@ class HttpServer::Impl {
 
   // Writes an error and closes: used when the request cannot be read whole.
   asio::awaitable<void> RejectAndClose(beast::tcp_stream& stream, int status, std::string_view code,
-                                       std::string_view message, std::string_view target) {
-    HttpResponse r = ErrorResponse(status, code, message);
-    Count(target, status);
+                                       std::string_view message, std::string_view target,
+                                       const HttpResponse* prepared = nullptr) {
+    HttpResponse r = prepared != nullptr ? *prepared : ErrorResponse(status, code, message);
+    if (prepared == nullptr) Count(target, status);
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res.set(name, value);
     res.set(http::field::connection, "close");
     res.body() = std::move(r.body);
     res.prepare_payload();
@@ -177,7 +194,9 @@ class HttpServer::Impl {
     while (true) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<uint32_t>(options_.header_limit_bytes));
-      parser.body_limit(static_cast<uint64_t>(options_.max_body_bytes));
+      // The route decides the real bound once the header is in: start with
+      // the larger one.
+      parser.body_limit(static_cast<uint64_t>(std::max(options_.max_body_bytes, options_.max_upload_bytes)));
       stream.expires_after(Timeout());
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kAwait);
       std::string target = parser.is_header_done() ? std::string(parser.get().target()) : std::string();
@@ -207,44 +226,119 @@ class HttpServer::Impl {
         co_await Live(std::move(stream), parser.release());
         co_return;
       }
+      HttpRequest request;
+      request.method = std::string(header.method_string());
+      request.target = std::string(header.target());
+      request.authorization = std::string(header[http::field::authorization]);
+      request.content_type = std::string(header[http::field::content_type]);
+      request.purpose = std::string(header["X-Amparo-Purpose"]);
+      const bool upload = IsUploadRoute(request.method, request.target);
+      const uint64_t limit =
+          static_cast<uint64_t>(upload ? options_.max_upload_bytes : options_.max_body_bytes);
+      if (parser.content_length() && *parser.content_length() > limit) {
+        co_await RejectAndClose(stream, 413, "payload_too_large",
+                                "the body exceeds " + std::to_string(limit) + " bytes", target);
+        co_return;
+      }
+      if (upload && options_.upload_preflight) {
+        if (auto refused = options_.upload_preflight(request)) {
+          Count(target, refused->status);
+          co_await RejectAndClose(stream, refused->status, "", "", target, &*refused);
+          co_return;
+        }
+      }
       if (header[http::field::expect] == "100-continue") {
         http::response<http::empty_body> cont{http::status::continue_, header.version()};
         auto [cec, cn] = co_await http::async_write(stream, cont, kAwait);
         if (cec) co_return;
       }
-      if (!parser.is_done()) {
-        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kAwait);
-        if (bec == http::error::body_limit) {
-          co_await RejectAndClose(stream, 413, "payload_too_large",
-                                  "the body exceeds " + std::to_string(options_.max_body_bytes) + " bytes",
-                                  target);
+      unsigned version = header.version();
+      bool keep_alive = header.keep_alive();
+      UploadFile upload_file;
+      if (upload) {
+        // The body goes to disk as it arrives: memory stays bounded whatever
+        // the file size.
+        http::request_parser<http::file_body> file_parser(std::move(parser));
+        file_parser.body_limit(limit);
+        std::filesystem::path dir =
+            options_.upload_dir.empty() ? std::filesystem::temp_directory_path() : options_.upload_dir;
+        upload_file.path = dir / ("upload-" + NewId() + ".tmp");
+        error_code fec;
+        file_parser.get().body().open(upload_file.path.c_str(), beast::file_mode::write, fec);
+        if (fec) {
+          co_await RejectAndClose(stream, 503, "unavailable", "cannot store the upload", target);
           co_return;
         }
-        if (bec == beast::error::timeout || bec == http::error::end_of_stream || bec == asio::error::eof ||
-            bec == asio::error::connection_reset) {
-          co_return;
+        // A large upload may take minutes: the timeout bounds each read
+        // (an idle client), not the whole transfer.
+        while (!file_parser.is_done()) {
+          stream.expires_after(Timeout());
+          auto [bec, bn] = co_await http::async_read_some(stream, buffer, file_parser, kAwait);
+          if (bec == http::error::body_limit) {
+            co_await RejectAndClose(stream, 413, "payload_too_large",
+                                    "the body exceeds " + std::to_string(limit) + " bytes", target);
+            co_return;
+          }
+          if (bec) co_return;
         }
-        if (bec) {
-          co_await RejectAndClose(stream, 400, "invalid_argument", "malformed HTTP body: " + bec.message(),
-                                  target);
-          co_return;
+        file_parser.get().body().close();
+        request.body_file = upload_file.path;
+      } else {
+        parser.body_limit(limit);
+        if (!parser.is_done()) {
+          auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kAwait);
+          if (bec == http::error::body_limit) {
+            co_await RejectAndClose(stream, 413, "payload_too_large",
+                                    "the body exceeds " + std::to_string(limit) + " bytes", target);
+            co_return;
+          }
+          if (bec == beast::error::timeout || bec == http::error::end_of_stream || bec == asio::error::eof ||
+              bec == asio::error::connection_reset) {
+            co_return;
+          }
+          if (bec) {
+            co_await RejectAndClose(stream, 400, "invalid_argument", "malformed HTTP body: " + bec.message(),
+                                    target);
+            co_return;
+          }
         }
+        request.body = std::move(parser.get().body());
       }
-      http::request<http::string_body> req = parser.release();
-      HttpRequest request;
-      request.method = std::string(req.method_string());
-      request.target = std::string(req.target());
-      request.authorization = std::string(req[http::field::authorization]);
-      request.content_type = std::string(req[http::field::content_type]);
-      request.body = std::move(req.body());
       HttpResponse response = handler_(request);
+      upload_file.Remove();  // consumed: free the disk before answering
 
-      http::response<http::string_body> res{static_cast<http::status>(response.status), req.version()};
+      if (!response.body_file.empty()) {
+        UploadFile spooled{response.body_file};  // removed once sent
+        http::response<http::file_body> res{static_cast<http::status>(response.status), version};
+        res.set(http::field::server, "amparo-gateway");
+        res.set(http::field::content_type, response.content_type);
+        for (const auto& [name, value] : response.headers) res.set(name, value);
+        error_code fec;
+        res.body().open(response.body_file.c_str(), beast::file_mode::scan, fec);
+        if (fec) break;
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        // A large export may take a while to a slow client: the timeout is
+        // per write operation, renewed as data moves.
+        http::response_serializer<http::file_body> serializer(res);
+        bool failed = false;
+        while (!serializer.is_done()) {
+          stream.expires_after(Timeout());
+          auto [wec, wn] = co_await http::async_write_some(stream, serializer, kAwait);
+          if (wec) {
+            failed = true;
+            break;
+          }
+        }
+        if (failed || !keep_alive) break;
+        continue;
+      }
+      http::response<http::string_body> res{static_cast<http::status>(response.status), version};
       res.set(http::field::server, "amparo-gateway");
       if (response.status != 204) res.set(http::field::content_type, response.content_type);
       for (const auto& [name, value] : response.headers) res.set(name, value);
       res.body() = std::move(response.body);
-      res.keep_alive(req.keep_alive());
+      res.keep_alive(keep_alive);
       res.prepare_payload();
       stream.expires_after(Timeout());
       auto [wec, wn] = co_await http::async_write(stream, res, kAwait);

@@ -4,7 +4,8 @@
 // at /api/v1/live.
 //
 // Bounds (what happens when hit):
-//   - request body > max_body_bytes: 413, connection closed;
+//   - request body > max_body_bytes (max_upload_bytes for uploads): 413,
+//     connection closed;
 //   - request header > header_limit_bytes: 431, connection closed;
 //   - a request (or an idle keep-alive connection) taking longer than
 //     request_timeout_ms: connection closed;
@@ -26,8 +27,10 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,6 +42,14 @@ namespace amparo::gateway {
 struct HttpServerOptions {
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free port
   int64_t max_body_bytes = 1 << 20;
+  // Upload routes (IsUploadRoute: bulk import) stream their body to a file
+  // in upload_dir ("" = the system temp dir), up to max_upload_bytes (413
+  // beyond). upload_preflight, when set, sees the request without its body
+  // first: a response it returns is sent instead (and the body is never
+  // read), so an unauthenticated client cannot fill the disk.
+  int64_t max_upload_bytes = int64_t{256} << 20;
+  std::filesystem::path upload_dir;
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> upload_preflight;
   int request_timeout_ms = 30000;
   int header_limit_bytes = 16 * 1024;
   int max_connections = 1024;

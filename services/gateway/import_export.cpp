@@ -1,0 +1,575 @@
+#include "services/gateway/import_export.h"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <istream>
+#include <map>
+#include <ostream>
+
+#include "common/audit.h"
+#include "common/json_text.h"
+#include "services/gateway/registrant_json.h"
+
+namespace amparo::gateway {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+
+// A bounded RFC 4180 record reader over a buffered istream.
+class CsvReader {
+ public:
+  CsvReader(std::istream& in, size_t max_record_bytes) : in_(in), max_record_bytes_(max_record_bytes) {}
+
+  // Reads the next record into `fields`. Returns false at end of input.
+  // kInvalidArgument for an over-long record or an unterminated quote (the
+  // rest of that record is skipped), kUnavailable when the stream fails.
+  Result<bool> Next(std::vector<std::string>* fields) {
+    fields->clear();
+    if (Peek() == kEof) return false;
+    std::string field;
+    size_t bytes = 0;
+    bool quoted = false, was_quoted = false, too_long = false;
+    while (true) {
+      int c = Get();
+      if (c == kEof) {
+        if (quoted) return InvalidArgument("unterminated quoted field", "");
+        fields->push_back(std::move(field));
+        break;
+      }
+      if (++bytes > max_record_bytes_) too_long = true;
+      if (quoted) {
+        if (c == '"') {
+          if (Peek() == '"') {
+            Get();
+            if (!too_long) field += '"';
+          } else {
+            quoted = false;
+          }
+        } else if (!too_long) {
+          field += static_cast<char>(c);
+        }
+        continue;
+      }
+      if (c == '"' && field.empty() && !was_quoted) {
+        quoted = was_quoted = true;
+      } else if (c == ',') {
+        fields->push_back(std::move(field));
+        field.clear();
+        was_quoted = false;
+      } else if (c == '\r' && Peek() == '\n') {
+        continue;
+      } else if (c == '\n') {
+        fields->push_back(std::move(field));
+        break;
+      } else if (!too_long) {
+        field += static_cast<char>(c);
+      }
+    }
+    if (in_.bad()) return Unavailable("reading the input failed");
+    if (too_long) {
+      return InvalidArgument("the record is longer than " + std::to_string(max_record_bytes_) + " bytes", "");
+    }
+    return true;
+  }
+
+ private:
+  static constexpr int kEof = -1;
+  int Peek() {
+    if (pos_ == len_ && !Fill()) return kEof;
+    return static_cast<unsigned char>(buffer_[pos_]);
+  }
+  int Get() {
+    int c = Peek();
+    if (c != kEof) ++pos_;
+    return c;
+  }
+  bool Fill() {
+    in_.read(buffer_, sizeof buffer_);
+    len_ = static_cast<size_t>(in_.gcount());
+    pos_ = 0;
+    return len_ > 0;
+  }
+
+  std::istream& in_;
+  size_t max_record_bytes_;
+  char buffer_[1 << 16];
+  size_t pos_ = 0, len_ = 0;
+};
+
+// Reads one line (without the newline) of at most `max` bytes; longer
+// lines are consumed and reported as too long.
+enum class LineResult { kLine, kTooLong, kEnd };
+LineResult ReadLine(std::istream& in, size_t max, std::string* line) {
+  line->clear();
+  std::streambuf* sb = in.rdbuf();
+  bool any = false, too_long = false;
+  while (true) {
+    int c = sb->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      if (!any) return LineResult::kEnd;
+      break;
+    }
+    any = true;
+    if (c == '\n') break;
+    if (line->size() >= max) {
+      too_long = true;
+      continue;
+    }
+    line->push_back(static_cast<char>(c));
+  }
+  if (!line->empty() && line->back() == '\r') line->pop_back();
+  return too_long ? LineResult::kTooLong : LineResult::kLine;
+}
+
+enum class CellKind { kString, kNumber, kInteger, kBool, kList, kMembers, kIgnored };
+
+const std::map<std::string, CellKind, std::less<>>& CsvColumnKinds() {
+  static const auto* kinds = new std::map<std::string, CellKind, std::less<>>{
+      {"id", CellKind::kIgnored},
+      {"state", CellKind::kIgnored},
+      {"admin1", CellKind::kIgnored},
+      {"created_at", CellKind::kIgnored},
+      {"updated_at", CellKind::kIgnored},
+      {"external_ref", CellKind::kString},
+      {"full_name", CellKind::kString},
+      {"host_country", CellKind::kString},
+      {"lat", CellKind::kNumber},
+      {"lon", CellKind::kNumber},
+      {"location_precision_m", CellKind::kInteger},
+      {"place.name", CellKind::kString},
+      {"place.country", CellKind::kString},
+      {"household_size", CellKind::kInteger},
+      {"household.members", CellKind::kMembers},
+      {"languages", CellKind::kList},
+      {"contact.email", CellKind::kString},
+      {"contact.phone", CellKind::kString},
+      {"emergency_contact.name", CellKind::kString},
+      {"emergency_contact.phone", CellKind::kString},
+      {"emergency_contact.email", CellKind::kString},
+      {"travel_document_expiry", CellKind::kString},
+      {"vulnerabilities", CellKind::kList},
+      {"consent.crisis_contact", CellKind::kBool},
+      {"consent.share_aggregate_with_partners", CellKind::kBool},
+      {"consent.share_with_international_orgs", CellKind::kBool},
+      {"consent.recorded_at", CellKind::kString},
+      {"consent.notice_version", CellKind::kString},
+      {"retention_until", CellKind::kString},
+  };
+  return *kinds;
+}
+
+std::vector<std::string> SplitList(std::string_view cell) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= cell.size()) {
+    size_t end = cell.find(';', start);
+    if (end == std::string_view::npos) end = cell.size();
+    std::string_view item = cell.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+struct CsvColumn {
+  std::string name;
+  CellKind kind;
+};
+
+// One CSV record as the JSON object a client would POST.
+Result<json::object> CsvRowToJson(const std::vector<CsvColumn>& columns,
+                                  const std::vector<std::string>& cells) {
+  if (cells.size() != columns.size()) {
+    return InvalidArgument(
+        "has " + std::to_string(cells.size()) + " cells, the header " + std::to_string(columns.size()), "");
+  }
+  json::object o;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const std::string& cell = cells[i];
+    const CsvColumn& column = columns[i];
+    if (cell.empty() || column.kind == CellKind::kIgnored) continue;
+    json::value v;
+    switch (column.kind) {
+      case CellKind::kString:
+        v = cell;
+        break;
+      case CellKind::kNumber: {
+        double d = 0;
+        auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), d);
+        if (ec != std::errc() || end != cell.data() + cell.size())
+          return InvalidArgument("must be a number", column.name);
+        v = d;
+        break;
+      }
+      case CellKind::kInteger: {
+        int64_t n = 0;
+        auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), n);
+        if (ec != std::errc() || end != cell.data() + cell.size()) {
+          return InvalidArgument("must be a whole number", column.name);
+        }
+        v = n;
+        break;
+      }
+      case CellKind::kBool:
+        if (cell == "true" || cell == "1" || cell == "yes") {
+          v = true;
+        } else if (cell == "false" || cell == "0" || cell == "no") {
+          v = false;
+        } else {
+          return InvalidArgument("must be true or false", column.name);
+        }
+        break;
+      case CellKind::kList: {
+        json::array a;
+        for (auto& item : SplitList(cell)) a.emplace_back(item);
+        v = std::move(a);
+        break;
+      }
+      case CellKind::kMembers: {
+        json::array a;
+        for (const auto& item : SplitList(cell)) {
+          size_t colon = item.find(':');
+          if (colon == std::string::npos) {
+            return InvalidArgument("'" + item + "' is not age_band:NATIONALITY, e.g. 18-59:PHL", column.name);
+          }
+          a.push_back(
+              json::object{{"age_band", item.substr(0, colon)}, {"nationality", item.substr(colon + 1)}});
+        }
+        v = json::object{{"members", std::move(a)}};
+        break;
+      }
+      case CellKind::kIgnored:
+        break;
+    }
+    if (column.kind == CellKind::kMembers) {
+      o["household"] = std::move(v);
+      continue;
+    }
+    size_t dot = column.name.find('.');
+    if (dot == std::string::npos) {
+      o[column.name] = std::move(v);
+    } else {
+      std::string parent = column.name.substr(0, dot);
+      if (!o.contains(parent)) o[parent] = json::object();
+      o[parent].as_object()[column.name.substr(dot + 1)] = std::move(v);
+    }
+  }
+  return o;
+}
+
+Result<std::vector<CsvColumn>> ParseCsvHeader(std::vector<std::string> header) {
+  if (!header.empty() && header[0].rfind(kBom, 0) == 0) header[0].erase(0, kBom.size());
+  std::vector<CsvColumn> columns;
+  const auto& kinds = CsvColumnKinds();
+  for (auto& name : header) {
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    while (!name.empty() && name.front() == ' ') name.erase(0, 1);
+    auto it = kinds.find(name);
+    if (it == kinds.end()) {
+      return InvalidArgument("unknown CSV column '" + name + "' (see docs/openapi.yaml for the columns)",
+                             name);
+    }
+    for (const auto& c : columns) {
+      if (c.name == name) return InvalidArgument("repeated CSV column '" + name + "'", name);
+    }
+    columns.push_back({name, it->second});
+  }
+  for (const char* required : {"external_ref", "host_country"}) {
+    if (std::none_of(columns.begin(), columns.end(),
+                     [&](const CsvColumn& c) { return c.name == required; })) {
+      return InvalidArgument(std::string("the CSV header lacks the column ") + required, required);
+    }
+  }
+  return columns;
+}
+
+// Validated rows waiting for their transaction.
+struct PendingRow {
+  int64_t row;
+  Registrant registrant;
+};
+
+class Importer {
+ public:
+  Importer(Db& db, const Token& token, const RegistryKeys& keys, const Clock& clock,
+           const ImportOptions& options)
+      : db_(db), token_(token), keys_(keys), clock_(clock), options_(options) {
+    validation_.gazetteer = options.gazetteer;
+    validation_.retention_days = options.retention_days;
+    validation_.clock = &clock;
+    validation_.allow_read_only_fields = true;
+  }
+
+  void Reject(int64_t row, const Status& status) {
+    ++report_.rejected;
+    if (report_.errors.size() < options_.max_errors) {
+      report_.errors.push_back({row, status.field(), status.message()});
+    }
+  }
+
+  Status Accept(int64_t row, const Result<json::object>& object) {
+    rows_read_ = row;
+    if (!object.ok()) {
+      Reject(row, object.status());
+      return MaybeFlush();
+    }
+    auto r = RegistrantFromJson(*object, token_.state, validation_);
+    if (!r.ok()) {
+      Reject(row, r.status());
+    } else {
+      pending_.push_back({row, std::move(r).value()});
+    }
+    return MaybeFlush();
+  }
+
+  Status MaybeFlush() {
+    if (static_cast<int>(pending_.size()) >= options_.batch_rows) return Flush();
+    return Status::Ok();
+  }
+
+  Status Flush() {
+    if (pending_.empty()) {
+      // Rejected rows since the last batch still count as progress.
+      if (options_.progress && rows_read_ > rows_reported_) options_.progress(rows_read_);
+      rows_reported_ = rows_read_;
+      return Status::Ok();
+    }
+    auto tx = Transaction::Begin(db_);
+    if (!tx.ok()) return tx.status();
+    auto inserter = RegistrantInserter::Prepare(db_, keys_, clock_);
+    if (!inserter.ok()) return inserter.status();
+    int64_t imported = 0;
+    std::vector<std::pair<int64_t, Status>> duplicates;
+    for (auto& p : pending_) {
+      Status st = inserter->Insert(p.registrant);
+      if (st.code() == StatusCode::kAlreadyExists) {
+        duplicates.emplace_back(p.row, st);
+      } else if (!st.ok()) {
+        return Status(st.code(),
+                      st.message() + " (after " + std::to_string(report_.imported) + " rows imported)");
+      } else {
+        ++imported;
+      }
+    }
+    AuditRecord record{token_.id,
+                       token_.state,
+                       "registrant.import",
+                       options_.source.empty() ? "upload" : options_.source,
+                       options_.purpose,
+                       "rows " + std::to_string(pending_.front().row) + "-" +
+                           std::to_string(pending_.back().row) + ": " + std::to_string(imported) +
+                           " imported"};
+    auto seq = AppendAudit(db_, record, clock_);
+    if (!seq.ok()) return seq.status();
+    AMPARO_RETURN_IF_ERROR(tx->Commit());
+    report_.imported += imported;
+    for (const auto& [row, st] : duplicates) Reject(row, st);
+    pending_.clear();
+    if (options_.progress) options_.progress(rows_read_);
+    rows_reported_ = rows_read_;
+    return Status::Ok();
+  }
+
+  ImportReport& report() { return report_; }
+
+ private:
+  Db& db_;
+  const Token& token_;
+  const RegistryKeys& keys_;
+  const Clock& clock_;
+  const ImportOptions& options_;
+  RegistrantValidation validation_;
+  std::vector<PendingRow> pending_;
+  ImportReport report_;
+  int64_t rows_read_ = 0;
+  int64_t rows_reported_ = 0;
+};
+
+std::string CsvCell(std::string_view value) {
+  if (value.find_first_of(",\"\r\n") == std::string_view::npos &&
+      (value.empty() || (value.front() != ' ' && value.back() != ' '))) {
+    return std::string(value);
+  }
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string JoinList(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ";") + i;
+  return out;
+}
+
+std::string CsvRow(const Registrant& r) {
+  std::string members;
+  for (const auto& m : r.household_members)
+    members += (members.empty() ? "" : ";") + m.age_band + ":" + m.nationality;
+  // Consent never recorded stays blank, so that importing the row does not
+  // record a consent nobody gave.
+  const bool consented = r.consent.recorded_ms > 0;
+  auto boolean = [&](bool b) { return consented ? std::string(b ? "true" : "false") : std::string(); };
+  const std::vector<std::string> cells = {
+      r.id,
+      r.state,
+      r.external_ref,
+      r.full_name,
+      r.host_country,
+      JsonText(json::value(r.lat)),
+      JsonText(json::value(r.lon)),
+      r.location_precision_m > 0 ? std::to_string(r.location_precision_m) : "",
+      r.place_name,
+      r.place_name.empty() ? "" : r.host_country,
+      r.admin1,
+      std::to_string(r.household_size),
+      members,
+      JoinList(r.languages),
+      r.contact.email,
+      r.contact.phone,
+      r.emergency_contact.name,
+      r.emergency_contact.phone,
+      r.emergency_contact.email,
+      r.travel_document_expiry,
+      JoinList(r.vulnerabilities),
+      boolean(r.consent.crisis_contact),
+      boolean(r.consent.share_aggregate_with_partners),
+      boolean(r.consent.share_with_international_orgs),
+      r.consent.recorded_ms > 0 ? FormatRfc3339(r.consent.recorded_ms) : "",
+      r.consent.notice_version,
+      FormatRfc3339(r.created_ms),
+      FormatRfc3339(r.updated_ms),
+      r.retention_until,
+  };
+  std::string line;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    if (i > 0) line += ',';
+    line += CsvCell(cells[i]);
+  }
+  return line + "\r\n";
+}
+
+}  // namespace
+
+Result<RegistryFormat> ParseRegistryFormat(std::string_view text) {
+  if (text == "csv") return RegistryFormat::kCsv;
+  if (text == "ndjson") return RegistryFormat::kNdjson;
+  return InvalidArgument("must be csv or ndjson", "format");
+}
+
+std::string_view RegistryFormatContentType(RegistryFormat format) {
+  return format == RegistryFormat::kCsv ? "text/csv; charset=utf-8" : "application/x-ndjson";
+}
+
+const std::vector<std::string>& RegistryCsvColumns() {
+  static const std::vector<std::string> kColumns = {
+      "id",
+      "state",
+      "external_ref",
+      "full_name",
+      "host_country",
+      "lat",
+      "lon",
+      "location_precision_m",
+      "place.name",
+      "place.country",
+      "admin1",
+      "household_size",
+      "household.members",
+      "languages",
+      "contact.email",
+      "contact.phone",
+      "emergency_contact.name",
+      "emergency_contact.phone",
+      "emergency_contact.email",
+      "travel_document_expiry",
+      "vulnerabilities",
+      "consent.crisis_contact",
+      "consent.share_aggregate_with_partners",
+      "consent.share_with_international_orgs",
+      "consent.recorded_at",
+      "consent.notice_version",
+      "created_at",
+      "updated_at",
+      "retention_until",
+  };
+  return kColumns;
+}
+
+Result<ImportReport> ImportRegistrants(Db& db, const Token& token, std::istream& in, RegistryFormat format,
+                                       const RegistryKeys& keys, const Clock& clock,
+                                       const ImportOptions& options) {
+  if (options.batch_rows < 1) return InvalidArgument("must be at least 1", "batch_rows");
+  Importer importer(db, token, keys, clock, options);
+  if (format == RegistryFormat::kCsv) {
+    CsvReader reader(in, options.max_row_bytes);
+    std::vector<std::string> cells;
+    auto header = reader.Next(&cells);
+    if (!header.ok()) return header.status();
+    if (!*header) return InvalidArgument("the CSV input is empty: it needs a header row", "");
+    auto columns = ParseCsvHeader(cells);
+    if (!columns.ok()) return columns.status();
+    for (int64_t row = 1;; ++row) {
+      auto more = reader.Next(&cells);
+      if (!more.ok() && more.status().code() != StatusCode::kInvalidArgument) return more.status();
+      if (more.ok() && !*more) break;
+      if (!more.ok()) {
+        AMPARO_RETURN_IF_ERROR(importer.Accept(row, more.status()));
+        continue;
+      }
+      if (cells.size() == 1 && cells[0].empty()) {
+        importer.Reject(row, InvalidArgument("the row is empty", ""));
+        continue;
+      }
+      AMPARO_RETURN_IF_ERROR(importer.Accept(row, CsvRowToJson(*columns, cells)));
+    }
+  } else {
+    std::string line;
+    for (int64_t row = 1;; ++row) {
+      LineResult got = ReadLine(in, options.max_row_bytes, &line);
+      if (got == LineResult::kEnd) break;
+      if (got == LineResult::kTooLong) {
+        AMPARO_RETURN_IF_ERROR(importer.Accept(
+            row, InvalidArgument(
+                     "the line is longer than " + std::to_string(options.max_row_bytes) + " bytes", "")));
+        continue;
+      }
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      AMPARO_RETURN_IF_ERROR(importer.Accept(row, ParseJsonObject(line)));
+    }
+    if (in.bad()) return Unavailable("reading the input failed");
+  }
+  AMPARO_RETURN_IF_ERROR(importer.Flush());
+  return std::move(importer.report());
+}
+
+Result<int64_t> ExportRegistrants(Db& db, const Token& token, std::ostream& out, RegistryFormat format,
+                                  const RegistryKeys& keys, const Clock& clock, std::string_view purpose) {
+  if (format == RegistryFormat::kCsv) {
+    const auto& columns = RegistryCsvColumns();
+    for (size_t i = 0; i < columns.size(); ++i) out << (i ? "," : "") << columns[i];
+    out << "\r\n";
+  }
+  Access access{token.id, std::string(purpose)};
+  return ForEachRegistrant(db, token.state, keys, access, format == RegistryFormat::kCsv ? "csv" : "ndjson",
+                           clock, [&](const Registrant& r) -> Status {
+                             if (format == RegistryFormat::kCsv) {
+                               out << CsvRow(r);
+                             } else {
+                               out << JsonText(RegistrantToJson(r, /*with_personal=*/true)) << "\n";
+                             }
+                             if (!out) return Unavailable("writing the export failed");
+                             return Status::Ok();
+                           });
+}
+
+}  // namespace amparo::gateway
