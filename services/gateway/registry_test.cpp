@@ -312,7 +312,9 @@ TEST_F(RegistryTest, ListFiltersByHostCountryAdmin1AndFlag) {
                    access_, clock_).ok());
   auto refs = [&](const RegistrantFilter& f) {
     std::vector<std::string> out;
-    for (const auto& r : ListRegistrants(*db_, "PHL", f, "", 100, nullptr, access_, clock_)->items) {
+    auto page = ListRegistrants(*db_, "PHL", f, "", 100, nullptr, access_, clock_);
+    EXPECT_TRUE(page.ok());
+    for (const auto& r : page->items) {
       out.push_back(r.external_ref);
     }
     std::sort(out.begin(), out.end());
