@@ -163,6 +163,19 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
         c->ingest.require_trusted_signers = *n->value<bool>();
       }
     }
+    AMPARO_RETURN_IF_ERROR(t.String("push_listen", &c->ingest.push_listen));
+    if (!c->ingest.push_listen.empty()) {
+      auto colon = c->ingest.push_listen.rfind(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == c->ingest.push_listen.size()) {
+        return InvalidArgument("must be host:port (or \"\" to disable)", "ingest.push_listen");
+      }
+    }
+    AMPARO_RETURN_IF_ERROR(t.String("push_token", &c->ingest.push_token));
+    AMPARO_RETURN_IF_ERROR(t.Int("push_max_body_bytes", int64_t{1024}, int64_t{32} << 20,
+                                 &c->ingest.push_max_body_bytes));
+    std::string push_port_file;
+    AMPARO_RETURN_IF_ERROR(t.String("push_port_file", &push_port_file));
+    if (!push_port_file.empty()) c->ingest.push_port_file = Resolve(base, push_port_file);
     t.Known("poll");
     const toml::table* ingest = root.get_as<toml::table>("ingest");
     if (const toml::node* poll = ingest ? ingest->get("poll") : nullptr) {

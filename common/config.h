@@ -54,6 +54,13 @@ struct IngestOptions {
   // Reject a validly signed message whose signer is not in trust_store
   // (default: accept it with the warning "signature-untrusted").
   bool require_trusted_signers = false;
+  // HTTP push of CAP (services/ingest/push_server.h): "host:port" to listen on
+  // ("127.0.0.1:0" picks a free port); "" = no listener.
+  std::string push_listen;
+  // If set, POST /push needs "Authorization: Bearer <push_token>" (else 401).
+  std::string push_token;
+  int64_t push_max_body_bytes = 1 << 20;  // larger bodies get 413, unread
+  std::filesystem::path push_port_file;   // if set, the bound port is written here
   std::vector<PollSource> poll;
 };
 
@@ -85,7 +92,7 @@ struct GatewayOptions {
   double rate_limit_per_s = 50;      // requests per second per token, 0.01..100000
   double rate_limit_burst = 200;     // token bucket size per token, 1..1000000
   int64_t max_import_bytes = int64_t{256} << 20;  // bulk import bodies; larger get 413
-  int import_batch_rows = 1000;      // rows per import transaction, 1..100000
+  int import_batch_rows = 10000;     // rows per import transaction, 1..100000
   std::filesystem::path gazetteer;   // place-name data; empty = the bundled file
 };
 

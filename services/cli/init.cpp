@@ -33,6 +33,16 @@ curve = "auto"           # auto: CURVE + allow-list on tcp://, none on ipc://
 # spool_dir = "data/spool"   # drop feed files here (write elsewhere, then rename)
 max_file_bytes = 67108864    # larger files are rejected unread
 scan_interval_ms = 500
+validation = "lenient"         # CAP: strict rejects any schema deviation; lenient warns on known ones
+xml_max_document_bytes = 33554432
+xml_max_depth = 64
+xml_max_elements = 500000
+# trust_store = "keys/cap-signers.pem"   # certificates of trusted CAP signers (XML-DSig)
+require_trusted_signers = false
+# push_listen = "127.0.0.1:8090"        # HTTP push of CAP (POST /push); off when unset
+# push_token = ""                       # bearer token required by POST /push
+push_max_body_bytes = 1048576
+# push_port_file = "run/ingest-push.port"
 
 # Poll a feed over HTTP(S); repeat the block for more sources.
 # [[ingest.poll]]
@@ -61,6 +71,13 @@ listen = ")" + listen + R"("   # HTTP API and console; port 0 picks a free port
 max_body_bytes = 1048576    # larger requests get 413
 request_timeout_ms = 30000
 # port_file = "run/gateway.port"   # the bound port is written here when set
+retention_days = 730        # a new registrant is kept this long unless given retention_until
+retention_check_s = 3600    # how often records past retention are purged
+rate_limit_per_s = 50       # requests per second per token (token bucket); then 429
+rate_limit_burst = 200
+max_import_bytes = 268435456  # bulk import bodies; larger get 413
+import_batch_rows = 10000   # rows per import transaction
+# gazetteer = "data/gazetteer/cities.tsv"   # place names; default: the bundled file
 )";
 }
 

@@ -5,6 +5,7 @@
 #include "amparo/v1/envelope.pb.h"
 #include "common/log.h"
 #include "services/gateway/gateway_store.h"
+#include "services/gateway/registry_stream.h"
 
 namespace amparo::gateway {
 
@@ -175,6 +176,12 @@ Status GatewayDaemon::HandleInbound(const v1::Envelope& envelope, Db& db) {
     }
     case v1::Envelope::kDeliveryStatus:
       return UpsertDelivery(db, envelope.delivery_status());
+    case v1::Envelope::kSnapshotRequest: {
+      // From amparo-rules: the answer goes to its outbox in this transaction.
+      auto answer = AnswerSnapshotRequest(db, envelope.snapshot_request(), clock_);
+      if (!answer.ok()) return answer.status();
+      return Status::Ok();
+    }
     default:
       // Not for us: a permanent error keeps it as a dead letter to inspect.
       return InvalidArgument("gateway does not handle payload " + std::to_string(envelope.payload_case()));

@@ -5,7 +5,12 @@
 #include <algorithm>
 #include <charconv>
 #include <istream>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <ostream>
 
 #include "common/audit.h"
@@ -296,62 +301,160 @@ struct PendingRow {
   Registrant registrant;
 };
 
-class Importer {
+// What the reader hands the writer: up to batch_rows valid rows, the rows
+// rejected while reading them, and how far the input has been read.
+struct Batch {
+  std::vector<PendingRow> rows;
+  std::vector<ImportError> rejects;  // in row order, at most max_errors
+  int64_t rejected = 0;              // all of them, listed or not
+  int64_t rows_read = 0;
+  Status status;      // not OK: reading stopped with this error (the last batch)
+  bool last = false;  // the input ends after this batch
+};
+
+// A bounded hand-off of batches from the reader thread to the writer: at
+// most `capacity` batches wait, so memory stays bounded by (capacity + 2)
+// batches whatever the file size. Close() wakes both sides for good.
+class BatchQueue {
  public:
-  Importer(Db& db, const Token& token, const RegistryKeys& keys, const Clock& clock,
-           const ImportOptions& options)
-      : db_(db), token_(token), keys_(keys), clock_(clock), options_(options) {
+  explicit BatchQueue(size_t capacity) : capacity_(capacity) {}
+
+  // False when closed (the writer gave up): the reader stops.
+  bool Push(Batch batch) {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return closed_ || queue_.size() < capacity_; });
+    if (closed_) return false;
+    queue_.push_back(std::move(batch));
+    not_empty_.notify_one();
+    return true;
+  }
+  Batch Pop() {
+    std::unique_lock lock(mu_);
+    not_empty_.wait(lock, [&] { return !queue_.empty(); });
+    Batch b = std::move(queue_.front());
+    queue_.pop_front();
+    not_full_.notify_one();
+    return b;
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    not_full_.notify_all();
+  }
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<Batch> queue_;
+  bool closed_ = false;
+};
+
+// Parses and validates rows into batches; `emit` takes each full batch and
+// returns false to stop reading. Runs on the reader thread (or inline):
+// touches only the input stream, the gazetteer and the clock.
+class RowValidator {
+ public:
+  RowValidator(const Token& token, const Clock& clock, const ImportOptions& options,
+               std::function<bool(Batch)> emit)
+      : token_(token), options_(options), emit_(std::move(emit)) {
     validation_.gazetteer = options.gazetteer;
     validation_.retention_days = options.retention_days;
     validation_.clock = &clock;
     validation_.allow_read_only_fields = true;
+    batch_.rows.reserve(static_cast<size_t>(options.batch_rows));
   }
 
   void Reject(int64_t row, const Status& status) {
-    ++report_.rejected;
-    if (report_.errors.size() < options_.max_errors) {
-      report_.errors.push_back({row, status.field(), status.message()});
+    ++batch_.rejected;
+    if (listed_ < options_.max_errors) {
+      ++listed_;
+      batch_.rejects.push_back({row, status.field(), status.message()});
     }
   }
 
-  Status Accept(int64_t row, const Result<json::object>& object) {
-    rows_read_ = row;
+  // False: stop reading (the writer failed).
+  bool Accept(int64_t row, const Result<json::object>& object) {
+    batch_.rows_read = row;
     if (!object.ok()) {
       Reject(row, object.status());
-      return MaybeFlush();
+      return true;
     }
     auto r = RegistrantFromJson(*object, token_.state, validation_);
     if (!r.ok()) {
       Reject(row, r.status());
-    } else {
-      pending_.push_back({row, std::move(r).value()});
+      return true;
     }
-    return MaybeFlush();
+    batch_.rows.push_back({row, std::move(r).value()});
+    if (static_cast<int>(batch_.rows.size()) < options_.batch_rows) return true;
+    return Emit(false, Status::Ok());
   }
 
-  Status MaybeFlush() {
-    if (static_cast<int>(pending_.size()) >= options_.batch_rows) return Flush();
+  // The final batch: end of input, or `status` when reading failed.
+  void Finish(Status status) { Emit(true, std::move(status)); }
+
+ private:
+  bool Emit(bool last, Status status) {
+    Batch next;
+    next.rows.reserve(static_cast<size_t>(options_.batch_rows));
+    next.rows_read = batch_.rows_read;
+    std::swap(next, batch_);
+    next.last = last;
+    next.status = std::move(status);
+    return emit_(std::move(next));
+  }
+
+  const Token& token_;
+  const ImportOptions& options_;
+  std::function<bool(Batch)> emit_;
+  RegistrantValidation validation_;
+  Batch batch_;
+  size_t listed_ = 0;  // rejects listed so far (duplicates found by the writer may add more)
+};
+
+// Writes batches, one transaction each, on the caller's thread (the Db's).
+class BatchWriter {
+ public:
+  BatchWriter(Db& db, const Token& token, const RegistryKeys& keys, const Clock& clock,
+              const ImportOptions& options)
+      : db_(db), token_(token), keys_(keys), clock_(clock), options_(options) {}
+
+  Status Write(Batch& batch) {
+    if (!batch.rows.empty()) AMPARO_RETURN_IF_ERROR(Commit(batch));
+    report_.rejected += batch.rejected;
+    for (auto& e : batch.rejects) AddError(std::move(e));
+    for (auto& [row, st] : duplicates_) {
+      ++report_.rejected;
+      AddError({row, st.field(), st.message()});
+    }
+    duplicates_.clear();
+    // Rejected rows since the last batch still count as progress.
+    if (options_.progress && (!batch.rows.empty() || batch.rows_read > rows_reported_)) {
+      options_.progress(batch.rows_read);
+    }
+    rows_reported_ = std::max(rows_reported_, batch.rows_read);
     return Status::Ok();
   }
 
-  Status Flush() {
-    if (pending_.empty()) {
-      // Rejected rows since the last batch still count as progress.
-      if (options_.progress && rows_read_ > rows_reported_) options_.progress(rows_read_);
-      rows_reported_ = rows_read_;
-      return Status::Ok();
-    }
+  ImportReport& report() { return report_; }
+
+ private:
+  void AddError(ImportError e) {
+    if (report_.errors.size() < options_.max_errors) report_.errors.push_back(std::move(e));
+  }
+
+  Status Commit(Batch& batch) {
     auto tx = Transaction::Begin(db_);
     if (!tx.ok()) return tx.status();
     auto inserter = RegistrantInserter::Prepare(db_, keys_, clock_);
     if (!inserter.ok()) return inserter.status();
     int64_t imported = 0;
-    std::vector<std::pair<int64_t, Status>> duplicates;
-    for (auto& p : pending_) {
+    for (auto& p : batch.rows) {
       Status st = inserter->Insert(p.registrant);
       if (st.code() == StatusCode::kAlreadyExists) {
-        duplicates.emplace_back(p.row, st);
+        duplicates_.emplace_back(p.row, st);
       } else if (!st.ok()) {
+        duplicates_.clear();
         return Status(st.code(),
                       st.message() + " (after " + std::to_string(report_.imported) + " rows imported)");
       } else {
@@ -363,33 +466,91 @@ class Importer {
                        "registrant.import",
                        options_.source.empty() ? "upload" : options_.source,
                        options_.purpose,
-                       "rows " + std::to_string(pending_.front().row) + "-" +
-                           std::to_string(pending_.back().row) + ": " + std::to_string(imported) +
+                       "rows " + std::to_string(batch.rows.front().row) + "-" +
+                           std::to_string(batch.rows.back().row) + ": " + std::to_string(imported) +
                            " imported"};
     auto seq = AppendAudit(db_, record, clock_);
-    if (!seq.ok()) return seq.status();
-    AMPARO_RETURN_IF_ERROR(tx->Commit());
+    if (!seq.ok()) {
+      duplicates_.clear();
+      return seq.status();
+    }
+    if (Status st = tx->Commit(); !st.ok()) {
+      duplicates_.clear();
+      return st;
+    }
     report_.imported += imported;
-    for (const auto& [row, st] : duplicates) Reject(row, st);
-    pending_.clear();
-    if (options_.progress) options_.progress(rows_read_);
-    rows_reported_ = rows_read_;
     return Status::Ok();
   }
 
-  ImportReport& report() { return report_; }
-
- private:
   Db& db_;
   const Token& token_;
   const RegistryKeys& keys_;
   const Clock& clock_;
   const ImportOptions& options_;
-  RegistrantValidation validation_;
-  std::vector<PendingRow> pending_;
   ImportReport report_;
-  int64_t rows_read_ = 0;
+  std::vector<std::pair<int64_t, Status>> duplicates_;
   int64_t rows_reported_ = 0;
+};
+
+// Reads the whole input through `validator` (CSV after its header, or
+// NDJSON). Errors from reading end up in the final batch.
+void ReadRows(std::istream& in, RegistryFormat format, CsvReader* csv, const std::vector<CsvColumn>& columns,
+              const ImportOptions& options, RowValidator& validator) {
+  if (format == RegistryFormat::kCsv) {
+    std::vector<std::string> cells;
+    for (int64_t row = 1;; ++row) {
+      auto more = csv->Next(&cells);
+      if (!more.ok() && more.status().code() != StatusCode::kInvalidArgument) {
+        return validator.Finish(more.status());
+      }
+      if (more.ok() && !*more) break;
+      if (!more.ok()) {
+        if (!validator.Accept(row, more.status())) return;
+        continue;
+      }
+      if (cells.size() == 1 && cells[0].empty()) {
+        validator.Reject(row, InvalidArgument("the row is empty", ""));
+        continue;
+      }
+      if (!validator.Accept(row, CsvRowToJson(columns, cells))) return;
+    }
+  } else {
+    std::string line;
+    for (int64_t row = 1;; ++row) {
+      LineResult got = ReadLine(in, options.max_row_bytes, &line);
+      if (got == LineResult::kEnd) break;
+      if (got == LineResult::kTooLong) {
+        if (!validator.Accept(row, InvalidArgument("the line is longer than " +
+                                                       std::to_string(options.max_row_bytes) + " bytes",
+                                                   ""))) {
+          return;
+        }
+        continue;
+      }
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      if (!validator.Accept(row, ParseJsonObject(line))) return;
+    }
+    if (in.bad()) return validator.Finish(Unavailable("reading the input failed"));
+  }
+  validator.Finish(Status::Ok());
+}
+
+// SQLite's page cache for the import's connection, restored afterwards: a
+// 10k-row transaction dirties more pages than the 2 MB default holds, and
+// spilling them to the WAL mid-transaction writes and re-reads them.
+class ImportCacheSize {
+ public:
+  explicit ImportCacheSize(Db& db) : db_(db) {
+    auto q = db_.Prepare("PRAGMA cache_size");
+    if (q.ok() && q->Step().ok()) previous_ = q->ColumnInt(0);
+    (void)db_.Exec("PRAGMA cache_size = -" + std::to_string(kImportCacheKib));
+  }
+  ~ImportCacheSize() { (void)db_.Exec("PRAGMA cache_size = " + std::to_string(previous_)); }
+
+ private:
+  static constexpr int kImportCacheKib = 64 * 1024;
+  Db& db_;
+  int64_t previous_ = -2000;
 };
 
 std::string CsvCell(std::string_view value) {
@@ -509,47 +670,57 @@ Result<ImportReport> ImportRegistrants(Db& db, const Token& token, std::istream&
                                        const RegistryKeys& keys, const Clock& clock,
                                        const ImportOptions& options) {
   if (options.batch_rows < 1) return InvalidArgument("must be at least 1", "batch_rows");
-  Importer importer(db, token, keys, clock, options);
+  // The header is read here so that a bad one fails the call before any
+  // thread starts or any row is written.
+  std::optional<CsvReader> csv;
+  std::vector<CsvColumn> columns;
   if (format == RegistryFormat::kCsv) {
-    CsvReader reader(in, options.max_row_bytes);
+    csv.emplace(in, options.max_row_bytes);
     std::vector<std::string> cells;
-    auto header = reader.Next(&cells);
+    auto header = csv->Next(&cells);
     if (!header.ok()) return header.status();
     if (!*header) return InvalidArgument("the CSV input is empty: it needs a header row", "");
-    auto columns = ParseCsvHeader(cells);
-    if (!columns.ok()) return columns.status();
-    for (int64_t row = 1;; ++row) {
-      auto more = reader.Next(&cells);
-      if (!more.ok() && more.status().code() != StatusCode::kInvalidArgument) return more.status();
-      if (more.ok() && !*more) break;
-      if (!more.ok()) {
-        AMPARO_RETURN_IF_ERROR(importer.Accept(row, more.status()));
-        continue;
-      }
-      if (cells.size() == 1 && cells[0].empty()) {
-        importer.Reject(row, InvalidArgument("the row is empty", ""));
-        continue;
-      }
-      AMPARO_RETURN_IF_ERROR(importer.Accept(row, CsvRowToJson(*columns, cells)));
-    }
-  } else {
-    std::string line;
-    for (int64_t row = 1;; ++row) {
-      LineResult got = ReadLine(in, options.max_row_bytes, &line);
-      if (got == LineResult::kEnd) break;
-      if (got == LineResult::kTooLong) {
-        AMPARO_RETURN_IF_ERROR(importer.Accept(
-            row, InvalidArgument(
-                     "the line is longer than " + std::to_string(options.max_row_bytes) + " bytes", "")));
-        continue;
-      }
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;
-      AMPARO_RETURN_IF_ERROR(importer.Accept(row, ParseJsonObject(line)));
-    }
-    if (in.bad()) return Unavailable("reading the input failed");
+    auto parsed = ParseCsvHeader(cells);
+    if (!parsed.ok()) return parsed.status();
+    columns = std::move(parsed).value();
   }
-  AMPARO_RETURN_IF_ERROR(importer.Flush());
-  return std::move(importer.report());
+  ImportCacheSize cache(db);
+  BatchWriter writer(db, token, keys, clock, options);
+  if (!options.parallel) {
+    Status failed;
+    RowValidator validator(token, clock, options, [&](Batch batch) {
+      if (!batch.status.ok()) {
+        failed = batch.status;
+        return false;
+      }
+      failed = writer.Write(batch);
+      return failed.ok();
+    });
+    ReadRows(in, format, csv ? &*csv : nullptr, columns, options, validator);
+    if (!failed.ok()) return failed;
+    return std::move(writer.report());
+  }
+  // Reading, parsing and validating on a second thread while this one
+  // writes: the two halves cost about the same per row.
+  BatchQueue queue(2);
+  std::thread reader([&] {
+    RowValidator validator(token, clock, options, [&](Batch batch) { return queue.Push(std::move(batch)); });
+    ReadRows(in, format, csv ? &*csv : nullptr, columns, options, validator);
+  });
+  Status failed;
+  while (true) {
+    Batch batch = queue.Pop();
+    if (!batch.status.ok()) {
+      failed = batch.status;
+      break;
+    }
+    failed = writer.Write(batch);
+    if (!failed.ok() || batch.last) break;
+  }
+  queue.Close();  // a reader blocked on a full queue returns
+  reader.join();
+  if (!failed.ok()) return failed;
+  return std::move(writer.report());
 }
 
 Result<int64_t> ExportRegistrants(Db& db, const Token& token, std::ostream& out, RegistryFormat format,

@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <cassert>
 #include <fstream>
 #include <sstream>
 
@@ -132,21 +133,28 @@ RegistryKeys RegistryKeys::FromBytes(std::string current, std::map<std::string, 
 }
 
 std::string RegistryKeys::Seal(std::string_view plaintext, std::string_view ad) const {
+  std::string out;
+  SealInto(plaintext, ad, RandomBytes(kNonceLength), &out);
+  return out;
+}
+
+void RegistryKeys::SealInto(std::string_view plaintext, std::string_view ad, std::string_view nonce,
+                            std::string* out) const {
+  static_assert(kSealNonceBytes == kNonceLength);
+  assert(nonce.size() == kNonceLength);
   const std::string& key = keys_.at(current_id_);
-  std::string out = current_id_;
-  std::string nonce = RandomBytes(kNonceLength);
-  out += nonce;
-  size_t prefix = out.size();
-  out.resize(prefix + plaintext.size() + kTagLength);
+  out->assign(current_id_);
+  out->append(nonce.data(), kNonceLength);
+  const size_t prefix = out->size();
+  out->resize(prefix + plaintext.size() + kTagLength);
   unsigned long long written = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(reinterpret_cast<unsigned char*>(out.data() + prefix), &written,
+  crypto_aead_xchacha20poly1305_ietf_encrypt(reinterpret_cast<unsigned char*>(out->data() + prefix), &written,
                                              reinterpret_cast<const unsigned char*>(plaintext.data()),
                                              plaintext.size(),
                                              reinterpret_cast<const unsigned char*>(ad.data()), ad.size(),
                                              nullptr, reinterpret_cast<const unsigned char*>(nonce.data()),
                                              reinterpret_cast<const unsigned char*>(key.data()));
-  out.resize(prefix + written);
-  return out;
+  out->resize(prefix + written);
 }
 
 std::string_view RegistryKeys::KeyIdOf(std::string_view sealed) {

@@ -17,6 +17,7 @@
 // Thread safety: a loaded RegistryKeys is immutable and safe to share.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -55,6 +56,13 @@ class RegistryKeys {
 
   // Seals `plaintext` with the current key.
   std::string Seal(std::string_view plaintext, std::string_view associated_data) const;
+  // Seal() into `out` (overwritten; its capacity is reused, so a bulk
+  // writer allocates nothing per row) with a caller-drawn `nonce`: exactly
+  // kSealNonceBytes from a CSPRNG, never reused (random 192-bit nonces never
+  // collide in practice). Seal() draws its own.
+  static constexpr size_t kSealNonceBytes = 24;
+  void SealInto(std::string_view plaintext, std::string_view associated_data, std::string_view nonce,
+                std::string* out) const;
   // Opens a value sealed by any known key. kDataLoss when the key is unknown
   // or the value was altered (or belongs to another row).
   Result<std::string> Open(std::string_view sealed, std::string_view associated_data) const;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "amparo/v1/envelope.pb.h"
@@ -382,6 +383,57 @@ TEST_F(RegistryTest, CsvImportReportsRejectedRowsAndImportsTheRest) {
   EXPECT_TRUE(one.consent.crisis_contact);
   EXPECT_EQ(Outbox().size(), 2u);
   EXPECT_GE(AuditCount("registrant.import"), 1);
+}
+
+// The reader thread and the inline path must report the same rows, and the
+// rows of an import get distinct 32-hex ids and consecutive change numbers.
+TEST_F(RegistryTest, ImportInlineAndParallelAgreeOnRowsIdsAndChangeSequence) {
+  std::string csv = "external_ref,host_country,lat,lon,contact.email\n";
+  for (int i = 1; i <= 23; ++i) {
+    const bool bad_email = i % 5 == 0, bad_lat = i % 7 == 0;
+    csv += "X" + std::to_string(i % 19) + ",JPN," + (bad_lat ? "91" : "35") + ",139," +
+           (bad_email ? "nope" : "x" + std::to_string(i) + "@example.ph") + "\n";
+  }
+  std::vector<std::string> reports;
+  for (bool parallel : {true, false}) {
+    testing::TempDir dir;
+    Db db = std::move(*Db::Open(dir / "gateway.db"));
+    ASSERT_TRUE(MigrateGatewayDb(db).ok());
+    std::istringstream in(csv);
+    ImportOptions options;
+    options.batch_rows = 4;
+    options.parallel = parallel;
+    std::vector<int64_t> progress;
+    options.progress = [&](int64_t rows) { progress.push_back(rows); };
+    auto report = ImportRegistrants(db, token_, in, RegistryFormat::kCsv, keys_, clock_, options);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    // 23 rows: bad e-mails at 5, 10, 15, 20, bad lat at 7, 14, 21, and
+    // rows 22 and 23 repeat the external_ref of rows 3 and 4.
+    EXPECT_EQ(report->imported, 14);
+    EXPECT_EQ(report->rejected, 9);
+    std::string text;
+    for (const auto& e : report->errors) text += std::to_string(e.row) + ":" + e.field + " ";
+    for (int64_t p : progress) text += "@" + std::to_string(p);
+    reports.push_back(text);
+    auto sent = *PendingOutbound(db, "rules");
+    ASSERT_EQ(sent.size(), 14u);
+    std::set<std::string> ids, message_ids;
+    for (size_t i = 0; i < sent.size(); ++i) {
+      EXPECT_EQ(sent[i].registry_change().sequence(), i + 1);
+      const std::string& id = sent[i].registry_change().location().registrant_id();
+      EXPECT_EQ(id.size(), 32u);
+      EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
+      ids.insert(id);
+      message_ids.insert(sent[i].message_id());
+    }
+    EXPECT_EQ(ids.size(), 14u);
+    EXPECT_EQ(message_ids.size(), 14u);
+    EXPECT_EQ(*RegistrySequence(db), 14);
+  }
+  EXPECT_EQ(reports[0], reports[1]);
+  EXPECT_EQ(reports[0],
+            "5:contact.email 7:lat 10:contact.email 14:lat 15:contact.email 20:contact.email 21:lat "
+            "22:external_ref 23:external_ref @4@11@17@23");
 }
 
 TEST_F(RegistryTest, ExportAndImportRoundTripInBothFormats) {

@@ -126,6 +126,13 @@ bool LooksLikeGdacsApi(const json::value& value) {
 }
 
 Result<ParsedFeed> ParseGdacsApi(const json::value& value, const FeedContext& context) {
+  // The shape checks below (root.at("type"), root.at("features")) rely on it;
+  // callers other than the format detector may hand over any JSON (found by
+  // fuzz_gdacs_api: a "Featuru" threw out of json::object::at).
+  if (!LooksLikeGdacsApi(value)) {
+    return InvalidArgument("not a GDACS API document: needs type Feature or FeatureCollection with "
+                           "properties.eventtype and properties.eventid", "type");
+  }
   ParsedFeed feed;
   const json::object& root = value.as_object();
   v1::CrisisEvent event;

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include "services/ingest/feed_detect.h"
+#include "services/ingest/gdacs_api.h"
 #include "services/ingest/gdacs_rss.h"
 #include "services/ingest/test_fixtures.h"
 
@@ -125,6 +128,18 @@ TEST(GdacsApiTest, MissingEventIdNamesTheField) {
   ASSERT_FALSE(feed.ok());
   EXPECT_EQ(feed.status().field(), "properties.eventid");
   EXPECT_EQ(feed.status().message(), "must be an integer or non-empty string");
+}
+
+// Regression (fuzz_gdacs_api): a document that is not a GDACS API shape,
+// handed to the parser directly, is an INVALID_ARGUMENT, never an exception.
+TEST(GdacsApiTest, NonGdacsShapesAreRefusedNotThrown) {
+  for (const char* text : {R"({"type":"Featuru","properties":{"eventtype":"FL","eventid":1}})",
+                           R"({"type":"FeatureCollection"})", R"([1,2])", R"("x")"}) {
+    auto parsed = ParseGdacsApi(boost::json::parse(text), FeedContext{});
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(parsed.status().field(), "type");
+  }
 }
 
 }  // namespace

@@ -56,6 +56,25 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
                       [self] { self->ScanSpool(); });
   daemon->loop_.Every(60s, [self] { self->LogCounters(); });
 
+  if (!config.ingest.push_listen.empty()) {
+    PushServerOptions push;
+    push.listen = config.ingest.push_listen;
+    push.token = config.ingest.push_token;
+    push.max_body_bytes = config.ingest.push_max_body_bytes;
+    push.spool_dir = config.ingest.spool_dir;
+    push.port_file = config.ingest.push_port_file;
+    const SpoolOptions& spool = daemon->spool_.options();
+    push.check_context.validation = spool.validation;
+    auto push_mode = spool.source_validation.find("push");
+    if (push_mode != spool.source_validation.end()) push.check_context.validation = push_mode->second;
+    push.check_context.xml_limits = spool.xml_limits;
+    push.check_context.trust_store = spool.trust_store.get();  // owned by spool_, which outlives push_
+    push.check_context.require_trusted_signers = spool.require_trusted_signers;
+    auto server = PushServer::Start(std::move(push), clock);
+    if (!server.ok()) return server.status();
+    daemon->push_ = std::move(server).value();
+  }
+
   for (const PollSource& source : config.ingest.poll) {
     daemon->pollers_.push_back(
         std::make_unique<FeedPoller>(source, config.ingest.spool_dir, config.ingest.max_file_bytes, clock));
@@ -70,6 +89,7 @@ IngestDaemon::IngestDaemon(Db db, SpoolOptions spool_options, const Clock& clock
 IngestDaemon::~IngestDaemon() {
   // Pollers first: they write into the spool and must not outlive it.
   for (auto& poller : pollers_) poller->Stop();
+  push_.reset();
   LogCounters();
 }
 
@@ -101,6 +121,7 @@ IngestCounters IngestDaemon::counters() const {
     out.polls_failed += stats.failures;
   }
   if (sender_) out.link = sender_->stats();
+  if (push_) out.push = push_->stats();
   return out;
 }
 
@@ -116,7 +137,9 @@ void IngestDaemon::LogCounters() const {
                          {"polls_not_modified", std::to_string(c.polls_not_modified)},
                          {"polls_failed", std::to_string(c.polls_failed)},
                          {"link_sent", std::to_string(c.link.sent)},
-                         {"link_acked", std::to_string(c.link.acked)}});
+                         {"link_acked", std::to_string(c.link.acked)},
+                         {"push_accepted", std::to_string(c.push.accepted)},
+                         {"push_rejected", std::to_string(c.push.rejected + c.push.unauthorized + c.push.too_large)}});
 }
 
 }  // namespace amparo::ingest

@@ -6,7 +6,8 @@
 //
 // Create() opens config.DbPath("ingest") (creating data_dir and the spool
 // folders), applies the migrations, connects the sender to config.rules.inbox
-// and starts one thread per [[ingest.poll]] source. The loop then pumps the
+// and starts one thread per [[ingest.poll]] source, plus the HTTP push
+// listener (push_server.h) on its own thread when ingest.push_listen is set. The loop then pumps the
 // sender when its socket is readable and every 100 ms, and scans the spool
 // every ingest.scan_interval_ms.
 //
@@ -28,6 +29,7 @@
 #include "common/link.h"
 #include "common/status.h"
 #include "services/ingest/poller.h"
+#include "services/ingest/push_server.h"
 #include "services/ingest/spool.h"
 
 namespace amparo::ingest {
@@ -38,6 +40,7 @@ struct IngestCounters {
   uint64_t polls_not_modified = 0;
   uint64_t polls_failed = 0;
   LinkStats link;  // the sender to rules (sent, resent, acked)
+  PushStats push;  // HTTP push of CAP (zero when ingest.push_listen is empty)
 };
 
 class IngestDaemon {
@@ -62,6 +65,8 @@ class IngestDaemon {
   void LogCounters() const;
 
   const std::filesystem::path& spool_dir() const { return spool_.options().spool_dir; }
+  // The HTTP push listener's port, 0 when ingest.push_listen is empty.
+  uint16_t push_port() const { return push_ ? push_->port() : 0; }
   LinkSender& sender() { return *sender_; }
   Db& db() { return db_; }
 
@@ -74,6 +79,7 @@ class IngestDaemon {
   std::unique_ptr<LinkSender> sender_;
   SpoolProcessor spool_;
   std::vector<std::unique_ptr<FeedPoller>> pollers_;
+  std::unique_ptr<PushServer> push_;  // null unless ingest.push_listen is set
   PollLoop loop_;
 };
 

@@ -9,6 +9,7 @@
 #include "amparo/v1/envelope.pb.h"
 #include "common/link.h"
 #include "common/log.h"
+#include "services/ingest/correlator.h"
 #include "services/ingest/feed_detect.h"
 
 namespace amparo::ingest {
@@ -67,7 +68,7 @@ enum class Recorded { kSent, kUnchanged };
 class EventRecorder {
  public:
   EventRecorder(Db& db, const SpoolOptions& options, const Clock& clock)
-      : db_(db), options_(options), clock_(clock) {}
+      : db_(db), options_(options), clock_(clock), correlator_(db, options.correlation) {}
 
   Result<Recorded> Record(v1::CrisisEvent event) {
     const int status = static_cast<int>(event.status());
@@ -97,14 +98,22 @@ class EventRecorder {
     }
 
     auto find =
-        db_.Prepare("SELECT revision, source_id FROM ingest_events WHERE event_id = ? AND status = ?");
+        db_.Prepare("SELECT revision, source_id, msg_type FROM ingest_events WHERE event_id = ? AND status = ?");
     if (!find.ok()) return find.status();
     find->Bind(1, event.event_id()).Bind(2, status);
     auto row = find->Step();
     if (!row.ok()) return row.status();
     std::optional<std::string> previous_source_id;
     if (*row) {
-      if (find->ColumnInt(0) >= event.revision()) return Recorded::kUnchanged;
+      const int64_t stored_revision = find->ColumnInt(0);
+      const bool stored_cancel = find->ColumnInt(2) == v1::MESSAGE_TYPE_CANCEL;
+      if (stored_revision >= event.revision()) {
+        // A Cancel is never swallowed as a duplicate: one that is not newer
+        // than what was sent (a deletion list stamped with the event's own
+        // time) still goes out, one revision above, so rules takes it as new.
+        if (event.msg_type() != v1::MESSAGE_TYPE_CANCEL || stored_cancel) return Recorded::kUnchanged;
+        event.set_revision(stored_revision + 1);
+      }
       previous_source_id = find->ColumnText(1);
     }
     if (event.msg_type() != v1::MESSAGE_TYPE_CANCEL && previous_source_id) {
@@ -131,6 +140,10 @@ class EventRecorder {
         .Bind(6, clock_.NowMs());
     AMPARO_RETURN_IF_ERROR(upsert->Run());
 
+    // One crisis, many reports: stamp the incident (same transaction).
+    auto incident = correlator_.Correlate(&event, clock_.NowMs());
+    if (!incident.ok()) return incident.status();
+
     v1::Envelope envelope = MakeEnvelope(options_.producer, clock_);
     *envelope.mutable_crisis_event() = std::move(event);
     AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db_, options_.peer, envelope));
@@ -141,6 +154,7 @@ class EventRecorder {
   Db& db_;
   const SpoolOptions& options_;
   const Clock& clock_;
+  Correlator correlator_;
 };
 
 }  // namespace
@@ -176,6 +190,7 @@ const std::vector<std::string>& IngestMigrations() {
         error TEXT,
         processed_ms INTEGER NOT NULL);
       )sql",
+      CorrelatorMigration(),
   };
   return kMigrations;
 }

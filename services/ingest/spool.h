@@ -26,7 +26,8 @@
 // sent again, so replaying a file sends nothing, and a crash between commit
 // and move (the file is processed again) sends no duplicate. A newer revision
 // of a known event is an UPDATE; a "deleted" feature is a CANCEL whether or
-// not the event was seen. Exercise files (name ending ".exercise.<ext>", e.g.
+// not the event was seen, and is never dropped as a duplicate: a Cancel not
+// newer than what was sent goes out one revision above it. Exercise files (name ending ".exercise.<ext>", e.g.
 // ".exercise.json", ".exercise.xml") turn Actual events into EVENT_STATUS_EXERCISE
 // (CAP Test/Exercise/Draft/System stay as sent) and, the status being part of the key, are deduped
 // apart from real events with the same event_id. USGS `ids` aliases map a
@@ -49,6 +50,7 @@
 #include "common/clock.h"
 #include "common/db.h"
 #include "common/status.h"
+#include "services/ingest/correlator.h"
 #include "services/ingest/feed_types.h"
 
 namespace amparo::ingest {
@@ -75,6 +77,9 @@ struct SpoolOptions {
   // immutable. nullptr = nobody is trusted (valid signatures warn).
   std::shared_ptr<const TrustStore> trust_store;
   bool require_trusted_signers = false;
+  // Matching of events to incidents (correlator.h): every event sent carries
+  // incident_id and incident_aliases.
+  CorrelationRules correlation;
 };
 
 // Totals since construction.

@@ -1,127 +1,77 @@
 #include "services/rules/exposure_index.h"
 
 #include <algorithm>
-#include <array>
+#include <bit>
 #include <cassert>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numbers>
+#include <numeric>
 #include <optional>
 #include <unordered_map>
 #include <vector>
 
-#include <boost/geometry.hpp>
-#include <boost/geometry/index/rtree.hpp>
+#include "services/rules/id_table.h"
 
 namespace amparo::rules {
 namespace {
 
-namespace bg = boost::geometry;
-namespace bgi = boost::geometry::index;
+using PackedId = ExposureIndex::PackedId;
 
-// The tree stores float points to halve its size; floats are within ~1e-5
-// degrees of the stored doubles, so candidate boxes are padded by more than
-// that and the exact distance test runs on the doubles kept in the record.
-using TreePoint = bg::model::point<float, 2, bg::cs::cartesian>;  // (lon, lat)
-using TreeBox = bg::model::box<TreePoint>;
-using TreeValue = std::pair<TreePoint, uint32_t>;  // point, slot in records_
-using Tree = bgi::rtree<TreeValue, bgi::rstar<16>>;
-constexpr double kPadDegrees = 1e-4;
+// Tree shape. A leaf holds at most kLeafSize registrants (its points are
+// tested one by one when the area's boundary crosses it); a node with at
+// least kAggregateMin registrants keeps its per-profile counts (so a node
+// inside the area costs one entry per distinct profile, not one per person).
+// Both trade memory against query time; see docs/PERFORMANCE.md.
+constexpr uint32_t kLeafSize = 128;
+constexpr uint32_t kAggregateMin = 2048;
+// Coordinates are kGridBits-bit grid positions (15 cm of longitude, 7.5 cm
+// of latitude at the equator); each point keeps the low 16 bits of both,
+// and a leaf at level >= kImpliedLevel implies the high bits. Leaves above
+// that level (sparse places) store the high parts in `high_`.
+constexpr int kGridBits = 28;
+constexpr uint32_t kGridMax = (1u << kGridBits) - 1;
+constexpr int kImpliedLevel = kGridBits - 16;
+// A rebuild folds the delta into the static part once it reaches
+// max(kMinDelta, static size / kDeltaDivisor) registrants: queries scan
+// the delta one by one, rebuilds cost O(n).
+constexpr size_t kMinDelta = 16384;
+constexpr size_t kDeltaDivisor = 256;
 
-using PlanePoint = bg::model::point<double, 2, bg::cs::cartesian>;  // (lon, lat)
-using PlanePolygon = bg::model::polygon<PlanePoint>;
+constexpr double kGridCells = 1u << kGridBits;
 
-using PackedId = std::array<uint8_t, 16>;
-
-constexpr uint16_t kFreeSlot = 0xFFFF;   // Record::state of an unused slot
-constexpr size_t kMaxCodes = kFreeSlot;  // interned codes 0..65534
-
-struct Record {
-  double lat;
-  double lon;
-  PackedId id;
-  uint32_t household_size;
-  uint32_t vulnerability_flags;
-  uint16_t state;  // interned code, kFreeSlot when the slot is unused
-  uint16_t host;   // interned code
-};
-static_assert(sizeof(Record) <= 48);
-
-uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
+uint32_t GridX(double lon) {  // lon 180 wraps to -180: one meridian
+  auto v = static_cast<uint64_t>(std::llround((lon + 180.0) * (kGridCells / 360.0)));
+  return static_cast<uint32_t>(v & kGridMax);
 }
-
-size_t HashId(const PackedId& id) {
-  uint64_t hi, lo;
-  std::memcpy(&hi, id.data(), 8);
-  std::memcpy(&lo, id.data() + 8, 8);
-  return static_cast<size_t>(Mix(hi) ^ Mix(lo + 0x9e3779b97f4a7c15ULL));
+uint32_t GridY(double lat) {  // the north pole is kept 7.5 cm south of it
+  auto v = static_cast<uint64_t>(std::llround((lat + 90.0) * (kGridCells / 180.0)));
+  return static_cast<uint32_t>(std::min<uint64_t>(v, kGridMax));
 }
+// Exact in double: 360 / 2^28 = 45 * 2^-25, and x * 45 < 2^34.
+double LonOf(uint64_t x) { return static_cast<double>(x) * (360.0 / kGridCells) - 180.0; }
+double LatOf(uint64_t y) { return static_cast<double>(y) * (180.0 / kGridCells) - 90.0; }
 
-// Registrant id -> slot in the records vector: an open-addressing table
-// (linear probing, backward-shift deletion) of slot numbers whose keys are
-// the ids stored in the records themselves. 4 bytes per cell at most 70%
-// full, against ~56 for a node-based std::unordered_map entry.
-class SlotTable {
- public:
-  static constexpr uint32_t kEmpty = std::numeric_limits<uint32_t>::max();
-
-  size_t size() const { return size_; }
-
-  uint32_t Find(const PackedId& id, const std::vector<Record>& records) const {
-    if (cells_.empty()) return kEmpty;
-    for (size_t i = HashId(id) & mask_;; i = (i + 1) & mask_) {
-      if (cells_[i] == kEmpty) return kEmpty;
-      if (records[cells_[i]].id == id) return cells_[i];
-    }
-  }
-
-  // `slot`'s id must not be in the table yet.
-  void Insert(uint32_t slot, const std::vector<Record>& records) {
-    if ((size_ + 1) * 10 > cells_.size() * 7) Grow(records);
-    Place(slot, records);
-    ++size_;
-  }
-
-  void Erase(const PackedId& id, const std::vector<Record>& records) {
-    size_t i = HashId(id) & mask_;
-    while (records[cells_[i]].id != id) i = (i + 1) & mask_;
-    cells_[i] = kEmpty;
-    --size_;
-    // Pull later members of the probe run back so no lookup stops early.
-    for (size_t j = (i + 1) & mask_; cells_[j] != kEmpty; j = (j + 1) & mask_) {
-      size_t home = HashId(records[cells_[j]].id) & mask_;
-      bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-      if (stays) continue;
-      cells_[i] = cells_[j];
-      cells_[j] = kEmpty;
-      i = j;
-    }
-  }
-
- private:
-  void Place(uint32_t slot, const std::vector<Record>& records) {
-    size_t i = HashId(records[slot].id) & mask_;
-    while (cells_[i] != kEmpty) i = (i + 1) & mask_;
-    cells_[i] = slot;
-  }
-  void Grow(const std::vector<Record>& records) {
-    std::vector<uint32_t> old = std::move(cells_);
-    cells_.assign(old.empty() ? 16 : old.size() * 2, kEmpty);
-    mask_ = cells_.size() - 1;
-    for (uint32_t slot : old) {
-      if (slot != kEmpty) Place(slot, records);
-    }
-  }
-
-  std::vector<uint32_t> cells_;
-  size_t mask_ = 0;
-  size_t size_ = 0;
-};
+uint64_t SpreadBits(uint32_t v) {  // bit i -> bit 2i
+  uint64_t x = v;
+  x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
+  x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
+  x = (x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  x = (x | (x << 2)) & 0x3333333333333333ULL;
+  x = (x | (x << 1)) & 0x5555555555555555ULL;
+  return x;
+}
+uint32_t GatherBits(uint64_t x) {  // bit 2i -> bit i
+  x &= 0x5555555555555555ULL;
+  x = (x | (x >> 1)) & 0x3333333333333333ULL;
+  x = (x | (x >> 2)) & 0x0F0F0F0F0F0F0F0FULL;
+  x = (x | (x >> 4)) & 0x00FF00FF00FF00FFULL;
+  x = (x | (x >> 8)) & 0x0000FFFF0000FFFFULL;
+  x = (x | (x >> 16)) & 0x00000000FFFFFFFFULL;
+  return static_cast<uint32_t>(x);
+}
+uint64_t MortonKey(uint32_t x, uint32_t y) { return SpreadBits(x) | SpreadBits(y) << 1; }
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -139,58 +89,153 @@ bool PackId(std::string_view text, PackedId* out) {
   return true;
 }
 
-std::string UnpackId(const PackedId& id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(32, '0');
-  for (size_t i = 0; i < 16; ++i) {
-    out[2 * i] = kHex[id[i] >> 4];
-    out[2 * i + 1] = kHex[id[i] & 15];
-  }
-  return out;
+uint32_t SaturateU32(uint64_t v) {
+  return v > std::numeric_limits<uint32_t>::max() ? std::numeric_limits<uint32_t>::max()
+                                                  : static_cast<uint32_t>(v);
 }
 
-TreePoint ToTreePoint(const Record& r) {
-  return TreePoint(static_cast<float>(r.lon), static_cast<float>(r.lat));
+// Whether [a0, a1] and [b0, b1] overlap, longitudes taken modulo 360.
+bool LonOverlap(double a0, double a1, double b0, double b1) {
+  for (double shift : {-360.0, 0.0, 360.0}) {
+    if (a0 + shift <= b1 && b0 <= a1 + shift) return true;
+  }
+  return false;
 }
 
-TreeBox PaddedBox(double min_lon, double min_lat, double max_lon, double max_lat) {
-  return TreeBox(
-      TreePoint(static_cast<float>(min_lon - kPadDegrees), static_cast<float>(min_lat - kPadDegrees)),
-      TreePoint(static_cast<float>(max_lon + kPadDegrees), static_cast<float>(max_lat + kPadDegrees)));
+bool BoxTouches(const geo::Box& box, const LatLonRect& rect) {
+  return box.min_lat <= rect.max_lat && rect.min_lat <= box.max_lat &&
+         LonOverlap(box.min_lon, box.max_lon, rect.min_lon, rect.max_lon);
 }
 
-// Candidate boxes for a lon/lat box whose longitudes may leave -180..180
-// (geo::BoundingBox of a circle crossing the antimeridian, or an unwrapped
-// polygon): one box, two boxes split at the antimeridian, or the whole
-// latitude band when the pieces would overlap.
-std::vector<TreeBox> SplitAtAntimeridian(double min_lon, double min_lat, double max_lon, double max_lat) {
-  if (max_lon - min_lon >= 360 || (min_lon <= -180 && max_lon >= 180)) {
-    return {PaddedBox(-180, min_lat, 180, max_lat)};
-  }
-  if (min_lon < -180) {
-    return {PaddedBox(min_lon + 360, min_lat, 180, max_lat), PaddedBox(-180, min_lat, max_lon, max_lat)};
-  }
-  if (max_lon > 180) {
-    return {PaddedBox(min_lon, min_lat, 180, max_lat), PaddedBox(-180, min_lat, max_lon - 360, max_lat)};
-  }
-  return {PaddedBox(min_lon, min_lat, max_lon, max_lat)};
-}
+// What one registrant contributes to counts, interned: registrants share a
+// few hundred thousand distinct profiles at most.
+struct Profile {
+  uint16_t state, host, admin1;
+  uint32_t flags, household;
+};
 
-uint32_t SaturatingAdd(uint32_t a, uint32_t b) {
-  return b > std::numeric_limits<uint32_t>::max() - a ? std::numeric_limits<uint32_t>::max() : a + b;
-}
+struct ProfileKeyHash {
+  size_t operator()(const std::pair<uint64_t, uint64_t>& k) const {
+    return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ULL ^ k.second);
+  }
+};
+
+// A registrant as the delta and the builders hold it.
+struct Record {
+  PackedId id;
+  uint32_t x, y;  // grid position
+  uint32_t profile;
+};
+
+// One quadtree node over a contiguous range of the sorted arrays. Its cell
+// is (cx, cy) at `level` (2^level cells per axis); single-child chains are
+// skipped, so a child may be several levels deeper than its parent.
+struct Node {
+  uint32_t begin, end;
+  uint32_t first_child;  // children are contiguous in nodes_
+  uint32_t agg_begin;  // per-profile counts: aggs[agg_begin, next node's agg_begin)
+  uint32_t high_begin;          // leaves above kImpliedLevel: high parts in high_
+  uint32_t cx, cy;
+  uint8_t level;
+  uint8_t child_count;
+};
+
+struct AggEntry {
+  uint32_t profile;
+  uint32_t count;  // live registrants of that profile (removals decrement)
+};
+
+// The haversine of geo::DistanceKm for points of one small leaf, without
+// trigonometry per point: sin and cos of (leaf offset + point offset) by the
+// angle-sum identities, the point offset (< 0.1 degree) through Taylor
+// series accurate to ~1e-20. Test() returns 1 (inside), -1 (outside) or 0
+// when h lies within a band around the threshold far wider than every
+// rounding and truncation error (~1e-15 absolute), where only the exact
+// geo::DistanceKm may decide. So results equal the exact test's.
+class LeafCircleTest {
+ public:
+  LeafCircleTest(const SearchCircle& c, const LatLonRect& leaf)
+      : lat_c_((leaf.min_lat + leaf.max_lat) / 2), lon_c_((leaf.min_lon + leaf.max_lon) / 2) {
+    constexpr double kRad = std::numbers::pi / 180;
+    const double a = (lat_c_ - c.center.lat) * kRad / 2, cc = (lon_c_ - c.center.lon) * kRad / 2;
+    sin_a_ = std::sin(a);
+    cos_a_ = std::cos(a);
+    sin_c_ = std::sin(cc);
+    cos_c_ = std::cos(cc);
+    sin_lat_c_ = std::sin(lat_c_ * kRad);
+    cos_lat_c_ = std::cos(lat_c_ * kRad);
+    cos_lat0_ = std::cos(c.center.lat * kRad);
+    const double half = c.radius_km / (2 * geo::kEarthRadiusKm);
+    always_in_ = half >= std::numbers::pi / 2;
+    const double s = std::sin(std::min(half, std::numbers::pi / 2));
+    h_r_ = s * s;
+    band_ = h_r_ * 1e-7 + 1e-13;
+  }
+  int Test(geo::LatLon p) const {
+    if (always_in_) return 0;
+    constexpr double kRad = std::numbers::pi / 180;
+    const double b = (p.lat - lat_c_) * kRad / 2, d = (p.lon - lon_c_) * kRad / 2;
+    const double s1 = sin_a_ * CosSmall(b) + cos_a_ * SinSmall(b);
+    const double s2 = sin_c_ * CosSmall(d) + cos_c_ * SinSmall(d);
+    const double cos_lat = cos_lat_c_ * CosSmall(2 * b) - sin_lat_c_ * SinSmall(2 * b);
+    const double h = s1 * s1 + cos_lat0_ * cos_lat * s2 * s2;
+    if (h < h_r_ - band_) return 1;
+    if (h > h_r_ + band_) return -1;
+    return 0;
+  }
+
+ private:
+  static double SinSmall(double x) {
+    const double x2 = x * x;
+    return x * (1 - x2 / 6 * (1 - x2 / 20 * (1 - x2 / 42)));
+  }
+  static double CosSmall(double x) {
+    const double x2 = x * x;
+    return 1 - x2 / 2 * (1 - x2 / 12 * (1 - x2 / 30));
+  }
+  double lat_c_, lon_c_;
+  double sin_a_, cos_a_, sin_c_, cos_c_, sin_lat_c_, cos_lat_c_, cos_lat0_;
+  double h_r_, band_;
+  bool always_in_ = false;
+};
 
 }  // namespace
 
 struct ExposureIndex::Impl {
-  std::vector<Record> records;
-  std::vector<uint32_t> free_slots;
-  SlotTable slot_by_id;
-  std::vector<std::string> codes;  // interned state/host codes
+  // Interned codes (states, hosts, admin-1 codes share one table).
+  std::vector<std::string> codes;
   std::unordered_map<std::string, uint16_t> code_ids;
-  Tree tree;
-  bool bulk_loading = false;
+  std::vector<Profile> profiles;
+  std::unordered_map<std::pair<uint64_t, uint64_t>, uint32_t, ProfileKeyHash> profile_ids;
+  std::vector<uint32_t> live_per_profile;  // for geocode counts
 
+  // Static part, sorted by Morton key.
+  size_t base_n = 0;
+  std::vector<PackedId> ids;
+  std::vector<uint32_t> prof;
+  std::vector<uint16_t> xlo, ylo;
+  std::vector<uint32_t> high_;  // (x >> 16) << 16 | (y >> 16)
+  std::vector<Node> nodes;
+  std::vector<AggEntry> aggs;
+  std::vector<uint64_t> dead;  // tombstones, one bit per static slot
+  size_t dead_count = 0;
+
+  // Changes since the last rebuild.
+  std::vector<Record> delta;
+  size_t delta_cap = kMinDelta;
+
+  // Registrant id -> handle: static slot, or base_n + delta index.
+  IdTable table;
+
+  bool bulk_loading = false;
+  std::vector<Record> staged;
+
+  // Query scratch: per-profile counts (zero between queries) and the
+  // profiles touched.
+  mutable std::vector<uint32_t> scratch_counts;
+  mutable std::vector<uint32_t> touched;
+
+  // ---- interning ----
   std::optional<uint16_t> FindCode(const std::string& code) const {
     auto it = code_ids.find(code);
     if (it == code_ids.end()) return std::nullopt;
@@ -203,98 +248,475 @@ struct ExposureIndex::Impl {
     code_ids.emplace(code, id);
     return id;
   }
+  Result<uint32_t> InternProfile(const v1::RegistrantLocation& loc) {
+    size_t new_codes = 0;
+    std::vector<const std::string*> fresh;
+    for (const std::string* c : {&loc.state(), &loc.host_country(), &loc.admin1()}) {
+      if (!FindCode(*c) && std::find_if(fresh.begin(), fresh.end(), [&](auto* f) { return *f == *c; }) ==
+                               fresh.end()) {
+        fresh.push_back(c);
+        ++new_codes;
+      }
+    }
+    if (codes.size() + new_codes > 0xFFFF) {
+      return Status{StatusCode::kResourceExhausted, "more than 65535 distinct state/host/admin1 codes"};
+    }
+    Profile p{Intern(loc.state()), Intern(loc.host_country()), Intern(loc.admin1()), loc.vulnerability_flags(),
+              loc.household_size()};
+    std::pair<uint64_t, uint64_t> key{uint64_t{p.state} << 48 | uint64_t{p.host} << 32 | p.admin1,
+                                      uint64_t{p.flags} << 32 | p.household};
+    auto it = profile_ids.find(key);
+    if (it != profile_ids.end()) return it->second;
+    if (profiles.size() >= (1u << 31)) {
+      return Status{StatusCode::kResourceExhausted, "more than 2^31 distinct registrant profiles"};
+    }
+    auto id = static_cast<uint32_t>(profiles.size());
+    profiles.push_back(p);
+    live_per_profile.push_back(0);
+    profile_ids.emplace(key, id);
+    return id;
+  }
 
-  // Adds the slots of registrants inside `box` that pass `keep` to `out`.
-  template <typename Keep>
-  void Collect(const TreeBox& box, Keep keep, std::vector<uint32_t>* out) const {
-    for (auto it = tree.qbegin(bgi::intersects(box)); it != tree.qend(); ++it) {
-      if (keep(records[it->second])) out->push_back(it->second);
+  // ---- static part access ----
+  uint32_t AggEnd(uint32_t index) const {
+    return index + 1 < nodes.size() ? nodes[index + 1].agg_begin : static_cast<uint32_t>(aggs.size());
+  }
+  bool IsDead(size_t slot) const { return dead[slot >> 6] >> (slot & 63) & 1; }
+  const PackedId& IdOfHandle(uint32_t handle) const {
+    return handle < base_n ? ids[handle] : delta[handle - base_n].id;
+  }
+  auto IdOf() const {
+    return [this](uint32_t handle) -> const PackedId& { return IdOfHandle(handle); };
+  }
+  static LatLonRect RectOf(const Node& n) {
+    int shift = kGridBits - n.level;
+    uint64_t x0 = uint64_t{n.cx} << shift, y0 = uint64_t{n.cy} << shift;
+    uint64_t span = (uint64_t{1} << shift) - 1;
+    return {LatOf(y0), LatOf(y0 + span), LonOf(x0), LonOf(x0 + span)};
+  }
+  // Grid position of static slot `i`, a point of leaf `leaf`.
+  std::pair<uint32_t, uint32_t> PositionOf(const Node& leaf, size_t i) const {
+    uint32_t hx, hy;
+    if (leaf.level >= kImpliedLevel) {
+      hx = leaf.cx >> (leaf.level - kImpliedLevel);
+      hy = leaf.cy >> (leaf.level - kImpliedLevel);
+    } else {
+      uint32_t h = high_[leaf.high_begin + (i - leaf.begin)];
+      hx = h >> 16;
+      hy = h & 0xFFFF;
+    }
+    return {hx << 16 | xlo[i], hy << 16 | ylo[i]};
+  }
+
+  // ---- build ----
+  // Replaces the static part with `records` (distinct ids) and empties the
+  // delta.
+  void Build(std::vector<Record> records) {
+    const size_t n = records.size();
+    std::vector<std::pair<uint64_t, uint32_t>> order(n);
+    for (size_t i = 0; i < n; ++i) {
+      order[i] = {MortonKey(records[i].x, records[i].y), static_cast<uint32_t>(i)};
+    }
+    RadixSort(&order);
+    base_n = n;
+    ids.assign(n, PackedId{});
+    prof.assign(n, 0);
+    xlo.assign(n, 0);
+    ylo.assign(n, 0);
+    std::vector<uint64_t> keys(n);
+    for (size_t i = 0; i < n; ++i) {
+      const Record& r = records[order[i].second];
+      keys[i] = order[i].first;
+      ids[i] = r.id;
+      prof[i] = r.profile;
+      xlo[i] = static_cast<uint16_t>(r.x & 0xFFFF);
+      ylo[i] = static_cast<uint16_t>(r.y & 0xFFFF);
+    }
+    records.clear();
+    records.shrink_to_fit();
+    order.clear();
+    order.shrink_to_fit();
+    nodes.clear();
+    high_.clear();
+    if (n > 0) {
+      nodes.push_back({});
+      BuildNode(keys, 0, 0, static_cast<uint32_t>(n));
+    }
+    keys.clear();
+    keys.shrink_to_fit();
+    nodes.shrink_to_fit();
+    high_.shrink_to_fit();
+    BuildAggregates();
+    dead.assign((n + 63) / 64, 0);
+    dead_count = 0;
+    delta.clear();
+    delta.shrink_to_fit();
+    delta_cap = std::max(kMinDelta, n / kDeltaDivisor);
+    table.Reset(n + delta_cap + 1, static_cast<uint32_t>(n + delta_cap + 1));
+    for (uint32_t i = 0; i < n; ++i) table.Insert(ids[i], i, IdOf());
+  }
+
+  static void RadixSort(std::vector<std::pair<uint64_t, uint32_t>>* v) {
+    std::vector<std::pair<uint64_t, uint32_t>> tmp(v->size());
+    for (int shift = 0; shift < 64; shift += 16) {
+      std::vector<size_t> count(65537, 0);
+      for (const auto& e : *v) ++count[((e.first >> shift) & 0xFFFF) + 1];
+      if (std::find(count.begin(), count.end(), v->size()) != count.end()) continue;  // one digit: no-op
+      std::partial_sum(count.begin(), count.end(), count.begin());
+      for (const auto& e : *v) tmp[count[(e.first >> shift) & 0xFFFF]++] = e;
+      v->swap(tmp);
     }
   }
 
-  // Returns the number of boxes queried (more than one can yield repeats).
-  size_t CollectCircle(geo::LatLon center, double radius_km, std::vector<uint32_t>* out) const {
-    if (!geo::IsValid(center) || !(radius_km >= 0) || !std::isfinite(radius_km)) return 0;
-    geo::Box b = geo::BoundingBox(center, radius_km);
-    auto boxes = SplitAtAntimeridian(b.min_lon, b.min_lat, b.max_lon, b.max_lat);
-    for (const auto& box : boxes) {
-      Collect(
-          box,
-          [&](const Record& r) {
-            return geo::DistanceKm(center, {r.lat, r.lon}) <= radius_km;
-          },
-          out);
+  // Fills nodes[index] for the sorted range [begin, end) (non-empty).
+  void BuildNode(const std::vector<uint64_t>& keys, uint32_t index, uint32_t begin, uint32_t end) {
+    uint64_t diff = keys[begin] ^ keys[end - 1];
+    // The deepest cell holding the whole range.
+    int level = diff == 0 ? kGridBits : kGridBits - 1 - (63 - std::countl_zero(diff)) / 2;
+    int shift = kGridBits - level;
+    uint32_t x = GatherBits(keys[begin]), y = GatherBits(keys[begin] >> 1);
+    Node node{};
+    node.begin = begin;
+    node.end = end;
+    node.level = static_cast<uint8_t>(level);
+    node.cx = static_cast<uint32_t>(uint64_t{x} >> shift);
+    node.cy = static_cast<uint32_t>(uint64_t{y} >> shift);
+    if (end - begin <= kLeafSize || level == kGridBits) {
+      if (level < kImpliedLevel) {
+        node.high_begin = static_cast<uint32_t>(high_.size());
+        for (uint32_t i = begin; i < end; ++i) {
+          uint32_t px = GatherBits(keys[i]), py = GatherBits(keys[i] >> 1);
+          high_.push_back((px >> 16) << 16 | (py >> 16));
+        }
+      }
+      nodes[index] = node;
+      return;
     }
-    return boxes.size();
+    // Split on the two key bits of `level`: quadrants come in key order.
+    const int bit = 2 * (kGridBits - 1 - level);
+    uint32_t bounds[5] = {begin, 0, 0, 0, end};
+    for (uint64_t q = 1; q < 4; ++q) {
+      uint64_t prefix = (keys[begin] >> (bit + 2) << 2 | q) << bit;
+      bounds[q] = static_cast<uint32_t>(
+          std::lower_bound(keys.begin() + begin, keys.begin() + end, prefix) - keys.begin());
+    }
+    node.first_child = static_cast<uint32_t>(nodes.size());
+    std::vector<std::pair<uint32_t, uint32_t>> children;
+    for (int q = 0; q < 4; ++q) {
+      if (bounds[q] < bounds[q + 1]) children.emplace_back(bounds[q], bounds[q + 1]);
+    }
+    node.child_count = static_cast<uint8_t>(children.size());
+    nodes[index] = node;
+    nodes.resize(nodes.size() + children.size());
+    for (size_t c = 0; c < children.size(); ++c) {
+      BuildNode(keys, node.first_child + static_cast<uint32_t>(c), children[c].first, children[c].second);
+    }
   }
 
-  size_t CollectPolygon(const v1::Polygon& polygon, std::vector<uint32_t>* out) const {
-    if (polygon.vertices_size() < 3) return 0;
-    double min_lon = 180, max_lon = -180, min_lat = 90, max_lat = -90;
-    for (const auto& v : polygon.vertices()) {
-      if (!geo::IsValid({v.lat(), v.lon()})) return 0;
-      min_lon = std::min(min_lon, v.lon());
-      max_lon = std::max(max_lon, v.lon());
-      min_lat = std::min(min_lat, v.lat());
-      max_lat = std::max(max_lat, v.lat());
+  void BuildAggregates() {
+    aggs.clear();
+    std::vector<uint32_t> counts(profiles.size(), 0);
+    std::vector<uint32_t> seen;
+    for (Node& node : nodes) {
+      node.agg_begin = static_cast<uint32_t>(aggs.size());
+      if (node.end - node.begin < kAggregateMin) continue;
+      for (uint32_t i = node.begin; i < node.end; ++i) {
+        if (counts[prof[i]]++ == 0) seen.push_back(prof[i]);
+      }
+      std::sort(seen.begin(), seen.end());
+      for (uint32_t p : seen) {
+        aggs.push_back({p, counts[p]});
+        counts[p] = 0;
+      }
+      seen.clear();
     }
-    // A ring spanning more than half the globe in longitude is read as one
-    // crossing the antimeridian: work in 0..360 so its edges stay short.
-    const bool unwrap = max_lon - min_lon > 180;
-    auto plane_lon = [unwrap](double lon) { return unwrap && lon < 0 ? lon + 360 : lon; };
-    PlanePolygon ring;
-    double plane_min_lon = 360, plane_max_lon = -180;
-    for (const auto& v : polygon.vertices()) {
-      double lon = plane_lon(v.lon());
-      plane_min_lon = std::min(plane_min_lon, lon);
-      plane_max_lon = std::max(plane_max_lon, lon);
-      bg::append(ring.outer(), PlanePoint(lon, v.lat()));
-    }
-    bg::correct(ring);  // closes the ring and fixes its orientation
-    auto boxes = SplitAtAntimeridian(plane_min_lon, min_lat, plane_max_lon, max_lat);
-    for (const auto& box : boxes) {
-      Collect(
-          box, [&](const Record& r) { return bg::covered_by(PlanePoint(plane_lon(r.lon), r.lat), ring); },
-          out);
-    }
-    return boxes.size();
+    aggs.shrink_to_fit();
   }
 
-  Exposure Aggregate(std::vector<uint32_t>& slots, bool may_repeat, size_t max_ids) const {
-    if (may_repeat) {
-      std::sort(slots.begin(), slots.end());
-      slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  // Every live registrant, static part first.
+  std::vector<Record> LiveRecords() const {
+    std::vector<Record> out;
+    out.reserve(base_n - dead_count + delta.size());
+    for (const Node& node : nodes) {
+      if (node.child_count != 0) continue;
+      for (uint32_t i = node.begin; i < node.end; ++i) {
+        if (IsDead(i)) continue;
+        auto [x, y] = PositionOf(node, i);
+        out.push_back({ids[i], x, y, prof[i]});
+      }
     }
-    struct Group {
-      ExposureCounts counts;
-      std::vector<uint32_t> slots;
-    };
-    std::unordered_map<uint32_t, Group> groups;  // key: state << 16 | host
-    for (uint32_t slot : slots) {
-      const Record& r = records[slot];
-      Group& g = groups[static_cast<uint32_t>(r.state) << 16 | r.host];
-      ++g.counts.registrants;
-      g.counts.household_members = SaturatingAdd(g.counts.household_members, r.household_size);
-      if (r.vulnerability_flags != 0) ++g.counts.vulnerable;
-      g.slots.push_back(slot);
+    out.insert(out.end(), delta.begin(), delta.end());
+    return out;
+  }
+
+  void Rebuild() { Build(LiveRecords()); }
+
+  void MaybeRebuild() {
+    if (delta.size() >= delta_cap || dead_count >= std::max(delta_cap, base_n / 4)) Rebuild();
+  }
+
+  // Tombstones static slot `slot` and takes it out of every node's counts.
+  void Kill(uint32_t slot) {
+    dead[slot >> 6] |= uint64_t{1} << (slot & 63);
+    ++dead_count;
+    const uint32_t p = prof[slot];
+    --live_per_profile[p];
+    uint32_t index = 0;
+    while (true) {
+      const Node& node = nodes[index];
+      if (node.agg_begin != AggEnd(index)) {
+        auto first = aggs.begin() + node.agg_begin, last = aggs.begin() + AggEnd(index);
+        auto it = std::lower_bound(first, last, p, [](const AggEntry& e, uint32_t v) { return e.profile < v; });
+        assert(it != last && it->profile == p && it->count > 0);
+        --it->count;
+      }
+      if (node.child_count == 0) return;
+      uint32_t next = node.first_child;
+      while (nodes[next].end <= slot) ++next;
+      index = next;
     }
+  }
+
+  void FinishBulkLoad() {
+    if (!bulk_loading) return;
+    bulk_loading = false;
+    std::vector<Record> all = LiveRecords();
+    all.insert(all.end(), staged.begin(), staged.end());
+    staged.clear();
+    staged.shrink_to_fit();
+    // Later records win: drop every earlier record of the same id.
+    std::vector<bool> superseded(all.size(), false);
+    {
+      IdTable seen;
+      seen.Reset(all.size() + 1, static_cast<uint32_t>(all.size() + 1));
+      auto id_of = [&all](uint32_t h) -> const PackedId& { return all[h].id; };
+      for (uint32_t i = 0; i < all.size(); ++i) {
+        uint32_t old = seen.Find(all[i].id, id_of);
+        if (old == IdTable::kNone) {
+          seen.Insert(all[i].id, i, id_of);
+        } else {
+          superseded[old] = true;
+          seen.Update(all[i].id, i, id_of);
+        }
+      }
+    }
+    std::vector<Record> kept;
+    kept.reserve(all.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (!superseded[i]) kept.push_back(all[i]);
+    }
+    all.clear();
+    all.shrink_to_fit();
+    std::fill(live_per_profile.begin(), live_per_profile.end(), 0);
+    for (const Record& r : kept) ++live_per_profile[r.profile];
+    Build(std::move(kept));
+  }
+
+  // ---- queries ----
+  struct Shapes {
+    std::vector<CircleShape> circles;
+    std::vector<PolygonShape> polygons;
+    std::vector<uint8_t> geo_match;  // per profile; empty without geocodes
+    bool GeoMatch(uint32_t profile) const { return !geo_match.empty() && geo_match[profile]; }
+    bool Contains(geo::LatLon p) const {
+      for (const auto& c : circles) {
+        if (c.Contains(p)) return true;
+      }
+      for (const auto& poly : polygons) {
+        if (poly.Contains(p)) return true;
+      }
+      return false;
+    }
+    Overlap Classify(const LatLonRect& rect) const {
+      Overlap result = Overlap::kOutside;
+      for (const auto& c : circles) {
+        if (!BoxTouches(c.bounds(), rect)) continue;
+        Overlap o = c.Classify(rect);
+        if (o == Overlap::kInside) return o;
+        if (o == Overlap::kBoundary) result = o;
+      }
+      for (const auto& poly : polygons) {
+        if (!BoxTouches(poly.bounds(), rect)) continue;
+        Overlap o = poly.Classify(rect);
+        if (o == Overlap::kInside) return o;
+        if (o == Overlap::kBoundary) result = o;
+      }
+      return result;
+    }
+  };
+
+  Shapes Prepare(const SearchArea& area) const {
+    Shapes s;
+    for (const auto& c : area.circles) {
+      if (!geo::IsValid(c.center) || !(c.radius_km >= 0) || !std::isfinite(c.radius_km)) continue;
+      s.circles.emplace_back(c);
+    }
+    for (const auto& p : area.polygons) {
+      PolygonShape shape(p);
+      if (shape.valid()) s.polygons.push_back(std::move(shape));
+    }
+    if (!area.host_countries.empty() || !area.admin1_codes.empty()) {
+      std::vector<uint8_t> host_hit(codes.size(), 0), admin1_hit(codes.size(), 0);
+      for (const auto& c : area.host_countries) {
+        if (auto id = FindCode(c)) host_hit[*id] = 1;
+      }
+      for (const auto& c : area.admin1_codes) {
+        if (auto id = FindCode(c)) admin1_hit[*id] = 1;
+      }
+      s.geo_match.resize(profiles.size(), 0);
+      for (size_t p = 0; p < profiles.size(); ++p) {
+        s.geo_match[p] = host_hit[profiles[p].host] || admin1_hit[profiles[p].admin1];
+      }
+    }
+    return s;
+  }
+
+  // Exposed registrants: counts per profile (in scratch_counts/touched) and,
+  // when `positions` is given, their handles.
+  struct Walk {
+    const Impl& m;
+    const Shapes& shapes;
+    std::vector<uint32_t>* positions;  // nullptr: counts only
+
+    void Add(uint32_t profile, uint32_t n) const {
+      if (m.scratch_counts[profile] == 0) m.touched.push_back(profile);
+      m.scratch_counts[profile] += n;
+    }
+    void TakeWhole(uint32_t index) const {
+      const Node& node = m.nodes[index];
+      const uint32_t agg_end = m.AggEnd(index);
+      if (positions == nullptr && node.agg_begin != agg_end) {
+        for (uint32_t a = node.agg_begin; a < agg_end; ++a) {
+          const AggEntry& e = m.aggs[a];
+          if (e.count != 0 && !shapes.GeoMatch(e.profile)) Add(e.profile, e.count);
+        }
+        return;
+      }
+      for (uint32_t i = node.begin; i < node.end; ++i) {
+        if (m.IsDead(i) || shapes.GeoMatch(m.prof[i])) continue;
+        Add(m.prof[i], 1);
+        if (positions) positions->push_back(i);
+      }
+    }
+    void ScanLeaf(const Node& node) const {
+      // Small leaves with one circle (the common case at a circle's rim):
+      // a trig-free haversine expanded around the leaf centre decides all
+      // but the points within a few millimetres of the rim, which get the
+      // exact test.
+      std::optional<LeafCircleTest> fast;
+      if (shapes.circles.size() == 1 && shapes.polygons.empty() && node.level >= kImpliedLevel) {
+        fast.emplace(shapes.circles[0].circle(), RectOf(node));
+      }
+      for (uint32_t i = node.begin; i < node.end; ++i) {
+        if (m.IsDead(i) || shapes.GeoMatch(m.prof[i])) continue;
+        auto [x, y] = m.PositionOf(node, i);
+        const geo::LatLon p{LatOf(y), LonOf(x)};
+        int verdict = fast ? fast->Test(p) : 0;
+        if (verdict < 0 || (verdict == 0 && !shapes.Contains(p))) continue;
+        Add(m.prof[i], 1);
+        if (positions) positions->push_back(i);
+      }
+    }
+    void Visit(uint32_t index) const {
+      const Node& node = m.nodes[index];
+      Overlap o = shapes.Classify(RectOf(node));
+      if (o == Overlap::kOutside) return;
+      if (o == Overlap::kInside) return TakeWhole(index);
+      if (node.child_count == 0) return ScanLeaf(node);
+      for (uint32_t c = 0; c < node.child_count; ++c) Visit(node.first_child + c);
+    }
+  };
+
+  void Run(const Shapes& shapes, std::vector<uint32_t>* positions) const {
+    if (scratch_counts.size() < profiles.size()) scratch_counts.resize(profiles.size(), 0);
+    touched.clear();
+    Walk walk{*this, shapes, positions};
+    if (!shapes.circles.empty() || !shapes.polygons.empty()) {
+      if (!nodes.empty()) walk.Visit(0);
+      for (uint32_t d = 0; d < delta.size(); ++d) {
+        const Record& r = delta[d];
+        if (shapes.GeoMatch(r.profile) || !shapes.Contains({LatOf(r.y), LonOf(r.x)})) continue;
+        walk.Add(r.profile, 1);
+        if (positions) positions->push_back(static_cast<uint32_t>(base_n + d));
+      }
+    }
+    if (!shapes.geo_match.empty()) {
+      // Geocodes select by profile: the live counts need no walk at all.
+      for (uint32_t p = 0; p < profiles.size(); ++p) {
+        if (shapes.geo_match[p] && live_per_profile[p] != 0) walk.Add(p, live_per_profile[p]);
+      }
+      if (positions) {
+        for (uint32_t i = 0; i < base_n; ++i) {
+          if (!IsDead(i) && shapes.geo_match[prof[i]]) positions->push_back(i);
+        }
+        for (uint32_t d = 0; d < delta.size(); ++d) {
+          if (shapes.geo_match[delta[d].profile]) positions->push_back(static_cast<uint32_t>(base_n + d));
+        }
+      }
+    }
+  }
+
+  uint32_t ProfileOfHandle(uint32_t h) const { return h < base_n ? prof[h] : delta[h - base_n].profile; }
+
+  Exposure Collect(const std::vector<uint32_t>* positions, size_t max_ids) const {
+    // (state << 16 | host) -> result group, filled from the touched profiles.
+    std::unordered_map<uint32_t, GroupExposure*> groups;
     Exposure result;
-    for (auto& [key, group] : groups) {
-      GroupExposure& out = result[{codes[key >> 16], codes[key & 0xFFFF]}];
-      out.counts = group.counts;
-      // Vulnerable people first: they are whom consular staff must reach first.
-      auto before = [this](uint32_t a, uint32_t b) {
-        const Record& ra = records[a];
-        const Record& rb = records[b];
-        bool va = ra.vulnerability_flags != 0, vb = rb.vulnerability_flags != 0;
-        if (va != vb) return va;
-        return ra.id < rb.id;
-      };
-      size_t n = std::min(max_ids, group.slots.size());
-      std::partial_sort(group.slots.begin(), group.slots.begin() + static_cast<ptrdiff_t>(n),
-                        group.slots.end(), before);
-      out.registrant_ids.reserve(n);
-      for (size_t i = 0; i < n; ++i) out.registrant_ids.push_back(UnpackId(records[group.slots[i]].id));
+    for (uint32_t p : touched) {
+      const uint32_t n = scratch_counts[p];
+      scratch_counts[p] = 0;
+      const Profile& pr = profiles[p];
+      uint32_t key = uint32_t{pr.state} << 16 | pr.host;
+      auto [it, fresh] = groups.emplace(key, nullptr);
+      if (fresh) it->second = &result[{codes[pr.state], codes[pr.host]}];
+      GroupExposure& g = *it->second;
+      const uint64_t members = uint64_t{n} * pr.household;
+      const uint32_t vulnerable = pr.flags != 0 ? n : 0;
+      for (ExposureCounts* c : {&g.counts, &g.by_admin1[codes[pr.admin1]]}) {
+        c->registrants += n;
+        c->household_members = SaturateU32(uint64_t{c->household_members} + members);
+        c->vulnerable += vulnerable;
+      }
+      for (uint32_t flags = pr.flags; flags != 0; flags &= flags - 1) {
+        g.with_flag[std::countr_zero(flags)] += n;
+      }
+    }
+    touched.clear();
+    if (positions == nullptr || max_ids == 0) return result;
+
+    // Candidates carry their sort key inline: sorting then touches no other
+    // array. Vulnerable people first (whom consular staff must reach first),
+    // then ascending id.
+    struct Candidate {
+      uint8_t not_vulnerable;
+      PackedId id;
+      bool operator<(const Candidate& o) const {
+        if (not_vulnerable != o.not_vulnerable) return not_vulnerable < o.not_vulnerable;
+        return id < o.id;
+      }
+    };
+    std::unordered_map<GroupExposure*, std::vector<Candidate>> members;
+    GroupExposure* last_group = nullptr;
+    uint32_t last_profile = std::numeric_limits<uint32_t>::max();
+    std::vector<Candidate>* bucket = nullptr;
+    for (uint32_t h : *positions) {
+      const uint32_t p = ProfileOfHandle(h);
+      const Profile& pr = profiles[p];
+      if (p != last_profile) {
+        GroupExposure* g = groups.at(uint32_t{pr.state} << 16 | pr.host);
+        if (g != last_group) bucket = &members[g];
+        last_group = g;
+        last_profile = p;
+      }
+      bucket->push_back({static_cast<uint8_t>(pr.flags == 0), IdOfHandle(h)});
+    }
+    for (auto& [group, candidates] : members) {
+      size_t k = std::min(max_ids, candidates.size());
+      auto mid = candidates.begin() + static_cast<ptrdiff_t>(k);
+      if (k < candidates.size()) std::nth_element(candidates.begin(), mid, candidates.end());
+      std::sort(candidates.begin(), mid);
+      group->registrant_ids.reserve(k);
+      for (size_t i = 0; i < k; ++i) group->registrant_ids.push_back(FormatId(candidates[i].id));
     }
     return result;
   }
@@ -304,6 +726,20 @@ ExposureIndex::ExposureIndex() : impl_(std::make_unique<Impl>()) {}
 ExposureIndex::~ExposureIndex() = default;
 ExposureIndex::ExposureIndex(ExposureIndex&&) noexcept = default;
 ExposureIndex& ExposureIndex::operator=(ExposureIndex&&) noexcept = default;
+
+std::string ExposureIndex::FormatId(const PackedId& id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(32, '0');
+  for (size_t i = 0; i < 16; ++i) {
+    out[2 * i] = kHex[id[i] >> 4];
+    out[2 * i + 1] = kHex[id[i] & 15];
+  }
+  return out;
+}
+
+geo::LatLon ExposureIndex::StoredPosition(geo::LatLon p) {
+  return {LatOf(GridY(p.lat)), LonOf(GridX(p.lon))};
+}
 
 Status ExposureIndex::Validate(const v1::RegistrantLocation& location) {
   PackedId id;
@@ -325,92 +761,123 @@ Status ExposureIndex::Validate(const v1::RegistrantLocation& location) {
 
 Status ExposureIndex::Upsert(const v1::RegistrantLocation& location) {
   AMPARO_RETURN_IF_ERROR(Validate(location));
-  PackedId id;
-  PackId(location.registrant_id(), &id);  // cannot fail after Validate()
   Impl& m = *impl_;
-  size_t new_codes = !m.FindCode(location.state()).has_value() +
-                     (location.host_country() != location.state() && !m.FindCode(location.host_country()));
-  if (m.codes.size() + new_codes > kMaxCodes) {
-    return {StatusCode::kResourceExhausted, "more than 65535 distinct state/host codes"};
-  }
-  Record record{location.lat(),
-                location.lon(),
-                id,
-                location.household_size(),
-                location.vulnerability_flags(),
-                m.Intern(location.state()),
-                m.Intern(location.host_country())};
-
-  uint32_t slot = m.slot_by_id.Find(id, m.records);
-  if (slot != SlotTable::kEmpty) {
-    if (!m.bulk_loading) m.tree.remove(TreeValue(ToTreePoint(m.records[slot]), slot));
-    m.records[slot] = record;
-    if (!m.bulk_loading) m.tree.insert(TreeValue(ToTreePoint(record), slot));
+  Record record;
+  PackId(location.registrant_id(), &record.id);  // cannot fail after Validate()
+  auto profile = m.InternProfile(location);
+  if (!profile.ok()) return profile.status();
+  record.profile = *profile;
+  record.x = GridX(location.lon());
+  record.y = GridY(location.lat());
+  if (m.bulk_loading) {
+    m.staged.push_back(record);
     return Status::Ok();
   }
-  if (!m.free_slots.empty()) {
-    slot = m.free_slots.back();
-    m.free_slots.pop_back();
-    m.records[slot] = record;
-  } else {
-    slot = static_cast<uint32_t>(m.records.size());
-    m.records.push_back(record);
+  const uint32_t handle = m.table.Find(record.id, m.IdOf());
+  if (handle != IdTable::kNone && handle >= m.base_n) {
+    Record& old = m.delta[handle - m.base_n];
+    --m.live_per_profile[old.profile];
+    old = record;
+    ++m.live_per_profile[record.profile];
+    return Status::Ok();
   }
-  m.slot_by_id.Insert(slot, m.records);
-  if (!m.bulk_loading) m.tree.insert(TreeValue(ToTreePoint(record), slot));
+  if (handle != IdTable::kNone) m.Kill(handle);
+  const auto new_handle = static_cast<uint32_t>(m.base_n + m.delta.size());
+  m.delta.push_back(record);
+  ++m.live_per_profile[record.profile];
+  if (handle != IdTable::kNone) {
+    m.table.Update(record.id, new_handle, m.IdOf());
+  } else {
+    m.table.Insert(record.id, new_handle, m.IdOf());
+  }
+  m.MaybeRebuild();
   return Status::Ok();
 }
 
 bool ExposureIndex::Remove(std::string_view registrant_id) {
   Impl& m = *impl_;
+  m.FinishBulkLoad();
   PackedId id;
   if (!PackId(registrant_id, &id)) return false;
-  uint32_t slot = m.slot_by_id.Find(id, m.records);
-  if (slot == SlotTable::kEmpty) return false;
-  if (!m.bulk_loading) m.tree.remove(TreeValue(ToTreePoint(m.records[slot]), slot));
-  m.slot_by_id.Erase(id, m.records);  // before the slot is marked free: it reads the id
-  m.records[slot].state = kFreeSlot;
-  m.free_slots.push_back(slot);
+  const uint32_t handle = m.table.Find(id, m.IdOf());
+  if (handle == IdTable::kNone) return false;
+  m.table.Erase(id, m.IdOf());
+  if (handle < m.base_n) {
+    m.Kill(handle);
+  } else {
+    const size_t d = handle - m.base_n;
+    --m.live_per_profile[m.delta[d].profile];
+    if (d + 1 != m.delta.size()) {
+      m.delta[d] = m.delta.back();
+      m.table.Update(m.delta[d].id, handle, m.IdOf());
+    }
+    m.delta.pop_back();
+  }
+  m.MaybeRebuild();
   return true;
 }
 
 bool ExposureIndex::Contains(std::string_view registrant_id) const {
+  impl_->FinishBulkLoad();
   PackedId id;
-  return PackId(registrant_id, &id) && impl_->slot_by_id.Find(id, impl_->records) != SlotTable::kEmpty;
+  return PackId(registrant_id, &id) && impl_->table.Find(id, impl_->IdOf()) != IdTable::kNone;
 }
 
-size_t ExposureIndex::Size() const { return impl_->slot_by_id.size(); }
+size_t ExposureIndex::Size() const {
+  impl_->FinishBulkLoad();
+  return impl_->base_n - impl_->dead_count + impl_->delta.size();
+}
 
 void ExposureIndex::BeginBulkLoad() { impl_->bulk_loading = true; }
-
-void ExposureIndex::EndBulkLoad() {
-  Impl& m = *impl_;
-  if (!m.bulk_loading) return;
-  std::vector<TreeValue> values;
-  values.reserve(m.slot_by_id.size());
-  for (uint32_t slot = 0; slot < m.records.size(); ++slot) {
-    if (m.records[slot].state != kFreeSlot) values.emplace_back(ToTreePoint(m.records[slot]), slot);
-  }
-  m.tree = Tree(values.begin(), values.end());  // the range constructor packs (STR-like bulk load)
-  m.bulk_loading = false;
+void ExposureIndex::EndBulkLoad() { impl_->FinishBulkLoad(); }
+void ExposureIndex::Compact() {
+  impl_->FinishBulkLoad();
+  impl_->Rebuild();
 }
 
 Exposure ExposureIndex::QueryCircle(geo::LatLon center, double radius_km, size_t max_ids_per_group) const {
-  assert(!impl_->bulk_loading);
-  std::vector<uint32_t> slots;
-  size_t boxes = impl_->CollectCircle(center, radius_km, &slots);
-  return impl_->Aggregate(slots, boxes > 1, max_ids_per_group);
+  SearchArea area;
+  area.circles.push_back({center, radius_km});
+  return Query(area, max_ids_per_group);
 }
 
 Exposure ExposureIndex::QueryArea(const v1::Area& area, size_t max_ids_per_group) const {
+  return Query(SearchAreaFromProto(area, /*with_geocodes=*/false), max_ids_per_group);
+}
+
+Exposure ExposureIndex::Query(const SearchArea& area, size_t max_ids_per_group) const {
   assert(!impl_->bulk_loading);
-  std::vector<uint32_t> slots;
-  size_t boxes = 0;
-  for (const auto& circle : area.circles()) {
-    boxes += impl_->CollectCircle({circle.center().lat(), circle.center().lon()}, circle.radius_km(), &slots);
+  Impl::Shapes shapes = impl_->Prepare(area);
+  if (max_ids_per_group == 0) {
+    impl_->Run(shapes, nullptr);
+    return impl_->Collect(nullptr, 0);
   }
-  for (const auto& polygon : area.polygons()) boxes += impl_->CollectPolygon(polygon, &slots);
-  return impl_->Aggregate(slots, boxes > 1, max_ids_per_group);
+  std::vector<uint32_t> positions;
+  impl_->Run(shapes, &positions);
+  return impl_->Collect(&positions, max_ids_per_group);
+}
+
+void ExposureIndex::ListExposed(const SearchArea& area, std::vector<PackedId>* ids) const {
+  assert(!impl_->bulk_loading);
+  Impl::Shapes shapes = impl_->Prepare(area);
+  std::vector<uint32_t> positions;
+  impl_->Run(shapes, &positions);
+  for (uint32_t p : impl_->touched) impl_->scratch_counts[p] = 0;
+  impl_->touched.clear();
+  ids->clear();
+  ids->reserve(positions.size());
+  for (uint32_t h : positions) ids->push_back(impl_->IdOfHandle(h));
+}
+
+size_t ExposureIndex::MemoryBytes() const {
+  const Impl& m = *impl_;
+  auto bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
+  size_t codes_bytes = 0;
+  for (const auto& c : m.codes) codes_bytes += sizeof(c) + c.capacity() + 48;  // + map node
+  return bytes(m.ids) + bytes(m.prof) + bytes(m.xlo) + bytes(m.ylo) + bytes(m.high_) + bytes(m.nodes) +
+         bytes(m.aggs) + bytes(m.dead) + bytes(m.delta) + bytes(m.staged) + m.table.MemoryBytes() +
+         bytes(m.profiles) + bytes(m.live_per_profile) + m.profile_ids.size() * 48 +
+         bytes(m.scratch_counts) + bytes(m.touched) + codes_bytes;
 }
 
 }  // namespace amparo::rules

@@ -1,19 +1,34 @@
-// ExposureIndex: the registrants amparo-rules matches crises against, kept in
-// memory in a spatial index (Boost.Geometry R*-tree of lon/lat points).
+// ExposureIndex: every registrant amparo-rules matches crises against, in
+// memory, answering "how many registrants and household members of each
+// state, host country, admin-1 area and vulnerability flag are inside this
+// area" and, when asked, who they are.
 //
-// It answers "who is inside this area" as counts per (state, host country)
-// plus the exposed registrant ids, capped. The index holds only what matching
-// needs (no admin1, no contact data) and keeps it compact: per registrant a
-// 16-byte packed id, the coordinates, household size, vulnerability flags and
-// interned state/host ids (exposure_index_test prints the heap bytes per
-// registrant measured for 1M synthetic registrants).
+// Layout (see exposure_index.cpp for the reasons): a static part rebuilt in
+// one pass (registrants sorted along a Morton curve over a lon/lat grid, an
+// adaptive quadtree over that order whose larger nodes keep per-profile
+// counts, so a query takes whole nodes inside the area without touching
+// their registrants) plus a small dynamic delta for registry changes since
+// the last rebuild; removals tombstone the static copy and fix the node
+// counts at once. A rebuild runs inside the Upsert/Remove that crosses the
+// delta threshold (at 10M registrants: about once per 40,000 changes).
+// Per registrant 31.5 bytes at 10M (16-byte id, 4-byte profile, 4 bytes of
+// cell-relative coordinates, 4.5 of id table, ~2 of tree, node counts and
+// tombstones; docs/PERFORMANCE.md): MemoryBytes() tells.
+//
+// Positions are kept on a grid of 2^-28 of the longitude and latitude
+// ranges (at most 8.4 cm off); every answer is exact for the stored position, which
+// StoredPosition() gives, so a brute-force scan over stored positions with
+// the predicates of search_area.h returns the very same counts and ids.
 //
 // Registrant ids must be 32 lowercase hex characters (what the gateway's
 // NewId() assigns); other ids are rejected with INVALID_ARGUMENT.
 //
-// Thread safety: none; the owner (RulesEngine) uses it from one thread.
+// Thread safety: none, queries included (they use scratch space inside the
+// index). The owner (RulesEngine) uses it from one thread, so a query runs
+// either before or after a whole Upsert/Remove, never during one.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,6 +40,7 @@
 #include "amparo/v1/registry.pb.h"
 #include "common/geo.h"
 #include "common/status.h"
+#include "services/rules/search_area.h"
 
 namespace amparo::rules {
 
@@ -41,6 +57,10 @@ using ExposureKey = std::pair<std::string, std::string>;
 
 struct GroupExposure {
   ExposureCounts counts;
+  // The same counts split by the registrants' admin-1 code ("" = unknown).
+  std::map<std::string, ExposureCounts> by_admin1;
+  // with_flag[b]: registrants whose vulnerability_flags has bit b set.
+  std::array<uint32_t, 32> with_flag{};
   // Exposed registrant ids, at most the `max_ids_per_group` the query asked
   // for: vulnerable registrants first, then by ascending id (deterministic).
   std::vector<std::string> registrant_ids;
@@ -64,7 +84,9 @@ class ExposureIndex {
 
   // Adds a registrant or replaces the one with the same id (moving its point).
   // INVALID_ARGUMENT (naming the field) for a bad id, state, coordinates or
-  // household_size 0; RESOURCE_EXHAUSTED past 65535 distinct state/host codes.
+  // household_size 0; RESOURCE_EXHAUSTED past 65535 distinct state/host/
+  // admin-1 codes or 2^31 distinct (state, host, admin-1, flags, household)
+  // profiles.
   // The index is unchanged on error.
   Status Upsert(const v1::RegistrantLocation& location);
   // Removes a registrant; returns false when the id is not indexed.
@@ -73,9 +95,9 @@ class ExposureIndex {
   size_t Size() const;
 
   // Start-up fast path: between BeginBulkLoad() and EndBulkLoad(), Upsert()
-  // only records registrants and EndBulkLoad() builds the tree once with the
-  // packing algorithm (several times faster than inserting one by one, and a
-  // better tree). Queries must not run in between.
+  // only validates and records registrants (a later Upsert of the same id
+  // wins) and EndBulkLoad() builds the static part once. Remove(), Contains()
+  // and Size() in between first finish the load; queries must not run.
   void BeginBulkLoad();
   void EndBulkLoad();
 
@@ -84,11 +106,29 @@ class ExposureIndex {
   // circles reaching a pole.
   Exposure QueryCircle(geo::LatLon center, double radius_km, size_t max_ids_per_group) const;
   // Registrants inside any circle or polygon of `area` (each counted once).
-  // Polygons are taken in plain lon/lat coordinates (edges are straight in
-  // degrees, boundary included); a polygon whose longitudes span more than
-  // 180 degrees is taken to cross the antimeridian. Polygons with fewer than
-  // 3 vertices or invalid coordinates, and geocodes, are ignored.
+  // Polygons follow search_area.h (GeoJSON planar edges, antimeridian
+  // rings). Invalid shapes are ignored, and so are geocodes here: the rules
+  // engine derives footprints whose geocodes only name the country.
   Exposure QueryArea(const v1::Area& area, size_t max_ids_per_group) const;
+  // The general form: circles, polygons with holes and geocodes (host
+  // country, admin-1), each registrant counted once. With
+  // max_ids_per_group == 0 no registrant is visited where a whole tree node
+  // lies inside the area.
+  Exposure Query(const SearchArea& area, size_t max_ids_per_group) const;
+
+  // Every exposed registrant's packed id (16 bytes, FormatId() makes the hex
+  // string), in no particular order: the fast path for long lists.
+  using PackedId = std::array<uint8_t, 16>;
+  void ListExposed(const SearchArea& area, std::vector<PackedId>* ids) const;
+  static std::string FormatId(const PackedId& id);
+
+  // The position the index keeps for `p` (see the header comment).
+  static geo::LatLon StoredPosition(geo::LatLon p);
+  // Bytes held by the index's own structures (arrays, tree, tables).
+  size_t MemoryBytes() const;
+  // Rebuilds the static part now (also done automatically; for benchmarks
+  // and for callers that want to pay the cost at a quiet moment).
+  void Compact();
 
  private:
   struct Impl;

@@ -9,6 +9,7 @@
 #include <numbers>
 #include <random>
 #include <set>
+#include <algorithm>
 
 namespace amparo::rules {
 namespace {
@@ -272,15 +273,17 @@ TEST(ExposureIndexTest, RandomCirclesMatchBruteForce) {
       lat = lat_all(rng);
       lon = lon_all(rng);
     }
-    auto r =
-        Registrant(n, lat, lon, states[rng() % 3], hosts[rng() % 4], 1 + rng() % 6, rng() % 5 == 0 ? 2u : 0u);
+    geo::LatLon stored = ExposureIndex::StoredPosition({lat, lon});  // the oracle works on these
+    auto r = Registrant(n, stored.lat, stored.lon, states[rng() % 3], hosts[rng() % 4], 1 + rng() % 6,
+                        rng() % 5 == 0 ? 2u : 0u);
     ASSERT_TRUE(index.Upsert(r).ok());
     all.push_back(r);
   }
   // Move and remove some, keeping the reference in step.
   for (uint64_t n = 0; n < 4000; n += 7) {
-    all[n].set_lat(lat_all(rng));
-    all[n].set_lon(lon_all(rng));
+    geo::LatLon moved = ExposureIndex::StoredPosition({lat_all(rng), lon_all(rng)});
+    all[n].set_lat(moved.lat);
+    all[n].set_lon(moved.lon);
     ASSERT_TRUE(index.Upsert(all[n]).ok());
   }
   std::vector<v1::RegistrantLocation> kept;
@@ -318,7 +321,8 @@ TEST(ExposureIndexTest, BulkLoadGivesTheSameAnswersAsUpserts) {
   ExposureIndex bulk;
   bulk.BeginBulkLoad();
   for (uint64_t n = 0; n < 2000; ++n) {
-    all.push_back(Registrant(n, lat(rng), lon(rng)));
+    geo::LatLon p = ExposureIndex::StoredPosition({lat(rng), lon(rng)});
+    all.push_back(Registrant(n, p.lat, p.lon));
     ASSERT_TRUE(bulk.Upsert(all.back()).ok());
   }
   all[5].set_lat(1.5);  // an update during the load wins
@@ -344,7 +348,7 @@ TEST(ExposureIndexTest, MeasuresOneMillionRegistrants) {
   std::mt19937_64 rng(1);
   std::uniform_real_distribution<double> lat(-50, 60), lon(-180, 180);
   std::vector<geo::LatLon> points(kCount);
-  for (auto& p : points) p = {lat(rng), lon(rng)};
+  for (auto& p : points) p = ExposureIndex::StoredPosition({lat(rng), lon(rng)});
   v1::RegistrantLocation r = Registrant(0, 0, 0);
   malloc_trim(0);
   size_t heap_before = HeapBytes();
@@ -371,10 +375,295 @@ TEST(ExposureIndexTest, MeasuresOneMillionRegistrants) {
   EXPECT_EQ(total, brute);
   using ms = std::chrono::duration<double, std::milli>;
   std::printf(
-      "[measure] 1M registrants: bulk build %.0f ms, %.1f heap bytes/registrant, "
+      "[measure] 1M registrants: bulk build %.0f ms, %.1f heap bytes/registrant (%.1f in structures), "
       "300 km query %.3f ms (%u found)\n",
       ms(built - start).count(), static_cast<double>(heap_after - heap_before) / kCount,
+      static_cast<double>(index.MemoryBytes()) / kCount,
       ms(queried - built).count(), total);
+}
+
+
+// ---- the static tree, the delta and every area kind against brute force ----
+
+struct Person {
+  v1::RegistrantLocation loc;
+  geo::LatLon stored;
+};
+
+// Brute force over stored positions with the predicates of search_area.h:
+// the reference every index answer must equal exactly.
+Exposure BruteForceArea(const std::vector<Person>& people, const SearchArea& area) {
+  std::vector<CircleShape> circles;
+  std::vector<PolygonShape> polygons;
+  for (const auto& c : area.circles) circles.emplace_back(c);
+  for (const auto& p : area.polygons) polygons.emplace_back(p);
+  Exposure e;
+  for (const auto& person : people) {
+    const auto& r = person.loc;
+    bool in = std::find(area.host_countries.begin(), area.host_countries.end(), r.host_country()) !=
+                  area.host_countries.end() ||
+              std::find(area.admin1_codes.begin(), area.admin1_codes.end(), r.admin1()) != area.admin1_codes.end();
+    for (const auto& c : circles) in = in || c.Contains(person.stored);
+    for (const auto& p : polygons) in = in || (p.valid() && p.Contains(person.stored));
+    if (!in) continue;
+    auto& g = e[{r.state(), r.host_country()}];
+    for (ExposureCounts* c : {&g.counts, &g.by_admin1[r.admin1()]}) {
+      ++c->registrants;
+      c->household_members += r.household_size();
+      if (r.vulnerability_flags() != 0) ++c->vulnerable;
+    }
+    for (int b = 0; b < 32; ++b) g.with_flag[b] += (r.vulnerability_flags() >> b) & 1;
+    g.registrant_ids.push_back(r.registrant_id());
+  }
+  return e;
+}
+
+void ExpectSameExposure(const Exposure& want, const Exposure& got, bool compare_ids, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (const auto& [key, w] : want) {
+    auto it = got.find(key);
+    ASSERT_NE(it, got.end()) << what << " " << key.first << "/" << key.second;
+    EXPECT_EQ(it->second.counts, w.counts) << what;
+    EXPECT_EQ(it->second.by_admin1, w.by_admin1) << what;
+    EXPECT_EQ(it->second.with_flag, w.with_flag) << what;
+    if (compare_ids) {
+      std::set<std::string> a(it->second.registrant_ids.begin(), it->second.registrant_ids.end());
+      EXPECT_EQ(a, std::set<std::string>(w.registrant_ids.begin(), w.registrant_ids.end())) << what;
+    }
+  }
+}
+
+SearchPolygon Star(geo::LatLon c, double radius_deg, int points, std::mt19937_64& rng, bool hole) {
+  std::uniform_real_distribution<double> unit(0, 1);
+  SearchPolygon p;
+  for (int i = 0; i < points; ++i) {
+    double a = 2 * std::numbers::pi * i / points;
+    double r = radius_deg * (0.5 + 0.5 * unit(rng));
+    double lon = std::remainder(c.lon + r * std::cos(a) / std::max(0.2, std::cos(c.lat * kDeg)), 360.0);
+    p.outer.push_back(ExposureIndex::StoredPosition({std::clamp(c.lat + r * std::sin(a), -89.0, 89.0), lon}));
+  }
+  if (hole) {
+    p.holes.assign(1, {});
+    double dl = radius_deg / 4;
+    for (auto [dy, dx] : {std::pair{-1, -1}, {-1, 1}, {1, 1}, {1, -1}}) {
+      p.holes[0].push_back(ExposureIndex::StoredPosition(
+          {std::clamp(c.lat + dy * dl, -89.0, 89.0), std::remainder(c.lon + dx * dl, 360.0)}));
+    }
+  }
+  return p;
+}
+
+class ExposureIndexRandomTest : public ::testing::Test {
+ protected:
+  std::vector<Person> people_;
+  std::mt19937_64 rng_{99};
+  std::uniform_real_distribution<double> unit_{0, 1};
+
+  geo::LatLon RandomPlace() {
+    double zone = unit_(rng_);
+    if (zone < 0.2) return {-30 + 40 * unit_(rng_), unit_(rng_) < 0.5 ? 178 + 2 * unit_(rng_) : -180 + 2 * unit_(rng_)};
+    if (zone < 0.3) return {(unit_(rng_) < 0.5 ? 1 : -1) * (86 + 4 * unit_(rng_)), -180 + 360 * unit_(rng_)};
+    if (zone < 0.8) return {14.5 + 0.4 * unit_(rng_), 120.9 + 0.4 * unit_(rng_)};  // Manila-sized cluster
+    return {-90 + 180 * unit_(rng_), -180 + 360 * unit_(rng_)};
+  }
+  v1::RegistrantLocation RandomRegistrant(uint64_t n) {
+    static const char* kStates[] = {"PHL", "IDN", "MEX", "NPL"};
+    static const char* kHosts[] = {"JPN", "FJI", "NOR", ""};
+    static const char* kAdmin1[] = {"", "JP-13", "FJ-C", "NO-03"};
+    geo::LatLon p = ExposureIndex::StoredPosition(RandomPlace());
+    uint32_t flags = rng_() % 4 == 0 ? static_cast<uint32_t>(1u << (rng_() % 9)) | (rng_() % 2 ? 2u : 0u) : 0u;
+    auto r = Registrant(n, p.lat, p.lon, kStates[rng_() % 4], kHosts[rng_() % 4], 1 + rng_() % 7, flags);
+    r.set_admin1(kAdmin1[rng_() % 4]);
+    return r;
+  }
+  void Put(ExposureIndex& index, v1::RegistrantLocation r) {
+    ASSERT_TRUE(index.Upsert(r).ok());
+    geo::LatLon stored{r.lat(), r.lon()};
+    for (auto& p : people_) {
+      if (p.loc.registrant_id() == r.registrant_id()) {
+        p = {r, stored};
+        return;
+      }
+    }
+    people_.push_back({r, stored});
+  }
+  SearchArea RandomArea() {
+    SearchArea a;
+    double kind = unit_(rng_);
+    geo::LatLon c = RandomPlace();
+    if (kind < 0.45) {
+      a.circles.push_back({c, unit_(rng_) < 0.5 ? 1 + 80 * unit_(rng_) : 1 + 1500 * unit_(rng_)});
+    } else if (kind < 0.85) {
+      a.polygons.push_back(Star(c, 0.05 + 6 * unit_(rng_), 5 + static_cast<int>(rng_() % 40), rng_, unit_(rng_) < 0.5));
+      if (unit_(rng_) < 0.3) a.circles.push_back({RandomPlace(), 300});
+    } else {
+      a.circles.push_back({c, 50 + 200 * unit_(rng_)});
+      if (unit_(rng_) < 0.5) a.host_countries.push_back("FJI");
+      if (unit_(rng_) < 0.5) a.admin1_codes.push_back("JP-13");
+    }
+    return a;
+  }
+  void CheckQueries(ExposureIndex& index, int queries, const std::string& phase) {
+    for (int i = 0; i < queries; ++i) {
+      SearchArea area = RandomArea();
+      Exposure want = BruteForceArea(people_, area);
+      ExpectSameExposure(want, index.Query(area, 0), false, phase + " counts #" + std::to_string(i));
+      ExpectSameExposure(want, index.Query(area, 1'000'000), true, phase + " ids #" + std::to_string(i));
+      std::vector<ExposureIndex::PackedId> listed;
+      index.ListExposed(area, &listed);
+      size_t total = 0;
+      for (const auto& [k, g] : want) total += g.registrant_ids.size();
+      EXPECT_EQ(listed.size(), total) << phase;
+      if (HasFailure()) return;
+    }
+  }
+};
+
+TEST_F(ExposureIndexRandomTest, StaticTreeDeltaAndRebuildsMatchBruteForce) {
+  ExposureIndex index;
+  index.BeginBulkLoad();
+  std::vector<v1::RegistrantLocation> initial;
+  for (uint64_t n = 0; n < 40000; ++n) {
+    initial.push_back(RandomRegistrant(n));
+    ASSERT_TRUE(index.Upsert(initial.back()).ok());
+    people_.push_back({initial.back(), {initial.back().lat(), initial.back().lon()}});
+  }
+  index.EndBulkLoad();
+  ASSERT_EQ(index.Size(), 40000u);
+  CheckQueries(index, 30, "static");
+  // Changes: moves and removals tombstone the static copy, new people and
+  // moved ones live in the delta.
+  for (uint64_t n = 0; n < 40000; n += 9) {
+    auto moved = RandomRegistrant(n);
+    Put(index, moved);
+  }
+  for (uint64_t n = 3; n < 40000; n += 13) {
+    const std::string id = TestId(n);
+    ASSERT_TRUE(index.Remove(id));
+    people_.erase(std::find_if(people_.begin(), people_.end(),
+                               [&](const Person& p) { return p.loc.registrant_id() == id; }));
+  }
+  for (uint64_t n = 50000; n < 52000; ++n) Put(index, RandomRegistrant(n));
+  ASSERT_EQ(index.Size(), people_.size());
+  CheckQueries(index, 30, "static+delta");
+  // Enough further changes to force an automatic rebuild (delta >= 16384).
+  for (uint64_t n = 60000; n < 77000; ++n) {
+    auto r = RandomRegistrant(n);
+    ASSERT_TRUE(index.Upsert(r).ok());
+    people_.push_back({r, {r.lat(), r.lon()}});
+  }
+  ASSERT_EQ(index.Size(), people_.size());
+  for (const auto& p : people_) ASSERT_TRUE(index.Contains(p.loc.registrant_id()));
+  CheckQueries(index, 30, "rebuilt");
+  index.Compact();
+  CheckQueries(index, 10, "compacted");
+}
+
+TEST(ExposureIndexTest, PolygonBoundaryAndHolesAreExact) {
+  ExposureIndex index;
+  // Coordinates on a 1/1024 grid of the lat and lon ranges are stored
+  // exactly, so points can sit exactly on edges and vertices.
+  auto grid = [](int i, int j) { return geo::LatLon{-90 + i * 180.0 / 1024, -180 + j * 360.0 / 1024}; };
+  // On an outer vertex, the outer edges, the hole's edges and vertex, and
+  // strictly inside: all count. Inside the hole and outside do not.
+  const std::vector<std::pair<int, int>> in_points = {{568, 568}, {568, 572}, {572, 576}, {570, 572},
+                                                      {572, 570}, {574, 574}, {569, 569}};
+  const std::vector<std::pair<int, int>> out_points = {{572, 572}, {571, 573}, {567, 572}, {572, 577}, {577, 572}};
+  uint64_t n = 0;
+  for (auto [i, j] : in_points) {
+    geo::LatLon p = grid(i, j);
+    geo::LatLon stored = ExposureIndex::StoredPosition(p);
+    ASSERT_EQ(stored.lat, p.lat);
+    ASSERT_EQ(stored.lon, p.lon);
+    ASSERT_TRUE(index.Upsert(Registrant(++n, p.lat, p.lon, "PHL", "VNM")).ok());
+  }
+  for (auto [i, j] : out_points) {
+    ASSERT_TRUE(index.Upsert(Registrant(100 + ++n, grid(i, j).lat, grid(i, j).lon, "PHL", "VNM")).ok());
+  }
+  SearchArea area;
+  area.polygons.push_back({{grid(568, 568), grid(568, 576), grid(576, 576), grid(576, 568)},
+                           {{grid(570, 570), grid(570, 574), grid(574, 574), grid(574, 570)}}});
+  for (bool compacted : {false, true}) {
+    if (compacted) index.Compact();
+    auto e = index.Query(area, 100);
+    ASSERT_EQ(e.size(), 1u);
+    const auto& g = e.at({"PHL", "VNM"});
+    EXPECT_EQ(g.counts.registrants, in_points.size());
+    std::set<std::string> want;
+    for (uint64_t i = 1; i <= in_points.size(); ++i) want.insert(TestId(i));
+    EXPECT_EQ(std::set<std::string>(g.registrant_ids.begin(), g.registrant_ids.end()), want);
+  }
+}
+
+TEST(ExposureIndexTest, GeocodesSelectByHostAndAdmin1AndCountOnceWithShapes) {
+  ExposureIndex index;
+  auto tokyo = Registrant(1, 35.68, 139.69, "PHL", "JPN", 3, 0);
+  tokyo.set_admin1("JP-13");
+  auto osaka = Registrant(2, 34.69, 135.50, "PHL", "JPN", 2, 4);
+  osaka.set_admin1("JP-27");
+  auto suva = Registrant(3, -18.14, 178.44, "IDN", "FJI", 1, 1);
+  auto manila = Registrant(4, 14.6, 121.0, "IDN", "PHL", 1, 0);
+  for (const auto& r : {tokyo, osaka, suva, manila}) ASSERT_TRUE(index.Upsert(r).ok());
+  for (bool compacted : {false, true}) {
+    if (compacted) index.Compact();
+    SearchArea by_admin1;
+    by_admin1.admin1_codes = {"JP-13"};
+    by_admin1.circles.push_back({{35.68, 139.69}, 10});  // Tokyo again: still once
+    auto e = index.Query(by_admin1, 10);
+    ASSERT_EQ(e.size(), 1u);
+    EXPECT_EQ(e.at({"PHL", "JPN"}).counts, (ExposureCounts{1, 3, 0}));
+    SearchArea by_host;
+    by_host.host_countries = {"JPN", "FJI"};
+    e = index.Query(by_host, 0);
+    ASSERT_EQ(e.size(), 2u);
+    EXPECT_EQ(e.at({"PHL", "JPN"}).counts, (ExposureCounts{2, 5, 1}));
+    EXPECT_EQ(e.at({"PHL", "JPN"}).by_admin1.at("JP-27"), (ExposureCounts{1, 2, 1}));
+    EXPECT_EQ(e.at({"PHL", "JPN"}).with_flag[2], 1u);
+    EXPECT_EQ(e.at({"IDN", "FJI"}).with_flag[0], 1u);
+    // QueryArea (the engine's entry point) ignores geocodes.
+    v1::Area proto;
+    auto* g = proto.add_geocodes();
+    g->set_name("ISO3");
+    g->set_value("JPN");
+    EXPECT_TRUE(index.QueryArea(proto, 10).empty());
+  }
+}
+
+TEST(ExposureIndexTest, StoredPositionIsStableAndWithinNineCentimetres) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> lat(-90, 90), lon(-180, 180);
+  for (int i = 0; i < 100000; ++i) {
+    geo::LatLon p{lat(rng), lon(rng)};
+    geo::LatLon s = ExposureIndex::StoredPosition(p);
+    EXPECT_LT(geo::DistanceKm(p, s), 8.5e-5);
+    geo::LatLon again = ExposureIndex::StoredPosition(s);
+    ASSERT_EQ(again.lat, s.lat);
+    ASSERT_EQ(again.lon, s.lon);
+  }
+  EXPECT_EQ(ExposureIndex::StoredPosition({0, 180}).lon, -180);
+  EXPECT_LT(geo::DistanceKm(ExposureIndex::StoredPosition({90, 0}), {90, 0}), 8e-5);
+}
+
+TEST(ExposureIndexTest, StructuresStayUnderThirtyTwoBytesPerRegistrant) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> spread(0, 0.3);
+  ExposureIndex index;
+  index.BeginBulkLoad();
+  v1::RegistrantLocation r = Registrant(0, 0, 0);
+  const geo::LatLon cities[] = {{14.6, 121.0}, {25.2, 55.3}, {35.7, 139.7}, {1.35, 103.8}, {24.7, 46.7}};
+  constexpr uint64_t kCount = 400000;
+  for (uint64_t n = 0; n < kCount; ++n) {
+    geo::LatLon c = cities[n % 5];
+    r.set_registrant_id(TestId(n));
+    r.set_lat(std::clamp(c.lat + spread(rng), -90.0, 90.0));
+    r.set_lon(c.lon + spread(rng));
+    r.set_state(n % 3 ? "PHL" : "IND");
+    r.set_household_size(1 + n % 5);
+    r.set_vulnerability_flags(n % 7 == 0 ? 4 : 0);
+    ASSERT_TRUE(index.Upsert(r).ok());
+  }
+  index.EndBulkLoad();
+  EXPECT_LE(index.MemoryBytes(), kCount * 32) << static_cast<double>(index.MemoryBytes()) / kCount;
 }
 
 }  // namespace

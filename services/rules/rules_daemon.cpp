@@ -18,7 +18,8 @@ constexpr auto kTick = 100ms;
 }  // namespace
 
 Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, LinkContext& ctx,
-                                                         const Clock& clock) {
+                                                         const Clock& clock,
+                                                         const RegistrySyncOptions& sync_options) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return Unavailable("cannot create data_dir " + config.data_dir.string() + ": " + ec.message());
@@ -28,7 +29,7 @@ Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, L
   if (!db.ok()) return db.status();
   d->db_ = std::make_unique<Db>(std::move(*db));
   AMPARO_RETURN_IF_ERROR(RulesEngine::Migrate(*d->db_));
-  auto engine = RulesEngine::Create(*d->db_, config.rules, clock);
+  auto engine = RulesEngine::Create(*d->db_, config.rules, clock, sync_options);
   if (!engine.ok()) return engine.status();
   d->engine_ = std::move(*engine);
 
@@ -38,23 +39,45 @@ Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, L
   auto sender = MakeSender(ctx, *d->db_, config, "rules", kNotifyPeer, config.notify.inbox, clock);
   if (!sender.ok()) return sender.status();
   d->sender_ = std::move(*sender);
+  auto to_gateway = MakeSender(ctx, *d->db_, config, "rules", kGatewayPeer, config.gateway.inbox, clock);
+  if (!to_gateway.ok()) return to_gateway.status();
+  d->to_gateway_ = std::move(*to_gateway);
+  // An empty database asks for a snapshot at once; any other probes the
+  // registry's sequence, which reveals changes lost while we were away.
+  if (auto started = d->engine_->sync().Start(*d->db_); !started.ok()) return started.status();
 
   RulesDaemon* self = d.get();
   d->loop_.OnReadable(d->receiver_->socket(), [self] { self->ProcessInbox(); });
   d->loop_.OnReadable(d->sender_->socket(), [self] {
     if (Status st = self->sender_->Pump(); !st.ok()) log::Warn("notify link", {{"error", st.ToString()}});
   });
+  d->loop_.OnReadable(d->to_gateway_->socket(), [self] {
+    if (Status st = self->to_gateway_->Pump(); !st.ok()) log::Warn("gateway link", {{"error", st.ToString()}});
+  });
   // The tick resends unacknowledged alerts and retries messages a handler
   // asked to retry later.
   d->loop_.Every(kTick, [self] {
     self->ProcessInbox();
     if (Status st = self->sender_->Pump(); !st.ok()) log::Warn("notify link", {{"error", st.ToString()}});
+    self->SyncRegistry();
   });
   log::Info("rules index loaded", {{"registrants", std::to_string(d->engine_->index().Size())}});
   return d;
 }
 
 RulesDaemon::~RulesDaemon() = default;
+
+void RulesDaemon::SyncRegistry() {
+  auto backlog = receiver_->Backlog();
+  if (!backlog.ok()) {
+    log::Warn("inbox backlog", {{"error", backlog.status().ToString()}});
+    return;
+  }
+  if (auto request = engine_->sync().Tick(*db_, *backlog == 0); !request.ok()) {
+    log::Warn("registry sync", {{"error", request.status().ToString()}});
+  }
+  if (Status st = to_gateway_->Pump(); !st.ok()) log::Warn("gateway link", {{"error", st.ToString()}});
+}
 
 void RulesDaemon::Run(const std::atomic<bool>& stop) { loop_.Run(stop); }
 

@@ -1,9 +1,10 @@
 // RulesDaemon: amparo-rules as an embeddable object. Owns the rules database
 // (config.DbPath("rules")), the RulesEngine, one LinkReceiver bound on
 // config.rules.inbox (crisis events from ingest, registry changes from the
-// gateway) and one LinkSender to notify (config.notify.inbox), all driven by
-// one single-threaded PollLoop. main() and in-process tests build it the same
-// way.
+// gateway) and LinkSenders to notify (config.notify.inbox) and to the
+// gateway (config.gateway.inbox: registry snapshot requests and probes,
+// registry_sync.h), all driven by one single-threaded PollLoop. main() and
+// in-process tests build it the same way.
 //
 // Thread safety: every method runs on the thread that created it.
 #pragma once
@@ -28,8 +29,10 @@ class RulesDaemon {
   // loads the index, binds the inbox and connects to notify. Errors: the
   // database or link status (e.g. UNAVAILABLE when the inbox cannot bind).
   // `ctx` and `clock` must outlive the daemon.
+  // `sync_options` tune the registry resynchronisation (tests shorten it).
   static Result<std::unique_ptr<RulesDaemon>> Create(const Config& config, LinkContext& ctx,
-                                                     const Clock& clock);
+                                                     const Clock& clock,
+                                                     const RegistrySyncOptions& sync_options = {});
   ~RulesDaemon();
   RulesDaemon(const RulesDaemon&) = delete;
   RulesDaemon& operator=(const RulesDaemon&) = delete;
@@ -42,11 +45,16 @@ class RulesDaemon {
   const RulesEngine& engine() const { return *engine_; }
   const LinkReceiver& receiver() const { return *receiver_; }
   LinkSender& sender() { return *sender_; }
+  LinkSender& gateway_sender() { return *to_gateway_; }
+  // The rules database (the daemon's thread only): for tests and status.
+  Db& db() { return *db_; }
 
  private:
   RulesDaemon(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
   // Stores what arrived and processes the inbox, a bounded number of batches.
   void ProcessInbox();
+  // Registry sync decisions (registry_sync.h), then pumps the gateway link.
+  void SyncRegistry();
 
   Config config_;
   const Clock& clock_;
@@ -54,6 +62,7 @@ class RulesDaemon {
   std::unique_ptr<RulesEngine> engine_;
   std::unique_ptr<LinkReceiver> receiver_;
   std::unique_ptr<LinkSender> sender_;
+  std::unique_ptr<LinkSender> to_gateway_;
   PollLoop loop_;
 };
 

@@ -61,6 +61,7 @@ const std::vector<std::string>& Migrations() {
       ) WITHOUT ROWID;
       CREATE INDEX alerts_by_incident ON alerts (incident_id);
       )sql",
+      RegistrySync::Migration(),
   };
   return kMigrations;
 }
@@ -88,13 +89,16 @@ std::optional<std::string> EventStatusName(v1::EventStatus status) {
 }
 
 std::string IncidentId(const v1::CrisisEvent& event) {
+  // ingest's correlator puts every report of one crisis under one incident_id;
+  // events from producers that do not correlate are their own incident.
+  const std::string& base = event.incident_id().empty() ? event.event_id() : event.incident_id();
   switch (event.status()) {
     case v1::EVENT_STATUS_EXERCISE:
-      return event.event_id() + "~exercise";
+      return base + "~exercise";
     case v1::EVENT_STATUS_TEST:
-      return event.event_id() + "~test";
+      return base + "~test";
     default:
-      return event.event_id();
+      return base;
   }
 }
 
@@ -221,15 +225,16 @@ Status RulesEngine::Migrate(Db& db) {
 }
 
 Result<std::unique_ptr<RulesEngine>> RulesEngine::Create(Db& db, const RulesOptions& options,
-                                                         const Clock& clock) {
-  std::unique_ptr<RulesEngine> engine(new RulesEngine(options, clock));
+                                                         const Clock& clock,
+                                                         const RegistrySyncOptions& sync_options) {
+  std::unique_ptr<RulesEngine> engine(new RulesEngine(options, clock, sync_options));
   AMPARO_RETURN_IF_ERROR(engine->LoadIndex(db));
   return engine;
 }
 
 Status RulesEngine::LoadIndex(Db& db) {
   auto q = db.Prepare(
-      "SELECT registrant_id, state, host_country, lat, lon, household_size, vulnerability_flags "
+      "SELECT registrant_id, state, host_country, lat, lon, household_size, vulnerability_flags, admin1 "
       "FROM registrants WHERE deleted = 0");
   if (!q.ok()) return q.status();
   ExposureIndex index;
@@ -246,6 +251,7 @@ Status RulesEngine::LoadIndex(Db& db) {
     loc.set_lon(q->ColumnDouble(4));
     loc.set_household_size(static_cast<uint32_t>(q->ColumnInt(5)));
     loc.set_vulnerability_flags(static_cast<uint32_t>(q->ColumnInt(6)));
+    loc.set_admin1(q->ColumnText(7));
     // Rows were validated before they were written; one that fails now is
     // corrupt. Refusing to start would stop alerts for everybody else.
     if (Status st = index.Upsert(loc); !st.ok()) {
@@ -265,8 +271,14 @@ Status RulesEngine::Handle(const v1::Envelope& envelope, Db& db) {
       return HandleCrisisEvent(envelope.crisis_event(), db);
     case v1::Envelope::kRegistryChange:
       return HandleRegistryChange(envelope.registry_change(), db);
+    case v1::Envelope::kSnapshotChunk:
+      return HandleSnapshotChunk(envelope.snapshot_chunk(), db);
+    case v1::Envelope::kRegistrySequenceMark:
+      return sync_.RecordMark(db, envelope.registry_sequence_mark());
     default:
-      return InvalidArgument("amparo-rules accepts crisis_event and registry_change only", "payload");
+      return InvalidArgument(
+          "amparo-rules accepts crisis_event, registry_change, snapshot_chunk and registry_sequence_mark only",
+          "payload");
   }
 }
 
@@ -282,6 +294,13 @@ Status RulesEngine::HandleRegistryChange(const v1::RegistryChange& change, Db& d
     return InvalidArgument("a deletion needs registrant_id and state", "location");
   }
 
+  auto covered = sync_.Covers(db, change.sequence());
+  if (!covered.ok()) return covered.status();
+  if (*covered) {
+    ++stats_.stale_changes;
+    return Status::Ok();
+  }
+
   auto current = db.Prepare("SELECT sequence, state, deleted FROM registrants WHERE registrant_id = ?");
   if (!current.ok()) return current.status();
   current->Bind(1, loc.registrant_id());
@@ -290,7 +309,8 @@ Status RulesEngine::HandleRegistryChange(const v1::RegistryChange& change, Db& d
   if (*row) {
     if (static_cast<uint64_t>(current->ColumnInt(0)) >= change.sequence()) {
       ++stats_.stale_changes;
-      return Status::Ok();
+      // Superseded for this registrant, but received: the sequence counts.
+      return sync_.RecordChange(db, change.sequence());
     }
     // A state manages only its own nationals (DESIGN.md guarantee 4): a
     // change naming another state is a bug upstream, never applied.
@@ -316,6 +336,7 @@ Status RulesEngine::HandleRegistryChange(const v1::RegistryChange& change, Db& d
       .Bind(9, static_cast<int64_t>(change.sequence()))
       .Bind(10, upsert ? 0 : 1);
   AMPARO_RETURN_IF_ERROR(write->Run());
+  AMPARO_RETURN_IF_ERROR(sync_.RecordChange(db, change.sequence()));
 
   // The database write succeeded: now the index (see the header on commit failures).
   touched_.insert(loc.registrant_id());
@@ -328,11 +349,33 @@ Status RulesEngine::HandleRegistryChange(const v1::RegistryChange& change, Db& d
   return Status::Ok();
 }
 
-void RulesEngine::ConfirmIndexChanges() { touched_.clear(); }
+Status RulesEngine::HandleSnapshotChunk(const v1::SnapshotChunk& chunk, Db& db) {
+  auto applied = sync_.StageChunk(db, chunk);
+  if (!applied.ok()) return applied.status();
+  if (!*applied) return Status::Ok();
+  // The table was replaced inside this transaction: rebuild the index from
+  // it (this connection sees the uncommitted rows). A rollback later makes
+  // ReconcileIndex() reload the whole index.
+  index_rebuilt_ = true;
+  AMPARO_RETURN_IF_ERROR(LoadIndex(db));
+  index_rebuilt_ = true;  // LoadIndex() forgets touched ids, not this
+  ++stats_.snapshots_applied;
+  return Status::Ok();
+}
+
+void RulesEngine::ConfirmIndexChanges() {
+  touched_.clear();
+  index_rebuilt_ = false;
+}
 
 Status RulesEngine::ReconcileIndex(Db& db) {
+  if (index_rebuilt_) {
+    AMPARO_RETURN_IF_ERROR(LoadIndex(db));
+    index_rebuilt_ = false;
+    return Status::Ok();
+  }
   auto q = db.Prepare(
-      "SELECT state, host_country, lat, lon, household_size, vulnerability_flags FROM registrants "
+      "SELECT state, host_country, lat, lon, household_size, vulnerability_flags, admin1 FROM registrants "
       "WHERE registrant_id = ? AND deleted = 0");
   if (!q.ok()) return q.status();
   for (auto it = touched_.begin(); it != touched_.end(); it = touched_.erase(it)) {
@@ -352,6 +395,7 @@ Status RulesEngine::ReconcileIndex(Db& db) {
     loc.set_lon(q->ColumnDouble(3));
     loc.set_household_size(static_cast<uint32_t>(q->ColumnInt(4)));
     loc.set_vulnerability_flags(static_cast<uint32_t>(q->ColumnInt(5)));
+    loc.set_admin1(q->ColumnText(6));
     AMPARO_RETURN_IF_ERROR(index_.Upsert(loc));
   }
   return Status::Ok();

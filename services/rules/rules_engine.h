@@ -25,8 +25,14 @@
 //
 // Idempotency: a registry change whose sequence is not above the last one
 // applied to that registrant is ignored (deletions keep a tombstone row with
-// their sequence); an event revision not newer than the stored one for
-// (event_id, status) is ignored.
+// their sequence), and so is one the registry sync already covers (at or
+// below its high-water mark, e.g. older than an applied snapshot); an event
+// revision not newer than the stored one for (event_id, status) is ignored.
+//
+// Resynchronisation (registry_sync.h): the engine also handles
+// snapshot_chunk and registry_sequence_mark from the gateway; when a chunk
+// completes a snapshot, the registrants table has been replaced and the
+// index is rebuilt from it in the same handler.
 //
 // Index and database consistency: a handler writes the database first and
 // changes the index only when that succeeded, so later messages of the same
@@ -50,6 +56,7 @@
 #include "common/db.h"
 #include "common/status.h"
 #include "services/rules/exposure_index.h"
+#include "services/rules/registry_sync.h"
 
 namespace amparo::rules {
 
@@ -62,6 +69,7 @@ struct RulesStats {
   uint64_t events = 0;            // revisions evaluated
   uint64_t stale_events = 0;      // ignored: revision not newer
   uint64_t alerts = 0;            // alert revisions enqueued
+  uint64_t snapshots_applied = 0;  // registry snapshots merged (index rebuilt)
 };
 
 class RulesEngine {
@@ -71,34 +79,43 @@ class RulesEngine {
 
   // Builds the index from the registrants table of `db` (migrated). `clock`
   // must outlive the engine.
-  static Result<std::unique_ptr<RulesEngine>> Create(Db& db, const RulesOptions& options, const Clock& clock);
+  static Result<std::unique_ptr<RulesEngine>> Create(Db& db, const RulesOptions& options, const Clock& clock,
+                                                     const RegistrySyncOptions& sync_options = {});
 
   // LinkReceiver handler: runs inside the caller's open transaction on `db`.
-  // Dispatches crisis_event and registry_change; any other payload is
+  // Dispatches crisis_event, registry_change, snapshot_chunk and
+  // registry_sequence_mark; any other payload is
   // INVALID_ARGUMENT (dead-lettered by the link). Malformed input is
   // INVALID_ARGUMENT naming the field; database errors are returned as is.
   Status Handle(const v1::Envelope& envelope, Db& db);
   Status HandleRegistryChange(const v1::RegistryChange& change, Db& db);
   Status HandleCrisisEvent(const v1::CrisisEvent& event, Db& db);
+  Status HandleSnapshotChunk(const v1::SnapshotChunk& chunk, Db& db);
 
   // The transactions of every Handle() so far committed: forget what they
   // touched.
   void ConfirmIndexChanges();
   // A transaction may have rolled back: re-read the registrants touched since
-  // the last confirmation from `db` (outside any transaction) into the index.
+  // the last confirmation from `db` (outside any transaction) into the index
+  // (the whole index when a snapshot was applied meanwhile).
   Status ReconcileIndex(Db& db);
 
   const ExposureIndex& index() const { return index_; }
   const RulesStats& stats() const { return stats_; }
+  RegistrySync& sync() { return sync_; }
+  const RegistrySync& sync() const { return sync_; }
 
  private:
-  RulesEngine(const RulesOptions& options, const Clock& clock) : options_(options), clock_(clock) {}
+  RulesEngine(const RulesOptions& options, const Clock& clock, const RegistrySyncOptions& sync_options)
+      : options_(options), clock_(clock), sync_(sync_options, clock) {}
   Status LoadIndex(Db& db);
 
   RulesOptions options_;
   const Clock& clock_;
   ExposureIndex index_;
+  RegistrySync sync_;
   std::set<std::string> touched_;
+  bool index_rebuilt_ = false;  // since the last ConfirmIndexChanges()
   RulesStats stats_;
 };
 

@@ -1,0 +1,365 @@
+#include "services/ingest/correlator.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "amparo/v1/envelope.pb.h"
+#include "common/link.h"
+#include "common/testing.h"
+#include "services/ingest/spool.h"
+#include "services/ingest/test_fixtures.h"
+
+namespace amparo::ingest {
+namespace {
+
+namespace fs = std::filesystem;
+using testing_support::ReadFixture;
+
+const char kSummary[] = "usgs/summary-exxamalte/usgs_all_earthquakes_past_day.json";
+
+std::string Replace(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+// The real USGS feature us2000hf24 (M5.6, 158km E of Nago, 2018-09-15
+// 08:05:29 UTC) alone in a FeatureCollection, as the summary feed has it.
+std::string UsgsNagoQuake() {
+  boost::json::object feed = boost::json::parse(ReadFixture(kSummary)).as_object();
+  boost::json::array features;
+  for (const boost::json::value& feature : feed.at("features").as_array()) {
+    if (feature.at("id") == "us2000hf24") features.push_back(feature);
+  }
+  EXPECT_EQ(features.size(), 1u);
+  feed["features"] = std::move(features);
+  return boost::json::serialize(feed);
+}
+
+// GDACS's CAP for the same earthquake: the real GDACS CAP message
+// alert01_valid.xml (2021) with the event's values of 2018 (a GDACS id, its
+// episode, times, magnitude and the ~100 km polygon GDACS draws around the
+// epicentre). GDACS publishes minutes after USGS (its source, "NEIC").
+std::string GdacsNagoQuake(const std::string& episode, const std::string& modified) {
+  std::string cap = ReadFixture("gdacs/cap-kontur/alert01_valid.xml");
+  cap = Replace(cap, "1279931", "1141234");
+  cap = Replace(cap, "1389192", episode);
+  cap = Replace(cap, "2021-08-03T05:28:23-00:00", "2018-09-15T08:19:00-00:00");
+  cap = Replace(cap, "Tue, 03 Aug 2021 07:28:23 GMT", "Sat, 15 Sep 2018 08:05:29 GMT");
+  cap = Replace(cap, "Tue, 03 Aug 2021 10:23:24 GMT", modified);
+  cap = Replace(cap, "4.6", "5.6");
+  const size_t open = cap.find("<polygon>") + 9;
+  const size_t close = cap.find("</polygon>");
+  std::ostringstream ring;
+  for (int i = 0; i <= 36; ++i) {
+    const double a = (i % 36) * 10.0 * M_PI / 180.0;
+    ring << (i ? " " : "") << 26.6579 + 0.9 * std::cos(a) << "," << 129.5633 + 1.0 * std::sin(a);
+  }
+  return cap.substr(0, open) + ring.str() + cap.substr(close);
+}
+
+// A one-feature USGS collection (synthetic, for id changes and deletions).
+std::string UsgsEvent(const std::string& id, int64_t updated, const std::string& ids,
+                      const std::string& status = "reviewed") {
+  return R"({"type":"FeatureCollection","features":[{"type":"Feature","id":")" + id +
+         R"(","geometry":{"type":"Point","coordinates":[139.7,35.7,30]},)" +
+         R"("properties":{"mag":6.1,"time":1700000000000,"updated":)" + std::to_string(updated) +
+         R"(,"status":")" + status + R"(","type":"earthquake","ids":")" + ids +
+         R"(","title":"M 6.1 - near Tokyo"}}]})";
+}
+
+class CorrelationSpoolTest : public ::testing::Test {
+ protected:
+  CorrelationSpoolTest() {
+    db_.emplace(std::move(*Db::Open(dir_ / "ingest.db")));
+    EXPECT_TRUE(PrepareIngestDb(*db_).ok());
+    options_.spool_dir = dir_ / "spool";
+    options_.validation = ValidationMode::kLenient;
+    spool_.emplace(*db_, options_, clock_);
+    EXPECT_TRUE(spool_->CreateDirectories().ok());
+  }
+
+  FileOutcome Process(const std::string& name, const std::string& content) {
+    const fs::path file = options_.spool_dir / name;
+    std::ofstream(file, std::ios::binary) << content;
+    clock_.Advance(1000);
+    auto outcome = spool_->ProcessFile(file);
+    EXPECT_TRUE(outcome.ok()) << outcome.status().ToString();
+    return outcome.ok() ? *outcome : FileOutcome{};
+  }
+
+  std::vector<v1::CrisisEvent> SentEvents() {
+    std::vector<v1::CrisisEvent> out;
+    auto pending = PendingOutbound(*db_, "rules");
+    EXPECT_TRUE(pending.ok()) << pending.status().ToString();
+    if (!pending.ok()) return out;
+    for (const v1::Envelope& envelope : *pending) out.push_back(envelope.crisis_event());
+    return out;
+  }
+
+  std::vector<IncidentRevision> History(const std::string& incident_id,
+                                        v1::EventStatus status = v1::EVENT_STATUS_ACTUAL) {
+    auto history = Correlator(*db_).History(incident_id, status);
+    EXPECT_TRUE(history.ok()) << history.status().ToString();
+    return history.ok() ? *history : std::vector<IncidentRevision>{};
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_{1'800'000'000'000};
+  std::optional<Db> db_;
+  SpoolOptions options_;
+  std::optional<SpoolProcessor> spool_;
+};
+
+TEST_F(CorrelationSpoolTest, UsgsAndGdacsReportsOfTheNagoEarthquakeAreOneIncident) {
+  FileOutcome usgs = Process("usgs-1.json", UsgsNagoQuake());
+  ASSERT_TRUE(usgs.accepted) << (usgs.problems.empty() ? "" : usgs.problems.front());
+  ASSERT_EQ(usgs.events_sent, 1);
+  FileOutcome gdacs = Process("gdacs-1.xml", GdacsNagoQuake("1280321", "Sat, 15 Sep 2018 08:19:00 GMT"));
+  ASSERT_TRUE(gdacs.accepted) << (gdacs.problems.empty() ? "" : gdacs.problems.front());
+  ASSERT_EQ(gdacs.events_sent, 1);
+
+  std::vector<v1::CrisisEvent> sent = SentEvents();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].event_id(), "usgs:us2000hf24");
+  EXPECT_EQ(sent[0].incident_id(), "usgs:us2000hf24");
+  EXPECT_EQ(sent[0].incident_aliases_size(), 0);
+  EXPECT_EQ(sent[1].event_id(), "gdacs:EQ1141234");
+  EXPECT_EQ(sent[1].incident_id(), "usgs:us2000hf24");
+  ASSERT_EQ(sent[1].incident_aliases_size(), 1);
+  EXPECT_EQ(sent[1].incident_aliases(0), "gdacs:EQ1141234");
+
+  std::vector<IncidentRevision> history = History("usgs:us2000hf24");
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0].rule, MatchRule::kNewIncident);
+  EXPECT_EQ(history[1].rule, MatchRule::kProximity);
+  EXPECT_EQ(history[1].seq, 2);
+
+  // GDACS's next episode of its event joins by id, not by proximity.
+  FileOutcome episode2 = Process("gdacs-2.xml", GdacsNagoQuake("1280400", "Sat, 15 Sep 2018 10:40:00 GMT"));
+  ASSERT_EQ(episode2.events_sent, 1);
+  sent = SentEvents();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[2].incident_id(), "usgs:us2000hf24");
+  EXPECT_EQ(sent[2].msg_type(), v1::MESSAGE_TYPE_UPDATE);
+  history = History("usgs:us2000hf24");
+  ASSERT_EQ(history.size(), 3u);
+  EXPECT_EQ(history[2].rule, MatchRule::kExplicitId);
+}
+
+TEST_F(CorrelationSpoolTest, TheNagoSwarmFromOneSourceStaysSeparateIncidents) {
+  // 188 USGS events of 2018-09-16, among them 11 quakes within 20 km and
+  // minutes of each other E of Nago: one source's reports are distinct quakes.
+  FileOutcome outcome = Process("usgs-day.json", ReadFixture(kSummary));
+  ASSERT_TRUE(outcome.accepted);
+  std::set<std::string> incidents;
+  for (const v1::CrisisEvent& event : SentEvents()) {
+    EXPECT_EQ(event.incident_id(), event.event_id());
+    incidents.insert(event.incident_id());
+  }
+  EXPECT_EQ(static_cast<int>(incidents.size()), outcome.events_sent);
+  EXPECT_EQ(outcome.events_sent, 188);
+}
+
+TEST_F(CorrelationSpoolTest, GdacsApiEpisodesOfOneFloodAreOneIncidentWithIncreasingRevisions) {
+  ASSERT_EQ(Process("gdacs-ep1.json", ReadFixture("gdacs/api-monty/1102983-1-geteventdata-source.json"))
+                .events_sent,
+            1);
+  ASSERT_EQ(Process("gdacs-ep2.json", ReadFixture("gdacs/api-monty/1102983-2-geteventdata-source.json"))
+                .events_sent,
+            1);
+  std::vector<v1::CrisisEvent> sent = SentEvents();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].incident_id(), "gdacs:FL1102983");
+  EXPECT_EQ(sent[1].incident_id(), "gdacs:FL1102983");
+  EXPECT_EQ(sent[1].msg_type(), v1::MESSAGE_TYPE_UPDATE);
+  std::vector<IncidentRevision> history = History("gdacs:FL1102983");
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0].seq, 1);
+  EXPECT_EQ(history[1].seq, 2);
+  EXPECT_LT(history[0].event_revision, history[1].event_revision);
+  EXPECT_EQ(history[1].rule, MatchRule::kExplicitId);
+  // Replaying episode 1 changes nothing.
+  EXPECT_EQ(Process("gdacs-ep1b.json", ReadFixture("gdacs/api-monty/1102983-1-geteventdata-source.json"))
+                .events_unchanged,
+            1);
+  EXPECT_EQ(History("gdacs:FL1102983").size(), 2u);
+}
+
+TEST_F(CorrelationSpoolTest, UsgsIdChangeStaysTheSameIncident) {
+  Process("a.json", UsgsEvent("us7000abcd", 1700000100000, ",us7000abcd,"));
+  // USGS re-publishes the quake under the contributing network's id.
+  Process("b.json", UsgsEvent("at00s1abcd", 1700000200000, ",at00s1abcd,us7000abcd,"));
+  std::vector<v1::CrisisEvent> sent = SentEvents();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].source_id(), "at00s1abcd");
+  EXPECT_EQ(sent[1].incident_id(), "usgs:us7000abcd");
+  EXPECT_EQ(History("usgs:us7000abcd").size(), 2u);
+}
+
+TEST_F(CorrelationSpoolTest, CancelIsNeverSwallowedAsADuplicate) {
+  Process("a.json", UsgsEvent("us7000dupe", 1700000100000, ",us7000dupe,"));
+  // The deletion carries the same `updated` as the alert it withdraws.
+  FileOutcome cancel = Process("b.json", UsgsEvent("us7000dupe", 1700000100000, ",us7000dupe,", "deleted"));
+  EXPECT_EQ(cancel.events_sent, 1);
+  EXPECT_EQ(cancel.events_unchanged, 0);
+  std::vector<v1::CrisisEvent> sent = SentEvents();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].msg_type(), v1::MESSAGE_TYPE_CANCEL);
+  EXPECT_EQ(sent[1].revision(), 1700000100001);  // above the alert, so rules takes it as new
+  EXPECT_EQ(sent[1].incident_id(), "usgs:us7000dupe");
+  // The same Cancel again is a true duplicate.
+  FileOutcome again = Process("c.json", UsgsEvent("us7000dupe", 1700000100000, ",us7000dupe,", "deleted"));
+  EXPECT_EQ(again.events_sent, 0);
+  EXPECT_EQ(again.events_unchanged, 1);
+  std::vector<IncidentRevision> history = History("usgs:us7000dupe");
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].msg_type, v1::MESSAGE_TYPE_CANCEL);
+}
+
+// The rule table, on synthetic events straight through the Correlator.
+class CorrelatorRulesTest : public ::testing::Test {
+ protected:
+  CorrelatorRulesTest() {
+    db_.emplace(std::move(*Db::Open(dir_ / "ingest.db")));
+    EXPECT_TRUE(PrepareIngestDb(*db_).ok());
+  }
+
+  static v1::CrisisEvent Quake(const std::string& source, const std::string& id, int64_t onset_ms, double lat,
+                               double lon, double magnitude) {
+    v1::CrisisEvent event;
+    event.set_source(source);
+    event.set_source_id(id);
+    event.set_event_id(source + ":" + id);
+    event.set_status(v1::EVENT_STATUS_ACTUAL);
+    event.set_msg_type(v1::MESSAGE_TYPE_ALERT);
+    event.set_hazard(v1::HAZARD_KIND_EARTHQUAKE);
+    event.set_onset_ms(onset_ms);
+    event.mutable_origin()->set_lat(lat);
+    event.mutable_origin()->set_lon(lon);
+    event.mutable_metrics()->set_magnitude(magnitude);
+    event.set_revision(onset_ms);
+    return event;
+  }
+
+  static v1::CrisisEvent Flood(const std::string& source, const std::string& id, int64_t onset_ms,
+                               double min_lat, double min_lon, double max_lat, double max_lon) {
+    v1::CrisisEvent event;
+    event.set_source(source);
+    event.set_source_id(id);
+    event.set_event_id(source + ":" + id);
+    event.set_status(v1::EVENT_STATUS_ACTUAL);
+    event.set_msg_type(v1::MESSAGE_TYPE_ALERT);
+    event.set_hazard(v1::HAZARD_KIND_FLOOD);
+    event.set_onset_ms(onset_ms);
+    event.set_revision(onset_ms);
+    v1::Polygon* polygon = event.add_areas()->add_polygons();
+    for (auto [lat, lon] : {std::pair{min_lat, min_lon},
+                            {min_lat, max_lon},
+                            {max_lat, max_lon},
+                            {max_lat, min_lon},
+                            {min_lat, min_lon}}) {
+      v1::LatLon* v = polygon->add_vertices();
+      v->set_lat(lat);
+      v->set_lon(lon);
+    }
+    return event;
+  }
+
+  IncidentMatch Correlate(v1::CrisisEvent event) {
+    auto match = Correlator(*db_).Correlate(&event, 1);
+    EXPECT_TRUE(match.ok()) << match.status().ToString();
+    return match.ok() ? *match : IncidentMatch{};
+  }
+
+  testing::TempDir dir_;
+  std::optional<Db> db_;
+  static constexpr int64_t kT = 1'536'998'729'280;
+  static constexpr int64_t kMinute = 60'000;
+};
+
+TEST_F(CorrelatorRulesTest, EarthquakeWindowDistanceAndMagnitudeBounds) {
+  ASSERT_EQ(Correlate(Quake("usgs", "a", kT, 26.66, 129.56, 5.6)).rule, MatchRule::kNewIncident);
+  // 9 minutes, ~55 km, dM 0.6: the same quake.
+  IncidentMatch near = Correlate(Quake("gdacs", "EQ1", kT + 9 * kMinute, 26.66, 130.11, 5.0));
+  EXPECT_EQ(near.rule, MatchRule::kProximity);
+  EXPECT_EQ(near.incident_id, "usgs:a");
+  // 11 minutes later: another quake.
+  EXPECT_EQ(Correlate(Quake("emsc", "late", kT + 11 * kMinute, 26.66, 129.56, 5.6)).incident_id, "emsc:late");
+  // ~110 km away (1 degree of latitude): another quake.
+  EXPECT_EQ(Correlate(Quake("geofon", "far", kT, 27.66, 129.56, 5.6)).incident_id, "geofon:far");
+  // dM 1.2: another quake.
+  EXPECT_EQ(Correlate(Quake("jma", "big", kT, 26.66, 129.56, 6.8)).incident_id, "jma:big");
+}
+
+TEST_F(CorrelatorRulesTest, SameSourceIsNeverMergedByProximity) {
+  Correlate(Quake("usgs", "a", kT, 26.66, 129.56, 5.6));
+  EXPECT_EQ(Correlate(Quake("usgs", "b", kT + kMinute, 26.67, 129.57, 5.5)).incident_id, "usgs:b");
+}
+
+TEST_F(CorrelatorRulesTest, CancelIsMatchedOnlyByIdsNeverByProximity) {
+  Correlate(Quake("usgs", "a", kT, 26.66, 129.56, 5.6));
+  v1::CrisisEvent cancel = Quake("gdacs", "EQ1", kT, 26.66, 129.56, 5.6);
+  cancel.set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  EXPECT_EQ(Correlate(cancel).rule, MatchRule::kNewIncident);
+  v1::CrisisEvent own_cancel = Quake("usgs", "a", kT, 26.66, 129.56, 5.6);
+  own_cancel.set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  IncidentMatch match = Correlate(own_cancel);
+  EXPECT_EQ(match.rule, MatchRule::kExplicitId);
+  EXPECT_EQ(match.incident_revision, 2);
+  // The incident is cancelled: a new nearby report opens a new incident.
+  EXPECT_EQ(Correlate(Quake("emsc", "x", kT, 26.66, 129.56, 5.6)).incident_id, "emsc:x");
+}
+
+TEST_F(CorrelatorRulesTest, FloodsMatchOnOverlappingAreasWithin48Hours) {
+  Correlate(Flood("gdacs", "FL1", kT, 38.0, -4.0, 40.0, -2.0));
+  EXPECT_EQ(Correlate(Flood("cap", "aemet-1", kT + 47 * 60 * kMinute, 39.5, -2.5, 40.5, -1.0)).incident_id,
+            "gdacs:FL1");
+  EXPECT_EQ(Correlate(Flood("meteo", "late", kT + 49 * 60 * kMinute, 39.5, -2.5, 40.5, -1.0)).incident_id,
+            "meteo:late");
+  EXPECT_EQ(Correlate(Flood("other", "apart", kT, 41.0, -4.0, 42.0, -2.0)).incident_id, "other:apart");
+}
+
+TEST_F(CorrelatorRulesTest, GlideNumbersAndCapReferencesJoinAcrossSources) {
+  v1::CrisisEvent relief;
+  relief.set_source("reliefweb");
+  relief.set_source_id("52000");
+  relief.set_event_id("reliefweb:52000");
+  relief.set_status(v1::EVENT_STATUS_ACTUAL);
+  relief.set_hazard(v1::HAZARD_KIND_FLOOD);
+  relief.add_id_aliases("glide:FL-2024-000199-ESP");
+  Correlate(relief);
+  v1::CrisisEvent other = Flood("gdacs", "FL1102983", kT, 38, -4, 40, -2);
+  other.add_id_aliases("glide:FL-2024-000199-ESP");
+  IncidentMatch glide = Correlate(other);
+  EXPECT_EQ(glide.rule, MatchRule::kExplicitId);
+  EXPECT_EQ(glide.incident_id, "reliefweb:52000");
+
+  v1::CrisisEvent update = Flood("cap", "aemet:2", kT, 10, 10, 11, 11);
+  v1::EventReference* ref = update.add_references();
+  ref->set_source("gdacs");
+  ref->set_source_id("FL1102983");
+  EXPECT_EQ(Correlate(update).incident_id, "reliefweb:52000");
+}
+
+TEST_F(CorrelatorRulesTest, ExercisesNeverJoinRealIncidents) {
+  Correlate(Quake("usgs", "a", kT, 26.66, 129.56, 5.6));
+  v1::CrisisEvent drill = Quake("usgs", "a", kT, 26.66, 129.56, 5.6);
+  drill.set_status(v1::EVENT_STATUS_EXERCISE);
+  IncidentMatch match = Correlate(drill);
+  EXPECT_EQ(match.rule, MatchRule::kNewIncident);
+  EXPECT_EQ(match.incident_revision, 1);
+}
+
+}  // namespace
+}  // namespace amparo::ingest
