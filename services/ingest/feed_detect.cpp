@@ -105,23 +105,9 @@ Result<ParsedFeed> ParseFeedBytes(std::string_view bytes, const FeedContext& con
 
 Result<ParsedFeed> ParseFeedFile(const std::filesystem::path& file, int64_t max_file_bytes,
                                  const FeedContext& context) {
-  std::error_code ec;
-  const uintmax_t size = std::filesystem::file_size(file, ec);
-  if (ec) return NotFound("cannot stat " + file.string() + ": " + ec.message());
-  if (size > static_cast<uintmax_t>(max_file_bytes)) {
-    return Status(StatusCode::kResourceExhausted,
-                  "file is " + std::to_string(size) + " bytes, above the limit of " +
-                      std::to_string(max_file_bytes) + " bytes",
-                  "ingest.max_file_bytes");
-  }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return Unavailable("cannot open " + file.string() + ": " + std::strerror(errno));
-  std::string bytes(size, '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (in.gcount() != static_cast<std::streamsize>(size)) {
-    return Unavailable("short read of " + file.string() + " (changed while reading?)");
-  }
-  return ParseFeedBytes(bytes, context);
+  auto bytes = ReadBoundedFile(file, max_file_bytes);
+  if (!bytes.ok()) return bytes.status();
+  return ParseFeedBytes(*bytes, context);
 }
 
 std::optional<std::string> FeedRejection(const Result<ParsedFeed>& parsed) {

@@ -1,5 +1,11 @@
 #include "services/ingest/feed_types.h"
 
+#include <fstream>
+
+#include <cstring>
+
+#include <cerrno>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -196,6 +202,40 @@ v1::Severity SeverityFromGdacsLevel(std::string_view raw) {
 v1::EventStatus ApplyExercise(v1::EventStatus status, const FeedContext& context) {
   if (context.exercise && status == v1::EVENT_STATUS_ACTUAL) return v1::EVENT_STATUS_EXERCISE;
   return status;
+}
+
+std::string TextPosition(std::string_view text, size_t offset) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(column) + " (byte " +
+         std::to_string(offset) + ")";
+}
+
+Result<std::string> ReadBoundedFile(const std::filesystem::path& file, int64_t max_file_bytes) {
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(file, ec);
+  if (ec) return NotFound("cannot stat " + file.string() + ": " + ec.message());
+  if (size > static_cast<uintmax_t>(max_file_bytes)) {
+    return Status(StatusCode::kResourceExhausted,
+                  "file is " + std::to_string(size) + " bytes, above the limit of " +
+                      std::to_string(max_file_bytes) + " bytes",
+                  "ingest.max_file_bytes");
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Unavailable("cannot open " + file.string() + ": " + std::strerror(errno));
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (in.gcount() != static_cast<std::streamsize>(size)) {
+    return Unavailable("short read of " + file.string() + " (changed while reading?)");
+  }
+  return bytes;
 }
 
 }  // namespace amparo::ingest

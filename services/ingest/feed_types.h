@@ -12,12 +12,14 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "amparo/v1/crisis_event.pb.h"
+#include "common/status.h"
 #include "services/ingest/xml_safety.h"
 
 namespace amparo::ingest {
@@ -101,5 +103,12 @@ v1::Severity SeverityFromGdacsLevel(std::string_view level);
 v1::EventStatus ApplyExercise(v1::EventStatus status, const FeedContext& context);
 
 std::string TrimCopy(std::string_view text);
+// "line L, column C (byte B)" of `offset` in `text`, for an operator opening
+// the file in an editor.
+std::string TextPosition(std::string_view text, size_t offset);
+// Reads a whole file of at most `max_file_bytes` (checked before reading:
+// kResourceExhausted naming ingest.max_file_bytes); kNotFound / kUnavailable
+// when it cannot be read whole.
+Result<std::string> ReadBoundedFile(const std::filesystem::path& file, int64_t max_file_bytes);
 
 }  // namespace amparo::ingest

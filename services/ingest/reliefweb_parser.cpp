@@ -12,20 +12,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string Position(std::string_view text, size_t offset) {
-  size_t line = 1, column = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return "line " + std::to_string(line) + ", column " + std::to_string(column) + " (byte " +
-         std::to_string(offset) + ")";
-}
-
 std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 std::optional<int> Digits(std::string_view s, size_t pos, size_t n) {
@@ -295,11 +281,11 @@ Result<ParsedReliefWeb> ParseReliefWebJson(std::string_view text, const ReliefWe
   boost::system::error_code ec;
   size_t consumed = parser.write_some(text.data(), text.size(), ec);
   if (!ec && consumed < text.size()) {
-    return InvalidArgument("JSON syntax error at " + Position(text, consumed) + ": unexpected data after the document");
+    return InvalidArgument("JSON syntax error at " + TextPosition(text, consumed) + ": unexpected data after the document");
   }
-  if (ec) return InvalidArgument("JSON syntax error at " + Position(text, consumed) + ": " + ec.message());
+  if (ec) return InvalidArgument("JSON syntax error at " + TextPosition(text, consumed) + ": " + ec.message());
   parser.finish(ec);
-  if (ec) return InvalidArgument("JSON syntax error at " + Position(text, text.size()) + ": " + ec.message());
+  if (ec) return InvalidArgument("JSON syntax error at " + TextPosition(text, text.size()) + ": " + ec.message());
   json::value root = parser.release();
   if (!root.is_object()) return InvalidArgument("must be a ReliefWeb API response object");
   const json::object& object = root.get_object();

@@ -251,21 +251,6 @@ void ReadFeature(const json::value& value, int index, std::string prefix, const 
   }
 }
 
-// Where in the text `offset` is, for an operator opening the file in an editor.
-std::string Position(std::string_view text, size_t offset) {
-  size_t line = 1, column = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return "line " + std::to_string(line) + ", column " + std::to_string(column) + " (byte " +
-         std::to_string(offset) + ")";
-}
-
 }  // namespace
 
 Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOptions& options) {
@@ -273,12 +258,12 @@ Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOption
   boost::system::error_code ec;
   size_t consumed = parser.write_some(text.data(), text.size(), ec);
   if (!ec && consumed < text.size()) {
-    return InvalidArgument("JSON syntax error at " + Position(text, consumed) +
+    return InvalidArgument("JSON syntax error at " + TextPosition(text, consumed) +
                            ": unexpected data after the document");
   }
-  if (ec) return InvalidArgument("JSON syntax error at " + Position(text, consumed) + ": " + ec.message());
+  if (ec) return InvalidArgument("JSON syntax error at " + TextPosition(text, consumed) + ": " + ec.message());
   parser.finish(ec);
-  if (ec) return InvalidArgument("JSON syntax error at " + Position(text, text.size()) + ": " + ec.message());
+  if (ec) return InvalidArgument("JSON syntax error at " + TextPosition(text, text.size()) + ": " + ec.message());
   json::value root = parser.release();
 
   if (!root.is_object()) {
@@ -312,23 +297,9 @@ Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOption
 
 Result<ParsedFeed> ParseUsgsGeoJsonFile(const std::filesystem::path& file, int64_t max_file_bytes,
                                         const UsgsParseOptions& options) {
-  std::error_code ec;
-  const uintmax_t size = std::filesystem::file_size(file, ec);
-  if (ec) return NotFound("cannot stat " + file.string() + ": " + ec.message());
-  if (size > static_cast<uintmax_t>(max_file_bytes)) {
-    return Status(StatusCode::kResourceExhausted,
-                  "file is " + std::to_string(size) + " bytes, above the limit of " +
-                      std::to_string(max_file_bytes) + " bytes",
-                  "ingest.max_file_bytes");
-  }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return Unavailable("cannot open " + file.string() + ": " + std::strerror(errno));
-  std::string text(size, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  if (in.gcount() != static_cast<std::streamsize>(size)) {
-    return Unavailable("short read of " + file.string() + " (changed while reading?)");
-  }
-  return ParseUsgsGeoJson(text, options);
+  auto text = ReadBoundedFile(file, max_file_bytes);
+  if (!text.ok()) return text.status();
+  return ParseUsgsGeoJson(*text, options);
 }
 
 }  // namespace amparo::ingest
