@@ -9,6 +9,7 @@
 # Needs the Debian packages postgresql-15 and postgresql-15-postgis-3
 # (deploy/install-deps installs them).
 set -euo pipefail
+"$(cd "$(dirname "$0")/.." && pwd)/deploy/install-deps" --bench
 
 exposure=${1:?usage: run-postgis.sh PATH/TO/exposure [exposure args...]}
 shift

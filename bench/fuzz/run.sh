@@ -16,6 +16,7 @@
 # Prints one summary line: target, seconds, execs, execs/s, crashes, corpus.
 # Exit status: 0 when no crash, 1 when libFuzzer found one, 2 on usage/build errors.
 set -euo pipefail
+"$(cd "$(dirname "$0")/../.." && pwd)/deploy/install-deps" --bench
 
 if [[ $# -lt 2 ]]; then
   sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'

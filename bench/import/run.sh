@@ -4,6 +4,7 @@
 # Uses the top-level AMPARO_BENCH option when the project has it, else the
 # standalone bench/ project.
 set -euo pipefail
+"$(cd "$(dirname "$0")/../.." && pwd)/deploy/install-deps" --bench
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${BUILD_DIR:-$root/build-bench-release}"
 if grep -q AMPARO_BENCH "$root/CMakeLists.txt"; then
