@@ -281,5 +281,19 @@ TEST_F(PipelineTest, KillNineOfRulesThenNotifyWhileEventsFlowLosesNothingAndRepe
             << " repeats=" << repeats << "\n";
 }
 
+TEST_F(PipelineTest, DemoDataRegistersItsWholePopulationThroughTheImportApi) {
+  Deployment d;
+  d.StartAll();
+  // More registrants than the per-token rate limit's burst: one bulk import
+  // per state, not one request per person.
+  std::string out = RunTool({(BinDir() / "amparo").string(), "demo-data", "--config", d.config().string(),
+                             "--registrants", "600", "--states", "PHL,NPL", "--seed", "7"});
+  EXPECT_NE(out.find("registered 600 demo nationals (0 rejected)"), std::string::npos) << out;
+  std::string token = d.Token("NPL", "registrar");
+  auto list = d.Call("GET", "/api/v1/registrants?limit=1000", token);
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(list.json.as_object()["items"].as_array().size(), 300u);
+}
+
 }  // namespace
 }  // namespace amparo::integration
