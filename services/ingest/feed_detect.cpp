@@ -48,9 +48,10 @@ Result<ParsedFeed> ParseXml(std::string_view bytes, const FeedContext& context) 
   auto doc = ParseXmlSafely(bytes, context.xml_limits, &warnings);
   if (!doc.ok()) return doc.status();
   Result<ParsedFeed> parsed = InvalidArgument("unparsed", "format");
-  // A signed message must verify before it is parsed (xmldsig.h). TODO(lead): pass the
-  // source's trust store and require_trusted_signers once FeedContext carries them.
-  AMPARO_RETURN_IF_ERROR(VerifyCapSignatureIfPresent(*doc, context.trust_store, {.require_trusted_signers = context.require_trusted_signers}, &warnings));
+  // A signed message must verify before it is parsed (xmldsig.h), against the
+  // configured trust store (ingest.trust_store, ingest.require_trusted_signers).
+  AMPARO_RETURN_IF_ERROR(VerifyCapSignatureIfPresent(
+      *doc, context.trust_store, {.require_trusted_signers = context.require_trusted_signers}, &warnings));
   if (LooksLikeCapDocument(*doc)) {
     parsed = ParseCapDocument(*doc, context);
   } else if (LooksLikeGdacsRss(*doc)) {
