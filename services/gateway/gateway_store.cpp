@@ -487,14 +487,8 @@ Result<Registrant> ReadRegistrant(const Statement& s, const RegistryKeys* keys) 
   return r;
 }
 
-Status EnqueueUpsert(Db& db, const Registrant& r, const Clock& clock) {
-  auto seq = BumpRegistrySequence(db);
-  if (!seq.ok()) return seq.status();
-  v1::Envelope env = MakeEnvelope(kProducer, clock);
-  v1::RegistryChange* change = env.mutable_registry_change();
-  change->set_sequence(static_cast<uint64_t>(*seq));
-  change->set_kind(v1::RegistryChange::KIND_UPSERT);
-  v1::RegistrantLocation* loc = change->mutable_location();
+// The matching-relevant fields of `r`, as rules receives them (no contact data).
+void FillLocation(const Registrant& r, v1::RegistrantLocation* loc) {
   loc->set_registrant_id(r.id);
   loc->set_state(r.state);
   loc->set_host_country(r.host_country);
@@ -503,6 +497,16 @@ Status EnqueueUpsert(Db& db, const Registrant& r, const Clock& clock) {
   loc->set_lon(r.lon);
   loc->set_household_size(static_cast<uint32_t>(r.household_size));
   loc->set_vulnerability_flags(FlagsOf(r.vulnerabilities));
+}
+
+Status EnqueueUpsert(Db& db, const Registrant& r, const Clock& clock) {
+  auto seq = BumpRegistrySequence(db);
+  if (!seq.ok()) return seq.status();
+  v1::Envelope env = MakeEnvelope(kProducer, clock);
+  v1::RegistryChange* change = env.mutable_registry_change();
+  change->set_sequence(static_cast<uint64_t>(*seq));
+  change->set_kind(v1::RegistryChange::KIND_UPSERT);
+  FillLocation(r, change->mutable_location());
   return EnqueueOutbound(db, "rules", env);
 }
 
@@ -800,15 +804,7 @@ Status RegistrantInserter::Insert(Registrant& r) {
   m.envelope.set_sent_ms(r.created_ms);
   v1::RegistryChange* change = m.envelope.mutable_registry_change();
   change->set_sequence(static_cast<uint64_t>(sequence));
-  v1::RegistrantLocation* loc = change->mutable_location();
-  loc->set_registrant_id(r.id);
-  loc->set_state(r.state);
-  loc->set_host_country(r.host_country);
-  loc->set_admin1(r.admin1);
-  loc->set_lat(r.lat);
-  loc->set_lon(r.lon);
-  loc->set_household_size(static_cast<uint32_t>(r.household_size));
-  loc->set_vulnerability_flags(FlagsOf(r.vulnerabilities));
+  FillLocation(r, change->mutable_location());
   if (!m.envelope.SerializeToString(&m.envelope_bytes)) return Internal("serialising envelope");
   m.enqueue.Bind(1, std::string_view("rules"))
       .Bind(2, m.envelope.message_id())
