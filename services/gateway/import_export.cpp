@@ -188,6 +188,23 @@ struct CsvColumn {
   CellKind kind;
 };
 
+// CSV injection (OWASP "CSV Injection"): a spreadsheet runs a cell that
+// starts with = + - @ tab or CR as a formula. Export puts an apostrophe in
+// front of such free-text cells (spreadsheets show the text, not a formula,
+// and hide the apostrophe); import takes exactly that apostrophe off again,
+// so an exported file re-imports to the same values ("+63 917..." phones
+// included).
+bool StartsLikeFormula(std::string_view text) {
+  return !text.empty() && std::string_view("=+-@\t\r").find(text.front()) != std::string_view::npos;
+}
+std::string FormulaGuard(std::string_view text) {
+  return StartsLikeFormula(text) ? "'" + std::string(text) : std::string(text);
+}
+std::string UndoFormulaGuard(std::string_view cell) {
+  if (cell.size() >= 2 && cell.front() == '\'' && StartsLikeFormula(cell.substr(1))) cell.remove_prefix(1);
+  return std::string(cell);
+}
+
 // One CSV record as the JSON object a client would POST.
 Result<json::object> CsvRowToJson(const std::vector<CsvColumn>& columns,
                                   const std::vector<std::string>& cells) {
@@ -203,7 +220,7 @@ Result<json::object> CsvRowToJson(const std::vector<CsvColumn>& columns,
     json::value v;
     switch (column.kind) {
       case CellKind::kString:
-        v = cell;
+        v = UndoFormulaGuard(cell);
         break;
       case CellKind::kNumber: {
         double d = 0;
@@ -583,30 +600,30 @@ std::string CsvRow(const Registrant& r) {
   const std::vector<std::string> cells = {
       r.id,
       r.state,
-      r.external_ref,
-      r.full_name,
+      FormulaGuard(r.external_ref),
+      FormulaGuard(r.full_name),
       r.host_country,
       JsonText(json::value(r.lat)),
       JsonText(json::value(r.lon)),
       r.location_precision_m > 0 ? std::to_string(r.location_precision_m) : "",
-      r.place_name,
+      FormulaGuard(r.place_name),
       r.place_name.empty() ? "" : r.host_country,
       r.admin1,
       std::to_string(r.household_size),
       members,
       JoinList(r.languages),
-      r.contact.email,
-      r.contact.phone,
-      r.emergency_contact.name,
-      r.emergency_contact.phone,
-      r.emergency_contact.email,
+      FormulaGuard(r.contact.email),
+      FormulaGuard(r.contact.phone),
+      FormulaGuard(r.emergency_contact.name),
+      FormulaGuard(r.emergency_contact.phone),
+      FormulaGuard(r.emergency_contact.email),
       r.travel_document_expiry,
       JoinList(r.vulnerabilities),
       boolean(r.consent.crisis_contact),
       boolean(r.consent.share_aggregate_with_partners),
       boolean(r.consent.share_with_international_orgs),
       r.consent.recorded_ms > 0 ? FormatRfc3339(r.consent.recorded_ms) : "",
-      r.consent.notice_version,
+      FormulaGuard(r.consent.notice_version),
       FormatRfc3339(r.created_ms),
       FormatRfc3339(r.updated_ms),
       r.retention_until,

@@ -479,6 +479,36 @@ TEST_F(RegistryTest, ExportAndImportRoundTripInBothFormats) {
   EXPECT_EQ(AuditCount("registrant.export"), 2);
 }
 
+TEST_F(RegistryTest, CsvExportDefusesFormulasAndImportRestoresTheText) {
+  ASSERT_TRUE(InsertRegistrant(*db_,
+                               Parse(R"x({"external_ref":"=HYPERLINK(\"http://x.example\",\"a\")",
+                                   "full_name":"@SUM(A1:A9)","host_country":"KOR","lat":-37.5,"lon":-126.9,
+                                   "contact":{"phone":"+639171234567"},"retention_until":"2031-05-01"})x"),
+                               keys_, access_, clock_)
+                  .ok());
+  std::ostringstream csv;
+  ASSERT_EQ(*ExportRegistrants(*db_, token_, csv, RegistryFormat::kCsv, keys_, clock_), 1);
+  const std::string text = csv.str();
+  EXPECT_NE(text.find(R"x("'=HYPERLINK(""http://x.example"",""a"")")x"), std::string::npos) << text;
+  EXPECT_NE(text.find(",'@SUM(A1:A9),"), std::string::npos) << text;
+  EXPECT_NE(text.find(",'+639171234567,"), std::string::npos) << text;
+  EXPECT_NE(text.find(",-37.5,-126.9,"), std::string::npos) << text;  // numbers are not text: untouched
+
+  testing::TempDir other_dir;
+  Db other = std::move(*Db::Open(other_dir / "gateway.db"));
+  ASSERT_TRUE(MigrateGatewayDb(other).ok());
+  std::istringstream in(text);
+  auto report = ImportRegistrants(other, token_, in, RegistryFormat::kCsv, keys_, clock_);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->imported, 1);
+  std::ostringstream ndjson;
+  ASSERT_EQ(*ExportRegistrants(other, token_, ndjson, RegistryFormat::kNdjson, keys_, clock_), 1);
+  EXPECT_NE(ndjson.str().find(R"x("external_ref":"=HYPERLINK(\"http://x.example\",\"a\")")x"), std::string::npos)
+      << ndjson.str();
+  EXPECT_NE(ndjson.str().find(R"x("full_name":"@SUM(A1:A9)")x"), std::string::npos);
+  EXPECT_NE(ndjson.str().find(R"("phone":"+639171234567")"), std::string::npos);
+}
+
 TEST_F(RegistryTest, NdjsonImportValidatesEachLine) {
   std::istringstream in(R"({"external_ref":"n1","host_country":"JPN","lat":1,"lon":2})"
                         "\n\n"
