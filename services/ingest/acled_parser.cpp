@@ -310,6 +310,10 @@ std::optional<RowProblem> ReadEventRow(const Header& h, const std::vector<std::s
   event->set_hazard(AcledHazard(event_type));
   event->set_source_hazard_code(event_type);
   if (fatalities) event->mutable_metrics()->set_fatalities(*fatalities);
+  // 1..3 per the ACLED codebook; anything else is left out (the footprint
+  // then assumes the coordinates are exact).
+  if (auto precision = ParseInt(h.Get(row, "geo_precision")); precision && *precision >= 1 && *precision <= 3)
+    event->mutable_metrics()->set_geo_precision(static_cast<int32_t>(*precision));
   event->mutable_origin()->set_lat(*lat);
   event->mutable_origin()->set_lon(*lon);
   std::string place;

@@ -31,13 +31,14 @@ struct Row {
   std::string lon = "32.5599";
   std::string notes = "Synthetic test row.";
   std::string fatalities = "3";
+  std::string geo_precision = "1";
   std::string timestamp = "1709856000";
 };
 
 std::string Csv(const Row& r) {
   return r.id + "," + r.date + ",2024,1,Political violence," + r.event_type + "," + r.sub_type +
          ",Synthetic Actor A,,1,Synthetic Actor B,,2,12,," + r.iso + ",Northern Africa," + r.country + "," +
-         r.admin1 + ",,," + r.location + "," + r.lat + "," + r.lon + ",1,Synthetic Source,National," + r.notes +
+         r.admin1 + ",,," + r.location + "," + r.lat + "," + r.lon + "," + r.geo_precision + ",Synthetic Source,National," + r.notes +
          "," + r.fatalities + ",," + r.timestamp;
 }
 
@@ -68,6 +69,7 @@ TEST(AcledParserTest, OneRowMapsEveryKeyField) {
   EXPECT_EQ(e.source_hazard_code(), "Battles");
   ASSERT_TRUE(e.metrics().has_fatalities());
   EXPECT_EQ(e.metrics().fatalities(), 3);
+  EXPECT_EQ(e.metrics().geo_precision(), 1);
   ASSERT_TRUE(e.has_origin());
   EXPECT_DOUBLE_EQ(e.origin().lat(), 15.5007);
   EXPECT_DOUBLE_EQ(e.origin().lon(), 32.5599);
@@ -125,6 +127,7 @@ TEST(AcledParserTest, BomQuotedCommasNewlinesCrlfAndReorderedColumnsAreRead) {
   EXPECT_EQ(e.areas(0).geocodes(0).value(), "KEN");
   EXPECT_EQ(e.onset_ms(), 1709596800000);
   EXPECT_FALSE(e.metrics().has_fatalities());  // no fatalities column
+  EXPECT_FALSE(e.metrics().has_geo_precision());  // nor geo_precision
   EXPECT_EQ(e.texts(0).headline(), "Protests in Synthetic, Place, Kenya");
 }
 
@@ -204,6 +207,23 @@ TEST(AcledParserTest, UnknownIsoCodeIsAcceptedWithoutGeocodeAndWarned) {
   ASSERT_EQ(parsed->summary.warnings.size(), 1u);
   EXPECT_EQ(parsed->summary.warnings[0],
             "line 2: iso: 0 is not an ISO 3166-1 numeric code; no ISO3 geocode (event_id_cnty XYZ1001)");
+}
+
+TEST(AcledParserTest, GeoPrecisionIsKeptOnlyWhenOneToThree) {
+  Row region;
+  region.geo_precision = "3";
+  Row bad = region;
+  bad.id = "XYZ1002";
+  bad.geo_precision = "7";
+  Row empty = region;
+  empty.id = "XYZ1003";
+  empty.geo_precision = "";
+  auto parsed = ParseAcledCsv(File({region, bad, empty}));
+  ASSERT_TRUE(parsed.ok());
+  ASSERT_EQ(parsed->events.size(), 3u);
+  EXPECT_EQ(parsed->events[0].metrics().geo_precision(), 3);
+  EXPECT_FALSE(parsed->events[1].metrics().has_geo_precision());
+  EXPECT_FALSE(parsed->events[2].metrics().has_geo_precision());
 }
 
 TEST(AcledParserTest, SameIdWithNewerTimestampIsANewerRevision) {

@@ -52,14 +52,22 @@ bool ReadPosition(const json::value& position, v1::LatLon* out) {
   return true;
 }
 
-// The outer ring of a GeoJSON polygon (holes are ignored: a footprint with a
-// hole still exposes the people around the hole's edge).
+// A GeoJSON polygon: the outer ring, then its interior rings as holes (RFC
+// 7946 3.1.6). Every ring needs >= 4 positions in range.
 bool ReadRing(const json::value& rings, v1::Polygon* out) {
   const json::array* a = rings.if_array();
   if (a == nullptr || a->empty() || !(*a)[0].is_array()) return false;
   for (const json::value& position : (*a)[0].get_array())
     if (!ReadPosition(position, out->add_vertices())) return false;
-  return out->vertices_size() >= 4;
+  if (out->vertices_size() < 4) return false;
+  for (size_t i = 1; i < a->size(); ++i) {
+    const json::array* ring = (*a)[i].if_array();
+    if (ring == nullptr || ring->size() < 4) return false;
+    v1::Ring* hole = out->add_holes();
+    for (const json::value& position : *ring)
+      if (!ReadPosition(position, hole->add_vertices())) return false;
+  }
+  return true;
 }
 
 // Fills the fields every GDACS API document shares from one properties object.
@@ -103,6 +111,8 @@ Status FillCommon(const json::object& props, const FeedContext& context, v1::Cri
     const std::string unit = String(severity, "severityunit");
     if (value && unit == "M") event->mutable_metrics()->set_magnitude(*value);
     if (value && unit == "km/h") event->mutable_metrics()->set_max_wind_kmh(*value);
+    if (value && *value > 0 && unit == "ha") event->mutable_metrics()->set_burned_area_ha(*value);
+    if (value && *value > 0 && unit == "km2") event->mutable_metrics()->set_affected_area_km2(*value);
   }
   return Status::Ok();
 }

@@ -36,6 +36,20 @@ std::vector<double> Numbers(std::string_view text, bool* ok) {
   return out;
 }
 
+// "Tropical Storm (maximum wind speed of 111 km/h)" -> 111; nullopt when the
+// text does not say so.
+std::optional<double> GdacsWindFromSeverityText(std::string_view text) {
+  constexpr std::string_view kLead = "maximum wind speed of ";
+  size_t start = text.find(kLead);
+  if (start == std::string_view::npos) return std::nullopt;
+  start += kLead.size();
+  size_t end = text.find(" km/h", start);
+  if (end == std::string_view::npos) return std::nullopt;
+  auto wind = ToDouble(text.substr(start, end - start));
+  if (!wind || *wind <= 0) return std::nullopt;
+  return wind;
+}
+
 bool InRange(double lat, double lon) { return std::abs(lat) <= 90 && std::abs(lon) <= 180; }
 
 std::string Gdacs(const xmlNode* item, std::string_view name) { return XmlChildText(item, name, kGdacsNamespace); }
@@ -83,7 +97,13 @@ std::optional<ItemError> ReadItem(const xmlNode* item, const FeedContext& contex
     auto value = ToDouble(XmlAttribute(severity, "value"));
     if (value && unit == "M") event->mutable_metrics()->set_magnitude(*value);
     if (value && unit == "km/h") event->mutable_metrics()->set_max_wind_kmh(*value);
+    if (value && *value > 0 && unit == "ha") event->mutable_metrics()->set_burned_area_ha(*value);
+    if (value && *value > 0 && unit == "km2") event->mutable_metrics()->set_affected_area_km2(*value);
     const std::string text = XmlText(severity);
+    // The value is the event's maximum so far; the text names the storm as it
+    // is at this advisory ("Tropical Depression (maximum wind speed of 46 km/h)").
+    if (auto wind = GdacsWindFromSeverityText(text); wind && unit == "km/h")
+      event->mutable_metrics()->set_current_wind_kmh(*wind);
     if (size_t depth = text.find("Depth:"); depth != std::string::npos) {
       size_t start = depth + 6, end = start;
       while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;

@@ -45,6 +45,32 @@ TEST(GdacsRssTest, TropicalCycloneItem) {
   EXPECT_DOUBLE_EQ(eq.metrics().depth_km(), 10);
 }
 
+TEST(GdacsRssTest, SeverityFillsWindNowAndAtMostAndAreas) {
+  auto feed = ParseFixture("gdacs/rss-exxamalte/gdacs-rss.xml");
+  ASSERT_TRUE(feed.ok()) << feed.status().ToString();
+  // CALVINIA-19: "Tropical Storm (maximum wind speed of 93 km/h)", value 92.592.
+  const v1::CrisisEvent& calvinia = feed->events.at(0);
+  EXPECT_DOUBLE_EQ(calvinia.metrics().current_wind_kmh(), 93);
+  EXPECT_DOUBLE_EQ(calvinia.metrics().max_wind_kmh(), 92.592);
+  // SARAI-19 peaked at 130 km/h and blows 111 km/h at this advisory.
+  const v1::CrisisEvent& sarai = feed->events.at(2);
+  EXPECT_EQ(sarai.event_id(), "gdacs:TC1000642");
+  EXPECT_DOUBLE_EQ(sarai.metrics().current_wind_kmh(), 111);
+  EXPECT_DOUBLE_EQ(sarai.metrics().max_wind_kmh(), 129.6288);
+  // PHANFONE-19 has decayed to a tropical depression.
+  const v1::CrisisEvent& phanfone = feed->events.at(4);
+  EXPECT_DOUBLE_EQ(phanfone.metrics().current_wind_kmh(), 46);
+  EXPECT_DOUBLE_EQ(phanfone.metrics().max_wind_kmh(), 175.9248);
+  // Droughts: "Minor impact for agricultural drought in 349846 km2".
+  const v1::CrisisEvent& drought = feed->events.at(5);
+  EXPECT_EQ(drought.event_id(), "gdacs:DR1013682");
+  EXPECT_DOUBLE_EQ(drought.metrics().affected_area_km2(), 349846);
+  EXPECT_FALSE(drought.metrics().has_current_wind_kmh());
+  // Earthquakes carry none of these.
+  EXPECT_FALSE(feed->events.at(1).metrics().has_current_wind_kmh());
+  EXPECT_FALSE(feed->events.at(1).metrics().has_affected_area_km2());
+}
+
 TEST(GdacsRssTest, DoubleEncodedBomDateModifiedAndAntimeridian) {
   auto feed = ParseFixture("gdacs/rss-ocha-hdx/xml-rss.xml");
   ASSERT_TRUE(feed.ok()) << feed.status().ToString();
@@ -118,6 +144,46 @@ TEST(GdacsApiTest, GeometryPolygonsBecomeAreas) {
   ASSERT_EQ(wf->events.at(0).areas_size(), 1);
   EXPECT_EQ(wf->events.at(0).hazard(), v1::HAZARD_KIND_WILDFIRE);
   EXPECT_GE(wf->events.at(0).areas(0).polygons_size(), 1);
+  EXPECT_DOUBLE_EQ(wf->events.at(0).metrics().burned_area_ha(), 6638);  // "... forestfire in 6638 ha"
+}
+
+TEST(GdacsApiTest, InteriorRingsBecomeHoles) {
+  // The burnt area of WF1028649 is a MultiPolygon whose second polygon has
+  // 11 unburnt islands (interior rings of 12, 4, 4, 4, 16, 5, 6, 5, 4, 5, 5
+  // positions).
+  auto wf = ParseFixture("gdacs/api-monty/wf-1028649-ep1-geometry.json");
+  ASSERT_TRUE(wf.ok()) << wf.status().ToString();
+  const v1::Area& area = wf->events.at(0).areas(0);
+  ASSERT_GE(area.polygons_size(), 2);
+  EXPECT_EQ(area.polygons(0).holes_size(), 0);
+  const v1::Polygon& burnt = area.polygons(1);
+  EXPECT_EQ(burnt.vertices_size(), 184);
+  ASSERT_EQ(burnt.holes_size(), 11);
+  EXPECT_EQ(burnt.holes(0).vertices_size(), 12);
+  EXPECT_EQ(burnt.holes(4).vertices_size(), 16);
+  EXPECT_EQ(burnt.holes(10).vertices_size(), 5);
+
+  // A hole with fewer than 4 positions rejects its feature, naming it.
+  auto feed = ParseFeedBytes(
+      R"({"type":"FeatureCollection","features":[{"type":"Feature",)"
+      R"("properties":{"eventtype":"FL","eventid":7,"datemodified":"2024-01-01T00:00:00"},)"
+      R"("geometry":{"type":"Polygon","coordinates":[[[0,0],[4,0],[4,4],[0,4],[0,0]],[[1,1],[2,1],[1,1]]]}}]})",
+      FeedContext{});
+  ASSERT_TRUE(feed.ok()) << feed.status().ToString();
+  ASSERT_EQ(feed->rejections.size(), 1u);
+  EXPECT_EQ(feed->rejections[0].field, "features[0].geometry");
+}
+
+TEST(GdacsApiTest, SeverityDataFillsAreasAndWind) {
+  auto dr = ParseFixture("gdacs/api-monty/dr-1016449-event.json");
+  ASSERT_TRUE(dr.ok()) << dr.status().ToString();
+  EXPECT_DOUBLE_EQ(dr->events.at(0).metrics().affected_area_km2(), 320952);
+  auto tc = ParseFixture("gdacs/api-monty/tc-1001253-event.json");
+  ASSERT_TRUE(tc.ok()) << tc.status().ToString();
+  EXPECT_DOUBLE_EQ(tc->events.at(0).metrics().max_wind_kmh(), 101.8512);
+  auto fl = ParseFixture("gdacs/api-monty/1102983-1-geteventdata-source.json");
+  ASSERT_TRUE(fl.ok()) << fl.status().ToString();
+  EXPECT_FALSE(fl->events.at(0).metrics().has_affected_area_km2());  // "Magnitude 0", no unit
 }
 
 TEST(GdacsApiTest, MissingEventIdNamesTheField) {

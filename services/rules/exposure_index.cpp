@@ -842,7 +842,27 @@ Exposure ExposureIndex::QueryCircle(geo::LatLon center, double radius_km, size_t
 }
 
 Exposure ExposureIndex::QueryArea(const v1::Area& area, size_t max_ids_per_group) const {
-  return Query(SearchAreaFromProto(area, /*with_geocodes=*/false), max_ids_per_group);
+  // SearchAreaFromProto reads outer rings only and drops invalid polygons, so
+  // each polygon is converted alone to keep its holes with it. A hole that is
+  // not a valid ring on its own is dropped: it removes no one, so nobody near
+  // a malformed hole is missed.
+  v1::Area circles_only;
+  *circles_only.mutable_circles() = area.circles();
+  SearchArea search = SearchAreaFromProto(circles_only, /*with_geocodes=*/false);
+  for (const v1::Polygon& polygon : area.polygons()) {
+    v1::Area outer_only;
+    *outer_only.add_polygons()->mutable_vertices() = polygon.vertices();
+    SearchArea converted = SearchAreaFromProto(outer_only, /*with_geocodes=*/false);
+    if (converted.polygons.empty()) continue;
+    SearchPolygon& kept = converted.polygons.front();
+    for (const v1::Ring& hole : polygon.holes()) {
+      SearchPolygon as_polygon;
+      for (const v1::LatLon& v : hole.vertices()) as_polygon.outer.push_back({v.lat(), v.lon()});
+      if (PolygonShape(as_polygon).valid()) kept.holes.push_back(std::move(as_polygon.outer));
+    }
+    search.polygons.push_back(std::move(kept));
+  }
+  return Query(search, max_ids_per_group);
 }
 
 Exposure ExposureIndex::Query(const SearchArea& area, size_t max_ids_per_group) const {

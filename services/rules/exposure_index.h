@@ -107,7 +107,9 @@ class ExposureIndex {
   Exposure QueryCircle(geo::LatLon center, double radius_km, size_t max_ids_per_group) const;
   // Registrants inside any circle or polygon of `area` (each counted once).
   // Polygons follow search_area.h (GeoJSON planar edges, antimeridian
-  // rings). Invalid shapes are ignored, and so are geocodes here: the rules
+  // rings) and their holes are honoured (a hole that is not a valid ring
+  // excludes nobody).
+  // Invalid shapes are ignored, and so are geocodes here: the rules
   // engine derives footprints whose geocodes only name the country.
   Exposure QueryArea(const v1::Area& area, size_t max_ids_per_group) const;
   // The general form: circles, polygons with holes and geocodes (host

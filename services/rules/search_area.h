@@ -49,7 +49,8 @@ struct SearchArea {
 
 // The shapes of a proto Area. Circles with a non-finite or negative radius or
 // an invalid centre and polygons with fewer than 3 distinct vertices or an
-// invalid vertex are dropped (the proto carries no holes). Geocodes are
+// invalid vertex are dropped; outer rings only (ExposureIndex::QueryArea adds
+// each polygon's holes). Geocodes are
 // copied only when `with_geocodes` (names "ISO3" and "ADMIN1").
 SearchArea SearchAreaFromProto(const v1::Area& area, bool with_geocodes);
 
