@@ -135,6 +135,9 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
   {
     TableReader t(top.SubTable("ingest", &st), "ingest");
     AMPARO_RETURN_IF_ERROR(st);
+    c->ingest.inbox = "ipc://" + (c->run_dir / "ingest.ipc").string();
+    AMPARO_RETURN_IF_ERROR(t.String("inbox", &c->ingest.inbox));
+    AMPARO_RETURN_IF_ERROR(CheckEndpoint(c->ingest.inbox, "ingest.inbox"));
     std::string spool = (c->data_dir / "spool").string();
     AMPARO_RETURN_IF_ERROR(t.String("spool_dir", &spool));
     c->ingest.spool_dir = Resolve(base, spool);
@@ -224,6 +227,15 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
     AMPARO_RETURN_IF_ERROR(CheckEndpoint(c->rules.inbox, "rules.inbox"));
     AMPARO_RETURN_IF_ERROR(t.Double("earthquake_min_mmi", 1.0, 12.0, &c->rules.earthquake_min_mmi));
     AMPARO_RETURN_IF_ERROR(t.Int("max_ids_per_alert", 0, 1'000'000, &c->rules.max_ids_per_alert));
+    std::string policy_file;
+    AMPARO_RETURN_IF_ERROR(t.String("policy_file", &policy_file));
+    if (!policy_file.empty()) {
+      c->rules.policy_file = Resolve(base, policy_file);
+      std::error_code policy_ec;
+      if (!std::filesystem::is_regular_file(c->rules.policy_file, policy_ec)) {
+        return InvalidArgument("no such file: " + c->rules.policy_file.string(), "rules.policy_file");
+      }
+    }
     AMPARO_RETURN_IF_ERROR(t.CheckUnknown());
   }
   // [notify]

@@ -39,6 +39,9 @@ struct PollSource {
 };
 
 struct IngestOptions {
+  // Where ingest receives operator-entered events from the gateway (a
+  // LinkReceiver); default ipc://<run_dir>/ingest.ipc.
+  std::string inbox;
   std::filesystem::path spool_dir;   // default <data_dir>/spool
   int64_t max_file_bytes = 64 << 20; // larger files are rejected unread
   int scan_interval_ms = 500;        // how often the spool directory is scanned
@@ -70,6 +73,9 @@ struct RulesOptions {
   // Mercalli Intensity drops below this value (6 = "strong" shaking).
   double earthquake_min_mmi = 6.0;
   int max_ids_per_alert = 1000;      // registrant ids carried in one alert
+  // The alert policy file (docs/alert-policy.md), re-read on SIGHUP; empty =
+  // the built-in policy (deploy/policy.toml). Must exist when set.
+  std::filesystem::path policy_file;
 };
 
 struct NotifyOptions {

@@ -10,6 +10,7 @@
 
 #include "common/audit.h"
 #include "common/config.h"
+#include "common/crypto.h"
 #include "common/db.h"
 #include "services/cli/commands.h"
 #include "services/gateway/gateway_store.h"
@@ -305,6 +306,23 @@ std::pair<int, std::string> Cli(const std::vector<std::string>& args) {
   int rc = RunCli(args);
   std::string out = ::testing::internal::GetCapturedStdout();
   return {rc, out + ::testing::internal::GetCapturedStderr()};
+}
+
+TEST(PolicyCheckCommandTest, PrintsTheFingerprintOrTheErrorNamingTheKey) {
+  fs::path shipped = fs::path(AMPARO_SOURCE_DIR) / "deploy" / "policy.toml";
+  std::ifstream in(shipped, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(Cli({"amparo", "policy", "check", shipped.string()}),
+            std::make_pair(0, "OK " + Sha256Hex(text.str()) + "\n"));
+
+  testing::TempDir dir;
+  std::ofstream(dir / "bad.toml") << "[default]\n[[default.rule]]\nname = \"all\"\nlevel = \"urgent\"\n";
+  EXPECT_EQ(Cli({"amparo", "policy", "check", (dir / "bad.toml").string()}),
+            std::make_pair(1, "amparo: INVALID_ARGUMENT: " + (dir / "bad.toml").string() +
+                                  ": default.rule[0].level: must be info, warning or critical\n"));
+  EXPECT_EQ(Cli({"amparo", "policy", "check"}).first, 2);
+  EXPECT_EQ(Cli({"amparo", "policy", "lint", shipped.string()}).first, 2);
 }
 
 TEST(ImportExportCommandTest, ImportsValidRowsReportsBadOnesAndRoundTripsThroughExport) {

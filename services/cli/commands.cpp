@@ -27,6 +27,7 @@
 #include "services/gateway/gateway_store.h"
 #include "services/gateway/import_export.h"
 #include "services/gateway/registry_keys.h"
+#include "services/rules/alert_policy.h"
 #include "common/gazetteer.h"
 
 namespace amparo::cli {
@@ -59,6 +60,10 @@ Verbs:
       file is rejected. Strict schema validation unless --lenient.
   audit verify [--config FILE]
       Recompute the hash chain of the gateway's audit log; exit 1 if broken.
+  policy check FILE
+      Validate an alert policy file (docs/alert-policy.md) as amparo-rules
+      would on start or SIGHUP: print "OK <fingerprint>" or the error naming
+      the key; exit 1 if it is refused.
 
 --config defaults to ./amparo.toml. Options: --help, --version.
 )";
@@ -421,6 +426,13 @@ int AuditVerify(const Args& a) {
   return 0;
 }
 
+int PolicyCheck(const std::string& file) {
+  auto policy = rules::AlertPolicy::Load(file);
+  if (!policy.ok()) return Fail(policy.status());
+  std::cout << "OK " << (*policy)->fingerprint() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args) {
@@ -486,6 +498,19 @@ int RunCli(const std::vector<std::string>& args) {
     }
     auto a = Parse(args, 3, {"--config"});
     return a ? AuditVerify(*a) : 2;
+  }
+  if (verb == "policy") {
+    if (args.size() < 3 || args[2] != "check") {
+      std::cerr << "amparo policy: only `policy check FILE` exists\n";
+      return 2;
+    }
+    auto a = Parse(args, 3, {});
+    if (!a) return 2;
+    if (a->positional.size() != 1) {
+      std::cerr << "amparo policy check: exactly one FILE expected\n";
+      return 2;
+    }
+    return PolicyCheck(a->positional[0]);
   }
   if (verb == "demo-data") {
     auto a = Parse(args, 2, {"--config", "--registrants", "--states", "--seed"});

@@ -61,6 +61,9 @@ struct PolicyDecision {
   // Re-notify an open alert whose revision has not changed after this long
   // (0 = never).
   int64_t repeat_interval_ms = 0;
+  // The normalised source level the rules saw: "none" (no source graded the
+  // event), "green", "yellow", "orange" or "red" (docs/alert-policy.md).
+  std::string source_level;
 };
 
 class AlertPolicy {
@@ -68,6 +71,8 @@ class AlertPolicy {
   // The built-in policy (the same as deploy/policy.toml), used when
   // rules.policy_file is empty.
   static std::shared_ptr<const AlertPolicy> Default();
+  // The text of the built-in policy: deploy/policy.toml, compiled in.
+  static std::string_view DefaultText();
   // Reads and validates a whole file. Errors are INVALID_ARGUMENT naming the
   // file, the key path and the reason, e.g.
   //   "policy.toml: state.PHL.rule[2].level: must be info, warning or critical"
@@ -82,11 +87,17 @@ class AlertPolicy {
   // Hex SHA-256 of the policy text it was parsed from ("builtin:" + hash for
   // the default): recorded with every decision.
   const std::string& fingerprint() const;
+  // The policy text it was parsed from (DefaultText() for Default()):
+  // recorded in the rules decision log so replays re-parse the same policy.
+  const std::string& text() const;
 
   ~AlertPolicy();
 
  private:
   AlertPolicy();
+  // Parse(), with `fingerprint_prefix` before the hash ("builtin:" for Default()).
+  static Result<std::shared_ptr<const AlertPolicy>> ParseWithFingerprintPrefix(
+      std::string_view toml_text, std::string_view source_name, std::string_view fingerprint_prefix);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

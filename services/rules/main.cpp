@@ -16,6 +16,11 @@ int main(int argc, char** argv) {
                               &config)) {
     return *exit_code;
   }
+  // A bad policy file is a configuration error: refuse to start, like a bad key.
+  if (auto policy = amparo::rules::RulesDaemon::LoadPolicy(config); !policy.ok()) {
+    std::cerr << "amparo-rules: refusing to start: bad policy: " << policy.status().ToString() << "\n";
+    return 2;
+  }
   const auto& stop = amparo::InstallStopSignals();
   amparo::LinkContext link_context;
   auto daemon = amparo::rules::RulesDaemon::Create(config, link_context, amparo::SystemClock::Instance());
@@ -24,6 +29,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   amparo::log::Info("ready", {{"inbox", config.rules.inbox},
+                              {"policy", (*daemon)->policy().fingerprint()},
                               {"registrants", std::to_string((*daemon)->engine().index().Size())}});
   (*daemon)->Run(stop);
   amparo::log::Info("stopped");

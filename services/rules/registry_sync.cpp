@@ -77,10 +77,18 @@ const char* RegistrySync::Migration() {
       )sql";
 }
 
+const char* RegistrySync::RegistryBehindMigration() {
+  return R"sql(
+      -- Set when the registry announced a sequence below what rules applied
+      -- (its database was restored): the next snapshot replaces everything.
+      ALTER TABLE registry_sync ADD COLUMN registry_behind INTEGER NOT NULL DEFAULT 0;
+  )sql";
+}
+
 Result<RegistrySyncState> RegistrySync::State(Db& db) const {
   auto q = db.Prepare(
       "SELECT applied_sequence, known_sequence, gap_since_ms, pending_snapshot_id, snapshot_requested_ms, "
-      "snapshots_applied, (SELECT count(*) FROM registry_ahead) FROM registry_sync WHERE id = 1");
+      "snapshots_applied, (SELECT count(*) FROM registry_ahead), registry_behind FROM registry_sync WHERE id = 1");
   if (!q.ok()) return q.status();
   auto row = q->Step();
   if (!row.ok()) return row.status();
@@ -93,6 +101,7 @@ Result<RegistrySyncState> RegistrySync::State(Db& db) const {
   s.snapshot_requested_ms = q->ColumnInt(4);
   s.snapshots_applied = static_cast<uint64_t>(q->ColumnInt(5));
   s.ahead_ranges = q->ColumnInt(6);
+  s.registry_behind = q->ColumnInt(7) != 0;
   return s;
 }
 
@@ -105,14 +114,15 @@ Status RegistrySync::Save(Db& db, const RegistrySyncState& state) const {
   }
   auto q = db.Prepare(
       "UPDATE registry_sync SET applied_sequence = ?, known_sequence = ?, gap_since_ms = ?, "
-      "pending_snapshot_id = ?, snapshot_requested_ms = ?, snapshots_applied = ? WHERE id = 1");
+      "pending_snapshot_id = ?, snapshot_requested_ms = ?, snapshots_applied = ?, registry_behind = ? WHERE id = 1");
   if (!q.ok()) return q.status();
   q->Bind(1, static_cast<int64_t>(s.applied_sequence))
       .Bind(2, static_cast<int64_t>(s.known_sequence))
       .Bind(3, s.gap_since_ms)
       .Bind(4, s.pending_snapshot_id)
       .Bind(5, s.snapshot_requested_ms)
-      .Bind(6, static_cast<int64_t>(s.snapshots_applied));
+      .Bind(6, static_cast<int64_t>(s.snapshots_applied))
+      .Bind(7, s.registry_behind ? 1 : 0);
   return q->Run();
 }
 
@@ -178,15 +188,30 @@ Status RegistrySync::RecordChange(Db& db, uint64_t sequence) {
 Status RegistrySync::RecordMark(Db& db, const v1::RegistrySequenceMark& mark) {
   auto state = State(db);
   if (!state.ok()) return state.status();
-  if (mark.sequence() < state->applied_sequence) {
+  if (mark.sequence() < state->applied_sequence && !state->registry_behind) {
     // The registry is behind what rules applied: the gateway database was
-    // restored or replaced. Only an operator can tell which side is right.
-    log::Error("registry sequence is behind what rules applied",
+    // restored or replaced. The registry is the source of truth (rules must
+    // end with exactly its content), so the next snapshot replaces every
+    // row, including changes the restored registry no longer has.
+    log::Error("registry sequence is behind what rules applied: adopting the registry's content",
                {{"registry_sequence", std::to_string(mark.sequence())},
                 {"applied_sequence", std::to_string(state->applied_sequence)}});
+    state->registry_behind = true;
+    return Save(db, *state);
   }
   if (mark.sequence() <= state->known_sequence) return Status::Ok();
   state->known_sequence = mark.sequence();
+  return Save(db, *state);
+}
+
+Status RegistrySync::AwaitSnapshotForReplay(Db& db, const std::string& snapshot_id) {
+  auto state = State(db);
+  if (!state.ok()) return state.status();
+  if (state->pending_snapshot_id == snapshot_id) return Status::Ok();
+  AMPARO_RETURN_IF_ERROR(db.Exec("DELETE FROM snapshot_staging"));
+  AMPARO_RETURN_IF_ERROR(db.Exec("DELETE FROM snapshot_chunks"));
+  state->pending_snapshot_id = snapshot_id;
+  state->snapshot_requested_ms = clock_.NowMs();
   return Save(db, *state);
 }
 
@@ -255,9 +280,18 @@ Result<bool> RegistrySync::StageChunk(Db& db, const v1::SnapshotChunk& chunk) {
 Status RegistrySync::ApplySnapshot(Db& db, const std::string& snapshot_id, uint64_t sequence,
                                    uint64_t registrant_count) {
   const int64_t seq = static_cast<int64_t>(sequence);
-  // Rows newer than the snapshot (changes that overtook it) stay; every
-  // other row, tombstones included, is what the snapshot replaces.
-  AMPARO_RETURN_IF_ERROR(ExecWith(db, "DELETE FROM registrants WHERE sequence <= ?", {seq}));
+  auto before = State(db);
+  if (!before.ok()) return before.status();
+  const bool reset = before->registry_behind;
+  if (reset) {
+    // The registry went back in time: nothing rules holds is newer than it.
+    AMPARO_RETURN_IF_ERROR(db.Exec("DELETE FROM registrants"));
+    AMPARO_RETURN_IF_ERROR(db.Exec("DELETE FROM registry_ahead"));
+  } else {
+    // Rows newer than the snapshot (changes that overtook it) stay; every
+    // other row, tombstones included, is what the snapshot replaces.
+    AMPARO_RETURN_IF_ERROR(ExecWith(db, "DELETE FROM registrants WHERE sequence <= ?", {seq}));
+  }
   auto merge = db.Prepare(
       "INSERT OR IGNORE INTO registrants (registrant_id, state, host_country, admin1, lat, lon, household_size, "
       "vulnerability_flags, sequence, deleted) SELECT registrant_id, state, host_country, admin1, lat, lon, "
@@ -271,8 +305,9 @@ Status RegistrySync::ApplySnapshot(Db& db, const std::string& snapshot_id, uint6
 
   auto state = State(db);
   if (!state.ok()) return state.status();
-  state->applied_sequence = std::max(state->applied_sequence, sequence);
-  state->known_sequence = std::max(state->known_sequence, sequence);
+  state->applied_sequence = reset ? sequence : std::max(state->applied_sequence, sequence);
+  state->known_sequence = reset ? sequence : std::max(state->known_sequence, sequence);
+  state->registry_behind = false;
   AMPARO_RETURN_IF_ERROR(Advance(db, *state));
   state->pending_snapshot_id.clear();
   state->snapshot_requested_ms = 0;
@@ -341,7 +376,9 @@ Result<std::optional<v1::SnapshotRequest>> RegistrySync::Tick(Db& db, bool inbox
   if (!state.ok()) return state.status();
   const int64_t now = clock_.NowMs();
   std::optional<std::pair<v1::SnapshotRequest::Reason, bool>> ask;
-  if (!state->pending_snapshot_id.empty()) {
+  if (state->registry_behind && state->pending_snapshot_id.empty()) {
+    ask = {{v1::SnapshotRequest::REASON_REGISTRY_BEHIND, false}};
+  } else if (!state->pending_snapshot_id.empty()) {
     if (now - state->snapshot_requested_ms >= options_.snapshot_timeout_ms) {
       ask = {{v1::SnapshotRequest::REASON_RETRY, false}};
     }

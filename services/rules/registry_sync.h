@@ -21,7 +21,12 @@
 //    has nothing left to process (a resend fills ordinary holes within
 //    link.resend_after_ms, so only a lost change keeps one open);
 //  - more than max_ahead_ranges out-of-order ranges (the bound on tracking);
-//  - a requested snapshot not complete after snapshot_timeout_ms (again).
+//  - a requested snapshot not complete after snapshot_timeout_ms (again);
+//  - the registry announced (mark) a sequence below applied_sequence: its
+//    database was restored from an older backup. The registry is the source
+//    of truth, so that snapshot replaces every row, even changes rules saw
+//    that the restored registry no longer has, and the sequences restart
+//    from the registry's.
 // Otherwise it probes (probe_only request, answered by a mark) at start and
 // every probe_interval_ms, so a database restored from an old backup, or one
 // that lost the newest changes, finds its gap even when nothing is written.
@@ -75,6 +80,7 @@ struct RegistrySyncState {
   int64_t snapshot_requested_ms = 0;
   uint64_t snapshots_applied = 0;
   int64_t ahead_ranges = 0;
+  bool registry_behind = false;     // the registry is behind rules: adopt it at the next snapshot
   bool has_gap() const { return applied_sequence < known_sequence; }
 };
 
@@ -82,6 +88,8 @@ class RegistrySync {
  public:
   // The schema, one migration appended to the rules database's list.
   static const char* Migration();
+  // Appended later: the registry_behind flag (a restored registry).
+  static const char* RegistryBehindMigration();
 
   // `clock` must outlive this object.
   RegistrySync(const RegistrySyncOptions& options, const Clock& clock) : options_(options), clock_(clock) {}
@@ -108,6 +116,11 @@ class RegistrySync {
   // Own transaction, only when there is something to send: the decisions
   // listed in the header comment. `inbox_drained`: nothing left to process.
   Result<std::optional<v1::SnapshotRequest>> Tick(Db& db, bool inbox_drained);
+
+  // Replay only (amparo replay --deterministic): makes `snapshot_id` the
+  // awaited snapshot, as the recorded run's request did, inside the caller's
+  // transaction. Nothing is sent.
+  Status AwaitSnapshotForReplay(Db& db, const std::string& snapshot_id);
 
  private:
   Status Save(Db& db, const RegistrySyncState& state) const;

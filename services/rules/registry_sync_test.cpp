@@ -299,6 +299,41 @@ TEST_F(RegistrySyncTest, SnapshotReplacesTheTableKeepsNewerChangesAndDropsOlderO
   EXPECT_EQ(std::get<0>(Table().at(Id(1))), 20.0);
 }
 
+TEST_F(RegistrySyncTest, ARegistryRestoredFromAnOlderBackupIsAdoptedWhole) {
+  auto start = engine_->sync().Start(*db_);
+  ASSERT_TRUE(start.ok() && start->has_value());
+  ASSERT_TRUE(Handle(Chunk((*start)->snapshot_id(), 0, 0, true, 1, {})).ok());
+  for (uint64_t seq = 1; seq <= 10; ++seq) Upsert(seq, Loc(seq, 10));
+  ASSERT_EQ(State().applied_sequence, 10u);
+
+  // The gateway's database came back from a backup taken at sequence 4:
+  // registrants 5..10 no longer exist there, and it will number its next
+  // change 5 again.
+  Mark(4);
+  EXPECT_TRUE(State().registry_behind);
+  auto tick = engine_->sync().Tick(*db_, true);
+  ASSERT_TRUE(tick.ok());
+  ASSERT_TRUE(tick->has_value());
+  EXPECT_EQ((*tick)->reason(), v1::SnapshotRequest::REASON_REGISTRY_BEHIND);
+  EXPECT_FALSE((*tick)->probe_only());
+  // The restored registry's snapshot at 4 (registrant 2 moved since).
+  ASSERT_TRUE(
+      Handle(Chunk((*tick)->snapshot_id(), 4, 0, true, 1, {Loc(1, 10), Loc(2, 15), Loc(3, 10), Loc(4, 10)})).ok());
+  auto table = Table();
+  ASSERT_EQ(table.size(), 4u);  // 5..10 are gone, although their sequences were higher
+  EXPECT_EQ(std::get<0>(table.at(Id(2))), 15.0);
+  EXPECT_EQ(engine_->index().Size(), 4u);
+  RegistrySyncState s = State();
+  EXPECT_FALSE(s.registry_behind);
+  EXPECT_EQ(s.applied_sequence, 4u);
+  EXPECT_EQ(s.known_sequence, 4u);
+  EXPECT_FALSE(s.has_gap());
+  // The restored registry's next change, numbered 5 again, applies.
+  Upsert(5, Loc(42, 11));
+  EXPECT_TRUE(engine_->index().Contains(Id(42)));
+  EXPECT_EQ(State().applied_sequence, 5u);
+}
+
 TEST_F(RegistrySyncTest, AppliedSnapshotSurvivesARestartOfTheEngine) {
   auto start = engine_->sync().Start(*db_);
   ASSERT_TRUE(start.ok() && start->has_value());

@@ -14,17 +14,25 @@ using namespace std::chrono_literals;
 // large backlog (after a restart) cannot starve acknowledgements and sends.
 constexpr int kMaxBatchesPerWakeup = 8;
 constexpr auto kTick = 100ms;
+constexpr auto kTimerInterval = 1s;
+
+std::string PolicyName(const Config& config) {
+  return config.rules.policy_file.empty() ? std::string("builtin") : config.rules.policy_file.string();
+}
 
 }  // namespace
 
 Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, LinkContext& ctx,
                                                          const Clock& clock,
                                                          const RegistrySyncOptions& sync_options) {
+  auto policy = LoadPolicy(config);
+  if (!policy.ok()) return policy.status();
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return Unavailable("cannot create data_dir " + config.data_dir.string() + ": " + ec.message());
 
   std::unique_ptr<RulesDaemon> d(new RulesDaemon(config, clock));
+  d->policy_ = std::move(*policy);
   auto db = Db::Open(config.DbPath("rules"));
   if (!db.ok()) return db.status();
   d->db_ = std::make_unique<Db>(std::move(*db));
@@ -32,6 +40,7 @@ Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, L
   auto engine = RulesEngine::Create(*d->db_, config.rules, clock, sync_options);
   if (!engine.ok()) return engine.status();
   d->engine_ = std::move(*engine);
+  d->engine_->SetPolicy(d->policy_);
 
   auto receiver = MakeReceiver(ctx, *d->db_, config, "rules", config.rules.inbox, clock);
   if (!receiver.ok()) return receiver.status();
@@ -57,15 +66,57 @@ Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, L
   // The tick resends unacknowledged alerts and retries messages a handler
   // asked to retry later.
   d->loop_.Every(kTick, [self] {
+    if (ConsumeReloadRequest()) (void)self->ReloadPolicy();  // outcome logged there
     self->ProcessInbox();
     if (Status st = self->sender_->Pump(); !st.ok()) log::Warn("notify link", {{"error", st.ToString()}});
     self->SyncRegistry();
   });
+  // Alert timers (repeats, expiry, silences that ended) have minute
+  // granularity in practice: once a second is plenty.
+  d->loop_.Every(kTimerInterval, [self] { self->RunAlertTimers(); });
   log::Info("rules index loaded", {{"registrants", std::to_string(d->engine_->index().Size())}});
+  log::Info("policy loaded", {{"file", PolicyName(config)}, {"fingerprint", d->policy_->fingerprint()}});
   return d;
 }
 
+Result<std::shared_ptr<const AlertPolicy>> RulesDaemon::LoadPolicy(const Config& config) {
+  if (config.rules.policy_file.empty()) return AlertPolicy::Default();
+  return AlertPolicy::Load(config.rules.policy_file);
+}
+
+Status RulesDaemon::ReloadPolicy() {
+  auto policy = LoadPolicy(config_);
+  if (!policy.ok()) {
+    log::Error("policy reload failed, the policy in force stays",
+               {{"file", PolicyName(config_)},
+                {"error", policy.status().ToString()},
+                {"fingerprint", policy_->fingerprint()}});
+    return policy.status();
+  }
+  policy_ = std::move(*policy);
+  engine_->SetPolicy(policy_);
+  log::Info("policy reloaded", {{"file", PolicyName(config_)}, {"fingerprint", policy_->fingerprint()}});
+  return Status::Ok();
+}
+
 RulesDaemon::~RulesDaemon() = default;
+
+void RulesDaemon::RunAlertTimers() {
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) {
+    log::Warn("alert timers", {{"error", tx.status().ToString()}});
+    return;
+  }
+  auto sent = engine_->Tick(*db_);
+  Status st = sent.ok() ? tx->Commit() : sent.status();
+  if (!st.ok()) {
+    log::Error("alert timers failed", {{"error", st.ToString()}});
+    return;  // rolled back: the next run tries again
+  }
+  if (*sent > 0) {
+    if (Status pumped = sender_->Pump(); !pumped.ok()) log::Warn("notify link", {{"error", pumped.ToString()}});
+  }
+}
 
 void RulesDaemon::SyncRegistry() {
   auto backlog = receiver_->Backlog();

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <map>
 
+#include "common/crypto.h"
 #include "common/testing.h"
 
 namespace amparo::rules {
@@ -170,6 +173,99 @@ TEST_F(RulesDaemonTest, RestartedDaemonKeepsItsIndexAndDoesNotRepeatAlerts) {
   EXPECT_EQ(alerts[0].alert_id(), "usgs:us2000hf24/PHL/JPN");
   EXPECT_EQ(alerts[0].revision(), 2u);
   EXPECT_EQ(alerts[0].exposure().registrants(), 2u);
+}
+
+
+// --- The alert policy: loaded at Create, re-read on SIGHUP -------------------
+
+std::string PolicyWithLevel(const std::string& level) {
+  return "[default]\nrepeat_interval = \"1h\"\n[[default.rule]]\nname = \"all\"\nlevel = \"" + level + "\"\n";
+}
+
+void WriteFile(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+}
+
+// The fixture's config with rules.policy_file = "policy.toml" (relative: the
+// config directory).
+Config WithPolicyFile(const testing::TempDir& dir) {
+  std::string toml = "data_dir = \"" + (dir / "data").string() + "\"\nrun_dir = \"" + (dir / "run").string() +
+                     "\"\n[rules]\npolicy_file = \"policy.toml\"\n";
+  auto config = Config::Parse(toml, dir.path());
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  return config.ok() ? *config : Config{};
+}
+
+TEST_F(RulesDaemonTest, WithoutAPolicyFileTheBuiltInPolicyIsInForce) {
+  StartDaemon();
+  EXPECT_TRUE(config_.rules.policy_file.empty());
+  EXPECT_EQ(daemon_->policy().fingerprint(), AlertPolicy::Default()->fingerprint());
+  EXPECT_EQ(daemon_->policy().fingerprint().rfind("builtin:", 0), 0u);
+}
+
+TEST_F(RulesDaemonTest, PolicyFileIsResolvedAgainstTheConfigDirAndMustExist) {
+  auto missing = Config::Parse("[rules]\npolicy_file = \"policy.toml\"\n", dir_.path());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(missing.status().field(), "rules.policy_file");
+  EXPECT_EQ(missing.status().message(), "no such file: " + (dir_ / "policy.toml").string());
+  WriteFile(dir_ / "policy.toml", PolicyWithLevel("info"));
+  EXPECT_EQ(WithPolicyFile(dir_).rules.policy_file, dir_ / "policy.toml");
+}
+
+TEST_F(RulesDaemonTest, ABadPolicyFileRefusesToStartNamingTheKey) {
+  WriteFile(dir_ / "policy.toml", PolicyWithLevel("urgent"));
+  config_ = WithPolicyFile(dir_);
+  auto daemon = RulesDaemon::Create(config_, ctx_, clock_);
+  ASSERT_FALSE(daemon.ok());
+  EXPECT_EQ(daemon.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(daemon.status().message(),
+            (dir_ / "policy.toml").string() + ": default.rule[0].level: must be info, warning or critical");
+  auto policy = RulesDaemon::LoadPolicy(config_);
+  ASSERT_FALSE(policy.ok());
+  EXPECT_EQ(policy.status().message(), daemon.status().message());
+}
+
+TEST_F(RulesDaemonTest, ReloadSwapsAValidPolicyAndKeepsTheOldOnABadOne) {
+  const std::string a = PolicyWithLevel("info"), b = PolicyWithLevel("warning");
+  WriteFile(dir_ / "policy.toml", a);
+  config_ = WithPolicyFile(dir_);
+  StartDaemon();
+  EXPECT_EQ(daemon_->policy().fingerprint(), Sha256Hex(a));
+  auto held = daemon_->shared_policy();  // a holder keeps its policy across a reload
+
+  WriteFile(dir_ / "policy.toml", b);
+  ASSERT_TRUE(daemon_->ReloadPolicy().ok());
+  EXPECT_EQ(daemon_->policy().fingerprint(), Sha256Hex(b));
+  EXPECT_EQ(held->fingerprint(), Sha256Hex(a));
+  PolicyInputs exposed;
+  exposed.registrants = 1;
+  EXPECT_EQ(daemon_->policy().Evaluate(exposed).level, v1::ALERT_LEVEL_WARNING);
+
+  WriteFile(dir_ / "policy.toml", PolicyWithLevel("warning") + "[state.ph]\n");
+  Status bad = daemon_->ReloadPolicy();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.message(),
+            (dir_ / "policy.toml").string() +
+                ": state.ph: unknown state: must be an ISO 3166-1 alpha-3 code in upper case, e.g. PHL");
+  EXPECT_EQ(daemon_->policy().fingerprint(), Sha256Hex(b));
+
+  std::filesystem::remove(dir_ / "policy.toml");
+  EXPECT_FALSE(daemon_->ReloadPolicy().ok());
+  EXPECT_EQ(daemon_->policy().fingerprint(), Sha256Hex(b));
+}
+
+TEST_F(RulesDaemonTest, SighupReloadsThePolicyFromTheLoop) {
+  WriteFile(dir_ / "policy.toml", PolicyWithLevel("info"));
+  config_ = WithPolicyFile(dir_);
+  StartDaemon();
+  InstallStopSignals();  // SIGHUP now sets the reload flag instead of ending the test
+  const std::string c = PolicyWithLevel("critical");
+  WriteFile(dir_ / "policy.toml", c);
+  ASSERT_EQ(std::raise(SIGHUP), 0);
+  for (int i = 0; i < 100 && daemon_->policy().fingerprint() != Sha256Hex(c); ++i) daemon_->PollOnce(20ms);
+  EXPECT_EQ(daemon_->policy().fingerprint(), Sha256Hex(c));
 }
 
 }  // namespace

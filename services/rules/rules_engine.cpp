@@ -1,16 +1,39 @@
 #include "services/rules/rules_engine.h"
 
 #include <algorithm>
+#include <cctype>
+#include <set>
+#include <tuple>
 #include <cstdio>
 #include <map>
 #include <optional>
 #include <vector>
 
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "common/crypto.h"
+#include "common/json_text.h"
 #include "common/link.h"
 #include "common/log.h"
 #include "services/rules/footprint.h"
 
 namespace amparo::rules {
+
+// Everything the engine keeps about one alert between revisions.
+struct AlertRow {
+  bool exists = false;
+  uint32_t revision = 0;
+  bool cancelled = false;
+  bool closed = false;
+  bool expired = false;
+  int confirmed_phase = 0;  // 0: no operator decision on the phase yet
+  int64_t notified_ms = 0;
+  int64_t repeat_interval_ms = 0;
+  v1::ConsularAlert last;   // the latest notification sent
+};
+
 namespace {
 
 // Never edit a shipped migration: append a new one.
@@ -62,18 +85,81 @@ const std::vector<std::string>& Migrations() {
       CREATE INDEX alerts_by_incident ON alerts (incident_id);
       )sql",
       RegistrySync::Migration(),
+      R"sql(
+      -- Alert policy, lifecycle and operator actions (issue 5).
+      ALTER TABLE alerts ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE alerts ADD COLUMN expired INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE alerts ADD COLUMN confirmed_phase INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE alerts ADD COLUMN notified_ms INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE alerts ADD COLUMN repeat_interval_ms INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE alerts ADD COLUMN message BLOB;  -- the latest ConsularAlert sent
+
+      -- What each source event of an incident says about one alert's group:
+      -- the alert follows the highest of them (inhibition), and a cancel
+      -- from one source removes only that source's say.
+      CREATE TABLE alert_sources (
+        alert_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        cancelled INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        repeat_interval_ms INTEGER NOT NULL,
+        candidate BLOB NOT NULL,      -- ConsularAlert as this event alone would raise it
+        inputs TEXT NOT NULL,         -- the policy inputs and result, JSON
+        PRIMARY KEY (alert_id, event_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX alert_sources_by_event ON alert_sources (incident_id, event_id);
+
+      CREATE TABLE silences (
+        silence_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        host_country TEXT NOT NULL,
+        hazard INTEGER NOT NULL,
+        starts_ms INTEGER NOT NULL,
+        ends_ms INTEGER NOT NULL,
+        expired INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        reason TEXT NOT NULL
+      ) WITHOUT ROWID;
+
+      CREATE TABLE operator_decisions (
+        decision_id TEXT PRIMARY KEY,
+        alert_id TEXT NOT NULL,
+        action INTEGER NOT NULL,
+        phase INTEGER NOT NULL,
+        by_token TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL
+      ) WITHOUT ROWID;
+
+      -- Every input the engine handled, in order, with the time it used:
+      -- the recorded event log `amparo replay --deterministic` re-runs.
+      CREATE TABLE input_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,           -- envelope | tick | policy
+        body BLOB NOT NULL            -- Envelope bytes | empty | policy text
+      );
+      -- Every alert notification with the rule, its inputs and the result.
+      CREATE TABLE decisions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        decision_id TEXT NOT NULL UNIQUE,
+        input_seq INTEGER NOT NULL,
+        alert_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        notification INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        alert BLOB NOT NULL
+      );
+      CREATE INDEX decisions_by_alert ON decisions (alert_id, revision);
+      )sql",
+      RegistrySync::RegistryBehindMigration(),
   };
   return kMigrations;
 }
-
-struct StoredAlert {
-  std::string state;
-  std::string host_country;
-  uint32_t revision = 0;
-  v1::AlertLevel level = v1::ALERT_LEVEL_UNSPECIFIED;
-  ExposureCounts counts;
-  bool cancelled = false;
-};
 
 std::optional<std::string> EventStatusName(v1::EventStatus status) {
   switch (status) {
@@ -149,54 +235,12 @@ std::string DescribeEvent(const v1::CrisisEvent& event) {
   return what;
 }
 
-// "within 15 km (strong shaking, MMI>=6)" or "inside the area given by the source (...)"
-std::string DescribeFootprint(const v1::Area& footprint, double min_mmi) {
-  if (footprint.footprint_model() == kFootprintModelAllen2012 && footprint.circles_size() == 1) {
-    return "within " + FormatRadiusKm(footprint.circles(0).radius_km()) + " km (" +
-           ShakingDescription(min_mmi) + " shaking, MMI>=" + FormatMmi(min_mmi) + ")";
-  }
-  std::string text = "inside the area given by the source";
-  if (!footprint.description().empty()) text += " (" + footprint.description() + ")";
-  return text;
-}
-
 // "3 registered nationals (7 people, 1 vulnerable)"
 std::string DescribeCounts(const ExposureCounts& c) {
   return std::to_string(c.registrants) +
          (c.registrants == 1 ? " registered national (" : " registered nationals (") +
          std::to_string(c.household_members) + (c.household_members == 1 ? " person, " : " people, ") +
          std::to_string(c.vulnerable) + " vulnerable)";
-}
-
-v1::AlertLevel LevelFor(const ExposureCounts& counts, const v1::CrisisEvent& event) {
-  if (counts.registrants == 0) return v1::ALERT_LEVEL_INFO;
-  const std::string& pager = event.metrics().pager_alert();
-  if (counts.vulnerable > 0 || pager == "orange" || pager == "red") return v1::ALERT_LEVEL_CRITICAL;
-  return v1::ALERT_LEVEL_WARNING;
-}
-
-Result<std::map<std::string, StoredAlert>> LoadAlerts(Db& db, const std::string& incident_id) {
-  auto q = db.Prepare(
-      "SELECT alert_id, state, host_country, revision, level, registrants, household_members, vulnerable, "
-      "cancelled FROM alerts WHERE incident_id = ?");
-  if (!q.ok()) return q.status();
-  q->Bind(1, incident_id);
-  std::map<std::string, StoredAlert> alerts;
-  while (true) {
-    auto row = q->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    StoredAlert a;
-    a.state = q->ColumnText(1);
-    a.host_country = q->ColumnText(2);
-    a.revision = static_cast<uint32_t>(q->ColumnInt(3));
-    a.level = static_cast<v1::AlertLevel>(q->ColumnInt(4));
-    a.counts = {static_cast<uint32_t>(q->ColumnInt(5)), static_cast<uint32_t>(q->ColumnInt(6)),
-                static_cast<uint32_t>(q->ColumnInt(7))};
-    a.cancelled = q->ColumnInt(8) != 0;
-    alerts.emplace(q->ColumnText(0), std::move(a));
-  }
-  return alerts;
 }
 
 Status RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footprint, int64_t now_ms) {
@@ -217,7 +261,188 @@ Status RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footpri
   return q->Run();
 }
 
+// The lower-case name of vulnerability flag bit `bit` ("unaccompanied_child"),
+// "" for bits without a name.
+std::string FlagName(int bit) {
+  const int value = 1 << bit;
+  if (!v1::VulnerabilityFlag_IsValid(value)) return {};
+  std::string name = v1::VulnerabilityFlag_Name(static_cast<v1::VulnerabilityFlag>(value));
+  constexpr std::string_view kPrefix = "VULNERABILITY_FLAG_";
+  if (name.rfind(kPrefix, 0) == 0) name.erase(0, kPrefix.size());
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  return name;
+}
+
+int PhaseNumber(v1::CrisisPhase phase) { return static_cast<int>(phase); }
+
+// The phase in force: the operator's once they decided, otherwise the
+// proposal capped at 2 (phases 3 and 4 need an operator).
+v1::CrisisPhase PhaseInForce(int confirmed_phase, v1::CrisisPhase proposed) {
+  if (confirmed_phase > 0) return static_cast<v1::CrisisPhase>(confirmed_phase);
+  return static_cast<v1::CrisisPhase>(std::min(PhaseNumber(proposed), 2));
+}
+
+Result<AlertRow> LoadAlertRow(Db& db, const std::string& alert_id) {
+  auto q = db.Prepare(
+      "SELECT revision, cancelled, closed, expired, confirmed_phase, notified_ms, repeat_interval_ms, message "
+      "FROM alerts WHERE alert_id = ?");
+  if (!q.ok()) return q.status();
+  q->Bind(1, alert_id);
+  auto row = q->Step();
+  if (!row.ok()) return row.status();
+  AlertRow a;
+  if (!*row) return a;
+  a.exists = true;
+  a.revision = static_cast<uint32_t>(q->ColumnInt(0));
+  a.cancelled = q->ColumnInt(1) != 0;
+  a.closed = q->ColumnInt(2) != 0;
+  a.expired = q->ColumnInt(3) != 0;
+  a.confirmed_phase = static_cast<int>(q->ColumnInt(4));
+  a.notified_ms = q->ColumnInt(5);
+  a.repeat_interval_ms = q->ColumnInt(6);
+  if (!q->ColumnIsNull(7) && !a.last.ParseFromString(q->ColumnBlob(7))) {
+    return Status(StatusCode::kInternal, "alerts.message of " + alert_id + " does not parse");
+  }
+  return a;
+}
+
+// One source event's say on one alert (table alert_sources).
+struct Contribution {
+  std::string event_id;
+  bool cancelled = false;
+  int64_t expires_ms = 0;
+  int64_t repeat_interval_ms = 0;
+  v1::ConsularAlert candidate;
+  std::string inputs;
+};
+
+// Ordered by event_id, so the choice among equals is deterministic.
+Result<std::vector<Contribution>> LoadContributions(Db& db, const std::string& alert_id) {
+  auto q = db.Prepare(
+      "SELECT event_id, cancelled, expires_ms, repeat_interval_ms, candidate, inputs FROM alert_sources "
+      "WHERE alert_id = ? ORDER BY event_id");
+  if (!q.ok()) return q.status();
+  q->Bind(1, alert_id);
+  std::vector<Contribution> out;
+  while (true) {
+    auto row = q->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    Contribution c;
+    c.event_id = q->ColumnText(0);
+    c.cancelled = q->ColumnInt(1) != 0;
+    c.expires_ms = q->ColumnInt(2);
+    c.repeat_interval_ms = q->ColumnInt(3);
+    if (!c.candidate.ParseFromString(q->ColumnBlob(4))) {
+      return Status(StatusCode::kInternal, "alert_sources.candidate of " + alert_id + " does not parse");
+    }
+    c.inputs = q->ColumnText(5);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Status WriteContribution(Db& db, const std::string& incident_id, const Contribution& c) {
+  auto q = db.Prepare(
+      "INSERT OR REPLACE INTO alert_sources (alert_id, event_id, incident_id, cancelled, expires_ms, "
+      "repeat_interval_ms, candidate, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!q.ok()) return q.status();
+  q->Bind(1, c.candidate.alert_id())
+      .Bind(2, c.event_id)
+      .Bind(3, incident_id)
+      .Bind(4, c.cancelled ? 1 : 0)
+      .Bind(5, c.expires_ms)
+      .Bind(6, c.repeat_interval_ms)
+      .BindBlob(7, c.candidate.SerializeAsString())
+      .Bind(8, c.inputs);
+  return q->Run();
+}
+
+// Which candidate an alert follows: the highest level, then phase, then
+// the most people; the first event_id among equals.
+bool Outranks(const v1::ConsularAlert& a, const v1::ConsularAlert& b) {
+  auto key = [](const v1::ConsularAlert& x) {
+    return std::tuple(static_cast<int>(x.level()), PhaseNumber(x.proposed_phase()), x.exposure().registrants(),
+                      x.exposure().household_members());
+  };
+  return key(a) > key(b);
+}
+
+// Lifecycle of `next` after `previous` (revision > 1).
+v1::AlertLifecycle LifecycleAfter(const v1::ConsularAlert& previous, const v1::ConsularAlert& next) {
+  if (next.cancelled()) return v1::ALERT_LIFECYCLE_CANCELLED;
+  auto rank = [](const v1::ConsularAlert& x) {
+    return std::pair(static_cast<int>(x.level()), PhaseNumber(x.phase()));
+  };
+  if (previous.cancelled() || rank(next) > rank(previous)) return v1::ALERT_LIFECYCLE_ESCALATED;
+  if (rank(next) < rank(previous)) return v1::ALERT_LIFECYCLE_DOWNGRADED;
+  return v1::ALERT_LIFECYCLE_UPDATED;
+}
+
+bool SameSubstance(const v1::ConsularAlert& a, const v1::ConsularAlert& b) {
+  return a.exposure().registrants() == b.exposure().registrants() &&
+         a.exposure().household_members() == b.exposure().household_members() &&
+         a.exposure().vulnerable() == b.exposure().vulnerable() && a.level() == b.level() &&
+         a.proposed_phase() == b.proposed_phase() && a.phase() == b.phase() && a.cancelled() == b.cancelled();
+}
+
+std::string SourceLevelText(const std::optional<std::string>& v) { return v ? *v : std::string(); }
+
+PolicyInputs InputsFor(const v1::CrisisEvent& event, const std::string& state, const std::string& host,
+                       const GroupExposure* group) {
+  PolicyInputs in;
+  in.state = state;
+  in.host_country = host;
+  in.hazard = event.hazard();
+  const auto& m = event.metrics();
+  if (m.has_gdacs_alert()) in.gdacs_alert = m.gdacs_alert();
+  if (m.has_pager_alert()) in.pager_alert = m.pager_alert();
+  in.severity = event.severity();
+  in.urgency = event.urgency();
+  in.certainty = event.certainty();
+  if (m.has_fatalities()) in.fatalities = m.fatalities();
+  if (group != nullptr) {
+    in.registrants = group->counts.registrants;
+    in.household_members = group->counts.household_members;
+    in.vulnerable = group->counts.vulnerable;
+    in.with_flag = group->with_flag;
+  }
+  return in;
+}
+
+// The decision's inputs and result as one JSON object (decisions.inputs).
+std::string InputsJson(const v1::CrisisEvent& event, const PolicyInputs& in, const PolicyDecision& d,
+                       const v1::Area* footprint) {
+  boost::json::object o;
+  o["event_id"] = event.event_id();
+  o["event_revision"] = event.revision();
+  o["msg_type"] = v1::MessageType_Name(event.msg_type());
+  o["hazard"] = v1::HazardKind_Name(in.hazard);
+  o["gdacs_alert"] = SourceLevelText(in.gdacs_alert);
+  o["pager_alert"] = SourceLevelText(in.pager_alert);
+  o["severity"] = v1::Severity_Name(in.severity);
+  o["urgency"] = v1::Urgency_Name(in.urgency);
+  o["certainty"] = v1::Certainty_Name(in.certainty);
+  if (in.fatalities) o["fatalities"] = *in.fatalities;
+  o["registrants"] = in.registrants;
+  o["household_members"] = in.household_members;
+  o["vulnerable"] = in.vulnerable;
+  boost::json::object flags;
+  for (int b = 0; b < 32; ++b) {
+    if (in.with_flag[b] > 0) flags[FlagName(b).empty() ? "bit" + std::to_string(b) : FlagName(b)] = in.with_flag[b];
+  }
+  o["with_flag"] = std::move(flags);
+  o["footprint_model"] = footprint ? footprint->footprint_model() : std::string();
+  o["rule"] = d.rule;
+  o["level"] = v1::AlertLevel_Name(d.level);
+  o["proposed_phase"] = PhaseNumber(d.proposed_phase);
+  o["explanation"] = d.explanation;
+  return JsonText(o);
+}
+
 }  // namespace
+
+
 
 Status RulesEngine::Migrate(Db& db) {
   AMPARO_RETURN_IF_ERROR(db.Migrate(Migrations()));
@@ -265,7 +490,32 @@ Status RulesEngine::LoadIndex(Db& db) {
   return Status::Ok();
 }
 
+void RulesEngine::SetPolicy(std::shared_ptr<const AlertPolicy> policy) {
+  if (!policy) return;
+  policy_ = std::move(policy);
+  policy_logged_ = false;
+}
+
+Status RulesEngine::LogInput(Db& db, std::string_view kind, std::string_view body) {
+  if (!policy_logged_) {
+    // The policy in force is part of the log: replay re-parses this text.
+    policy_logged_ = true;
+    auto p = db.Prepare("INSERT INTO input_log (at_ms, kind, body) VALUES (?, 'policy', ?)");
+    if (!p.ok()) return p.status();
+    p->Bind(1, now_ms_).BindBlob(2, policy_->text());
+    AMPARO_RETURN_IF_ERROR(p->Run());
+  }
+  auto q = db.Prepare("INSERT INTO input_log (at_ms, kind, body) VALUES (?, ?, ?)");
+  if (!q.ok()) return q.status();
+  q->Bind(1, now_ms_).Bind(2, kind).BindBlob(3, body);
+  AMPARO_RETURN_IF_ERROR(q->Run());
+  input_seq_ = db.LastInsertRowId();
+  return Status::Ok();
+}
+
 Status RulesEngine::Handle(const v1::Envelope& envelope, Db& db) {
+  now_ms_ = clock_.NowMs();
+  AMPARO_RETURN_IF_ERROR(LogInput(db, "envelope", envelope.SerializeAsString()));
   switch (envelope.payload_case()) {
     case v1::Envelope::kCrisisEvent:
       return HandleCrisisEvent(envelope.crisis_event(), db);
@@ -275,11 +525,169 @@ Status RulesEngine::Handle(const v1::Envelope& envelope, Db& db) {
       return HandleSnapshotChunk(envelope.snapshot_chunk(), db);
     case v1::Envelope::kRegistrySequenceMark:
       return sync_.RecordMark(db, envelope.registry_sequence_mark());
+    case v1::Envelope::kSilence:
+      return HandleSilence(envelope.silence(), db);
+    case v1::Envelope::kOperatorDecision:
+      return HandleOperatorDecision(envelope.operator_decision(), db);
     default:
       return InvalidArgument(
-          "amparo-rules accepts crisis_event, registry_change, snapshot_chunk and registry_sequence_mark only",
+          "amparo-rules accepts crisis_event, registry_change, snapshot_chunk, registry_sequence_mark, silence "
+          "and operator_decision only",
           "payload");
   }
+}
+
+Result<std::optional<std::string>> RulesEngine::ActiveSilence(Db& db, const v1::ConsularAlert& alert) const {
+  auto q = db.Prepare(
+      "SELECT silence_id FROM silences WHERE state = ? AND expired = 0 AND starts_ms <= ? AND ends_ms > ? "
+      "AND (incident_id = '' OR incident_id = ?) AND (host_country = '' OR host_country = ?) "
+      "AND (hazard = 0 OR hazard = ?) ORDER BY silence_id LIMIT 1");
+  if (!q.ok()) return q.status();
+  q->Bind(1, alert.state())
+      .Bind(2, now_ms_)
+      .Bind(3, now_ms_)
+      .Bind(4, alert.incident_id())
+      .Bind(5, alert.host_country())
+      .Bind(6, static_cast<int>(alert.hazard()));
+  auto row = q->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<std::string>();
+  return std::optional<std::string>(q->ColumnText(0));
+}
+
+Status RulesEngine::Emit(Db& db, AlertRow& row, v1::ConsularAlert alert, const std::string& rule_inputs,
+                         bool repeat) {
+  // "" (not {}): a zero-length blob, never NULL.
+  if (input_seq_ == 0) AMPARO_RETURN_IF_ERROR(LogInput(db, "tick", std::string_view("")));
+  alert.set_notification(repeat ? row.last.notification() + 1 : 0);
+  if (!repeat) alert.set_raised_ms(now_ms_);
+  auto silence = ActiveSilence(db, alert);
+  if (!silence.ok()) return silence.status();
+  alert.set_silenced(silence->has_value());
+  alert.set_silence_id(silence->value_or(""));
+  alert.set_decision_id(Sha256Hex(alert.alert_id() + "#" + std::to_string(alert.revision()) + "#" +
+                                  std::to_string(alert.notification()))
+                            .substr(0, 32));
+
+  auto write = db.Prepare(
+      "INSERT OR REPLACE INTO alerts (alert_id, incident_id, state, host_country, revision, level, registrants, "
+      "household_members, vulnerable, cancelled, updated_ms, closed, expired, confirmed_phase, notified_ms, "
+      "repeat_interval_ms, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!write.ok()) return write.status();
+  const bool closed = alert.lifecycle() == v1::ALERT_LIFECYCLE_CLOSED;
+  const bool expired = alert.lifecycle() == v1::ALERT_LIFECYCLE_EXPIRED;
+  write->Bind(1, alert.alert_id())
+      .Bind(2, alert.incident_id())
+      .Bind(3, alert.state())
+      .Bind(4, alert.host_country())
+      .Bind(5, static_cast<int64_t>(alert.revision()))
+      .Bind(6, static_cast<int>(alert.level()))
+      .Bind(7, static_cast<int64_t>(alert.exposure().registrants()))
+      .Bind(8, static_cast<int64_t>(alert.exposure().household_members()))
+      .Bind(9, static_cast<int64_t>(alert.exposure().vulnerable()))
+      .Bind(10, alert.cancelled() ? 1 : 0)
+      .Bind(11, now_ms_)
+      .Bind(12, closed ? 1 : 0)
+      .Bind(13, expired ? 1 : 0)
+      .Bind(14, row.confirmed_phase)
+      .Bind(15, now_ms_)
+      .Bind(16, row.repeat_interval_ms)
+      .BindBlob(17, alert.SerializeAsString());
+  AMPARO_RETURN_IF_ERROR(write->Run());
+
+  auto decision = db.Prepare(
+      "INSERT INTO decisions (decision_id, input_seq, alert_id, revision, notification, rule, inputs, policy, "
+      "alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!decision.ok()) return decision.status();
+  decision->Bind(1, alert.decision_id())
+      .Bind(2, input_seq_)
+      .Bind(3, alert.alert_id())
+      .Bind(4, static_cast<int64_t>(alert.revision()))
+      .Bind(5, static_cast<int64_t>(alert.notification()))
+      .Bind(6, alert.policy_rule())
+      .Bind(7, rule_inputs)
+      .Bind(8, policy_->fingerprint())
+      .BindBlob(9, alert.SerializeAsString());
+  AMPARO_RETURN_IF_ERROR(decision->Run());
+
+  v1::Envelope envelope = MakeEnvelope(kProducer, clock_);
+  *envelope.mutable_consular_alert() = alert;
+  AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db, kNotifyPeer, envelope));
+  ++stats_.alerts;
+  if (repeat) ++stats_.repeats;
+  if (alert.silenced()) ++stats_.silenced;
+  log::Info(repeat ? "alert repeated" : "alert " + v1::AlertLifecycle_Name(alert.lifecycle()).substr(16),
+            {{"alert_id", alert.alert_id()},
+             {"revision", std::to_string(alert.revision())},
+             {"notification", std::to_string(alert.notification())},
+             {"alert_level", v1::AlertLevel_Name(alert.level())},
+             {"phase", std::to_string(PhaseNumber(alert.phase()))},
+             {"registrants", std::to_string(alert.exposure().registrants())},
+             {"silenced", alert.silenced() ? alert.silence_id() : "no"},
+             {"exercise", alert.exercise() ? "true" : "false"}});
+  row.exists = true;
+  row.revision = alert.revision();
+  row.cancelled = alert.cancelled();
+  row.closed = closed;
+  row.expired = expired;
+  row.notified_ms = now_ms_;
+  row.last = std::move(alert);
+  return Status::Ok();
+}
+
+Status RulesEngine::Reevaluate(Db& db, const std::string& alert_id) {
+  auto row = LoadAlertRow(db, alert_id);
+  if (!row.ok()) return row.status();
+  if (row->closed) {
+    log::Info("closed alert not revised", {{"alert_id", alert_id}});
+    return Status::Ok();
+  }
+  auto contributions = LoadContributions(db, alert_id);
+  if (!contributions.ok()) return contributions.status();
+  const Contribution* best = nullptr;
+  std::set<std::string> sources;
+  for (const Contribution& c : *contributions) {
+    if (c.cancelled) continue;
+    for (const auto& s : c.candidate.sources()) sources.insert(s);
+    if (best == nullptr || Outranks(c.candidate, best->candidate)) best = &c;
+  }
+  if (best == nullptr) {
+    // Every source withdrew: an all-clear to everyone alerted before.
+    if (!row->exists || row->cancelled) return Status::Ok();
+    v1::ConsularAlert next = row->last;
+    next.set_revision(row->revision + 1);
+    next.set_level(v1::ALERT_LEVEL_INFO);
+    next.clear_exposure();
+    next.clear_registrant_ids();
+    next.set_cancelled(true);
+    next.set_reason("cancelled by source");
+    next.set_proposed_phase(v1::CRISIS_PHASE_UNSPECIFIED);
+    next.set_phase(v1::CRISIS_PHASE_UNSPECIFIED);
+    next.set_lifecycle(v1::ALERT_LIFECYCLE_CANCELLED);
+    next.clear_sources();
+    return Emit(db, *row, std::move(next), R"({"cancelled_by_source":true})", false);
+  }
+
+  v1::ConsularAlert next = best->candidate;
+  next.clear_sources();
+  for (const auto& s : sources) next.add_sources(s);
+  next.set_phase(next.exposure().registrants() > 0 || row->confirmed_phase > 0
+                     ? PhaseInForce(row->confirmed_phase, next.proposed_phase())
+                     : v1::CRISIS_PHASE_UNSPECIFIED);
+  if (row->exists && row->last.has_phase_confirmation()) {
+    *next.mutable_phase_confirmation() = row->last.phase_confirmation();
+  }
+  if (!row->exists) {
+    if (next.exposure().registrants() == 0) return Status::Ok();  // nobody was ever exposed
+    next.set_revision(1);
+    next.set_lifecycle(v1::ALERT_LIFECYCLE_NEW);
+  } else {
+    if (!row->cancelled && !row->expired && SameSubstance(row->last, next)) return Status::Ok();
+    next.set_revision(row->revision + 1);
+    next.set_lifecycle(LifecycleAfter(row->last, next));
+  }
+  row->repeat_interval_ms = best->repeat_interval_ms;
+  return Emit(db, *row, std::move(next), best->inputs, false);
 }
 
 Status RulesEngine::HandleRegistryChange(const v1::RegistryChange& change, Db& db) {
@@ -369,6 +777,7 @@ void RulesEngine::ConfirmIndexChanges() {
 }
 
 Status RulesEngine::ReconcileIndex(Db& db) {
+  policy_logged_ = false;  // its input_log row may have rolled back too
   if (index_rebuilt_) {
     AMPARO_RETURN_IF_ERROR(LoadIndex(db));
     index_rebuilt_ = false;
@@ -423,75 +832,46 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
   ++stats_.events;
 
   const std::string incident_id = IncidentId(event);
-  auto alerts = LoadAlerts(db, incident_id);
-  if (!alerts.ok()) return alerts.status();
   const bool cancel = event.msg_type() == v1::MESSAGE_TYPE_CANCEL;
   std::optional<v1::Area> footprint;
   if (!cancel) footprint = EventFootprint(event, options_.earthquake_min_mmi);
-  AMPARO_RETURN_IF_ERROR(RecordEvent(db, event, footprint ? &*footprint : nullptr, clock_.NowMs()));
+  AMPARO_RETURN_IF_ERROR(RecordEvent(db, event, footprint ? &*footprint : nullptr, now_ms_));
 
-  auto write_alert = db.Prepare(
-      "INSERT OR REPLACE INTO alerts (alert_id, incident_id, state, host_country, revision, level, "
-      "registrants, "
-      "household_members, vulnerable, cancelled, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  if (!write_alert.ok()) return write_alert.status();
-
-  // Stores and enqueues one revision; `ids` may be empty.
-  auto raise = [&](const std::string& state, const std::string& host, uint32_t revision,
-                   const ExposureCounts& counts, v1::AlertLevel level, bool cancelled, std::string reason,
-                   const std::vector<std::string>& ids) -> Status {
-    v1::Envelope envelope = MakeEnvelope(kProducer, clock_);
-    v1::ConsularAlert& alert = *envelope.mutable_consular_alert();
-    alert.set_alert_id(incident_id + "/" + state + "/" + host);
-    alert.set_incident_id(incident_id);
-    alert.set_revision(revision);
-    alert.set_state(state);
-    alert.set_host_country(host);
-    alert.set_level(level);
-    alert.mutable_exposure()->set_registrants(counts.registrants);
-    alert.mutable_exposure()->set_household_members(counts.household_members);
-    alert.mutable_exposure()->set_vulnerable(counts.vulnerable);
-    alert.set_reason(std::move(reason));
-    alert.set_exercise(event.status() != v1::EVENT_STATUS_ACTUAL);
-    alert.set_cancelled(cancelled);
-    alert.set_hazard(event.hazard());
-    alert.set_headline(Headline(event));
-    if (footprint) *alert.mutable_footprint() = *footprint;
-    alert.set_raised_ms(clock_.NowMs());
-    alert.set_event_sent_ms(event.sent_ms());
-    for (const auto& id : ids) alert.add_registrant_ids(id);
-    alert.set_event_status(*status_name);
-
-    write_alert->Bind(1, alert.alert_id())
-        .Bind(2, incident_id)
-        .Bind(3, state)
-        .Bind(4, host)
-        .Bind(5, static_cast<int64_t>(revision))
-        .Bind(6, static_cast<int>(level))
-        .Bind(7, static_cast<int64_t>(counts.registrants))
-        .Bind(8, static_cast<int64_t>(counts.household_members))
-        .Bind(9, static_cast<int64_t>(counts.vulnerable))
-        .Bind(10, cancelled ? 1 : 0)
-        .Bind(11, clock_.NowMs());
-    AMPARO_RETURN_IF_ERROR(write_alert->Run());
-    AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db, kNotifyPeer, envelope));
-    ++stats_.alerts;
-    log::Info(cancelled       ? "alert cancelled"
-              : revision == 1 ? "alert raised"
-                              : "alert updated",
-              {{"alert_id", alert.alert_id()},
-               {"revision", std::to_string(revision)},
-               {"registrants", std::to_string(counts.registrants)},
-               {"exercise", alert.exercise() ? "true" : "false"}});
-    return Status::Ok();
-  };
+  // The alerts this event has had a say on so far.
+  std::map<std::string, bool> touched;  // alert_id -> had a say before
+  {
+    auto q = db.Prepare("SELECT alert_id FROM alert_sources WHERE incident_id = ? AND event_id = ?");
+    if (!q.ok()) return q.status();
+    q->Bind(1, incident_id).Bind(2, event.event_id());
+    while (true) {
+      auto r = q->Step();
+      if (!r.ok()) return r.status();
+      if (!*r) break;
+      touched[q->ColumnText(0)] = true;
+    }
+  }
 
   if (cancel) {
-    for (const auto& [alert_id, a] : *alerts) {
-      if (a.cancelled) continue;
-      AMPARO_RETURN_IF_ERROR(raise(a.state, a.host_country, a.revision + 1, {}, v1::ALERT_LEVEL_INFO, true,
-                                   "cancelled by source", {}));
+    // Only this source's say is withdrawn: an incident other sources still
+    // report stays alerted (at their level).
+    auto q = db.Prepare("UPDATE alert_sources SET cancelled = 1 WHERE incident_id = ? AND event_id = ?");
+    if (!q.ok()) return q.status();
+    q->Bind(1, incident_id).Bind(2, event.event_id());
+    AMPARO_RETURN_IF_ERROR(q->Run());
+    // Alerts raised before sources were tracked (older databases) have no
+    // say recorded at all: the cancel withdraws them.
+    auto legacy = db.Prepare(
+        "SELECT a.alert_id FROM alerts a WHERE a.incident_id = ? AND a.cancelled = 0 AND a.closed = 0 AND NOT "
+        "EXISTS (SELECT 1 FROM alert_sources s WHERE s.alert_id = a.alert_id)");
+    if (!legacy.ok()) return legacy.status();
+    legacy->Bind(1, incident_id);
+    while (true) {
+      auto r = legacy->Step();
+      if (!r.ok()) return r.status();
+      if (!*r) break;
+      touched[legacy->ColumnText(0)] = true;
     }
+    for (const auto& [alert_id, unused] : touched) AMPARO_RETURN_IF_ERROR(Reevaluate(db, alert_id));
     return Status::Ok();
   }
 
@@ -499,35 +879,251 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
   if (footprint) {
     exposure = index_.QueryArea(*footprint, static_cast<size_t>(std::max(options_.max_ids_per_alert, 0)));
   }
+  if (event.restricted_to_states_size() > 0) {
+    // Restricted events (operator-entered) reach only the named states.
+    std::set<std::string> allowed(event.restricted_to_states().begin(), event.restricted_to_states().end());
+    std::erase_if(exposure, [&](const auto& kv) { return allowed.count(kv.first.first) == 0; });
+  }
   const std::string event_text = DescribeEvent(event);
   const std::string where =
-      footprint ? DescribeFootprint(*footprint, options_.earthquake_min_mmi) : std::string();
+      footprint ? DescribeFootprint(*footprint) : std::string();
+
+  // The candidate alert this event alone gives one group.
+  auto candidate = [&](const std::string& state, const std::string& host, const GroupExposure* group,
+                       std::string reason) {
+    PolicyInputs in = InputsFor(event, state, host, group);
+    PolicyDecision decision = policy_->Evaluate(in);
+    Contribution c;
+    c.event_id = event.event_id();
+    c.expires_ms = event.expires_ms();
+    c.repeat_interval_ms = decision.repeat_interval_ms;
+    c.inputs = InputsJson(event, in, decision, footprint ? &*footprint : nullptr);
+    v1::ConsularAlert& a = c.candidate;
+    a.set_alert_id(incident_id + "/" + state + "/" + host);
+    a.set_incident_id(incident_id);
+    a.set_state(state);
+    a.set_host_country(host);
+    a.set_level(decision.level);
+    a.set_proposed_phase(decision.proposed_phase);
+    a.set_policy_rule(decision.rule);
+    if (group != nullptr) {
+      a.mutable_exposure()->set_registrants(group->counts.registrants);
+      a.mutable_exposure()->set_household_members(group->counts.household_members);
+      a.mutable_exposure()->set_vulnerable(group->counts.vulnerable);
+      for (int b = 0; b < 32; ++b) {
+        if (group->with_flag[b] > 0 && !FlagName(b).empty()) {
+          (*a.mutable_exposure()->mutable_by_flag())[FlagName(b)] = group->with_flag[b];
+        }
+      }
+      for (const auto& id : group->registrant_ids) a.add_registrant_ids(id);
+    }
+    a.set_reason(std::move(reason));
+    a.set_exercise(event.status() != v1::EVENT_STATUS_ACTUAL);
+    a.set_hazard(event.hazard());
+    a.set_headline(Headline(event));
+    if (footprint) *a.mutable_footprint() = *footprint;
+    a.set_event_sent_ms(event.sent_ms());
+    a.set_event_status(*status_name);
+    a.add_sources(event.source().empty() ? event.event_id().substr(0, event.event_id().find(':'))
+                                         : event.source());
+    return c;
+  };
 
   for (const auto& [key, group] : exposure) {
     const auto& [state, host] = key;
-    v1::AlertLevel level = LevelFor(group.counts, event);
-    auto it = alerts->find(incident_id + "/" + state + "/" + host);
-    uint32_t revision = 1;
-    if (it != alerts->end()) {
-      const StoredAlert& old = it->second;
-      if (!old.cancelled && old.counts == group.counts && old.level == level) continue;
-      revision = old.revision + 1;
-    }
-    AMPARO_RETURN_IF_ERROR(raise(state, host, revision, group.counts, level, false,
-                                 event_text + ": " + DescribeCounts(group.counts) + " " + where,
-                                 group.registrant_ids));
+    Contribution c = candidate(state, host, &group, event_text + ": " + DescribeCounts(group.counts) + " " + where);
+    AMPARO_RETURN_IF_ERROR(WriteContribution(db, incident_id, c));
+    touched[c.candidate.alert_id()] = touched.count(c.candidate.alert_id()) > 0;
   }
-  // Groups exposed by an earlier revision and nobody now: an all-clear.
-  for (const auto& [alert_id, old] : *alerts) {
-    if (old.cancelled || old.counts.registrants == 0) continue;
-    if (exposure.count({old.state, old.host_country}) > 0) continue;
-    std::string reason =
-        event_text + (footprint ? ": no registered nationals " + where + " any more"
-                                : ": no registered nationals exposed any more (no footprint)");
-    AMPARO_RETURN_IF_ERROR(
-        raise(old.state, old.host_country, old.revision + 1, {}, v1::ALERT_LEVEL_INFO, false, reason, {}));
+  // Groups this event exposed before and nobody now: its say becomes "none".
+  for (const auto& [alert_id, had_say] : touched) {
+    if (!had_say) continue;
+    const size_t second = alert_id.rfind('/');
+    const size_t first = alert_id.rfind('/', second - 1);
+    const std::string state = alert_id.substr(first + 1, second - first - 1);
+    const std::string host = alert_id.substr(second + 1);
+    if (exposure.count({state, host}) > 0) continue;
+    std::string reason = event_text + (footprint ? ": no registered nationals " + where + " any more"
+                                                 : ": no registered nationals exposed any more (no footprint)");
+    AMPARO_RETURN_IF_ERROR(WriteContribution(db, incident_id, candidate(state, host, nullptr, std::move(reason))));
   }
+  for (const auto& [alert_id, unused] : touched) AMPARO_RETURN_IF_ERROR(Reevaluate(db, alert_id));
   return Status::Ok();
+}
+
+Status RulesEngine::HandleSilence(const v1::Silence& silence, Db& db) {
+  if (silence.silence_id().empty()) return InvalidArgument("required", "silence_id");
+  if (silence.state().size() != 3) return InvalidArgument("must be an ISO3 code", "state");
+  if (silence.ends_ms() <= silence.starts_ms()) return InvalidArgument("must be after starts_ms", "ends_ms");
+  if (silence.reason().empty()) return InvalidArgument("required", "reason");
+  auto owner = db.Prepare("SELECT state FROM silences WHERE silence_id = ?");
+  if (!owner.ok()) return owner.status();
+  owner->Bind(1, silence.silence_id());
+  auto found = owner->Step();
+  if (!found.ok()) return found.status();
+  if (*found && owner->ColumnText(0) != silence.state()) {
+    return InvalidArgument("silence " + silence.silence_id() + " belongs to another state", "state");
+  }
+  owner->Reset();
+  // Lifting is final: a replayed older copy does not bring a silence back.
+  auto q = db.Prepare(
+      "INSERT INTO silences (silence_id, state, incident_id, host_country, hazard, starts_ms, ends_ms, expired, "
+      "created_by, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (silence_id) DO UPDATE SET "
+      "expired = max(expired, excluded.expired)");
+  if (!q.ok()) return q.status();
+  q->Bind(1, silence.silence_id())
+      .Bind(2, silence.state())
+      .Bind(3, silence.incident_id())
+      .Bind(4, silence.host_country())
+      .Bind(5, static_cast<int>(silence.hazard()))
+      .Bind(6, silence.starts_ms())
+      .Bind(7, silence.ends_ms())
+      .Bind(8, silence.expired() ? 1 : 0)
+      .Bind(9, silence.created_by())
+      .Bind(10, silence.reason());
+  AMPARO_RETURN_IF_ERROR(q->Run());
+  log::Info(silence.expired() ? "silence lifted" : "silence recorded",
+            {{"silence_id", silence.silence_id()}, {"state", silence.state()}, {"reason", silence.reason()}});
+  return Status::Ok();
+}
+
+Status RulesEngine::HandleOperatorDecision(const v1::OperatorDecision& decision, Db& db) {
+  if (decision.decision_id().empty()) return InvalidArgument("required", "decision_id");
+  if (decision.alert_id().empty()) return InvalidArgument("required", "alert_id");
+  if (decision.reason().empty()) return InvalidArgument("required", "reason");
+  const auto action = decision.action();
+  if (action != v1::OperatorDecision::ACTION_CONFIRM_PHASE && action != v1::OperatorDecision::ACTION_REJECT_PHASE &&
+      action != v1::OperatorDecision::ACTION_CLOSE) {
+    return InvalidArgument("must be confirm_phase, reject_phase or close", "action");
+  }
+  if (action == v1::OperatorDecision::ACTION_CONFIRM_PHASE &&
+      (PhaseNumber(decision.phase()) < 1 || PhaseNumber(decision.phase()) > 4)) {
+    return InvalidArgument("must be 1 to 4", "phase");
+  }
+  auto seen = db.Prepare("SELECT 1 FROM operator_decisions WHERE decision_id = ?");
+  if (!seen.ok()) return seen.status();
+  seen->Bind(1, decision.decision_id());
+  auto again = seen->Step();
+  if (!again.ok()) return again.status();
+  if (*again) return Status::Ok();  // already applied
+  seen->Reset();
+
+  auto row = LoadAlertRow(db, decision.alert_id());
+  if (!row.ok()) return row.status();
+  // Another state's alert is "unknown" too: nothing about it is revealed.
+  if (!row->exists || row->last.state() != decision.state()) {
+    return InvalidArgument("unknown alert " + decision.alert_id(), "alert_id");
+  }
+  auto record = db.Prepare(
+      "INSERT INTO operator_decisions (decision_id, alert_id, action, phase, by_token, at_ms, reason) VALUES "
+      "(?, ?, ?, ?, ?, ?, ?)");
+  if (!record.ok()) return record.status();
+  record->Bind(1, decision.decision_id())
+      .Bind(2, decision.alert_id())
+      .Bind(3, static_cast<int>(action))
+      .Bind(4, PhaseNumber(decision.phase()))
+      .Bind(5, decision.by())
+      .Bind(6, decision.at_ms())
+      .Bind(7, decision.reason());
+  AMPARO_RETURN_IF_ERROR(record->Run());
+  if (row->closed || (action != v1::OperatorDecision::ACTION_CLOSE && (row->cancelled || row->expired))) {
+    log::Info("decision recorded, alert not open",
+              {{"alert_id", decision.alert_id()}, {"decision_id", decision.decision_id()}});
+    return Status::Ok();
+  }
+
+  v1::ConsularAlert next = row->last;
+  next.set_revision(row->revision + 1);
+  v1::PhaseConfirmation& confirmation = *next.mutable_phase_confirmation();
+  confirmation.set_by(decision.by());
+  confirmation.set_at_ms(decision.at_ms());
+  boost::json::object inputs;
+  inputs["decision_id"] = decision.decision_id();
+  inputs["action"] = v1::OperatorDecision::Action_Name(action);
+  inputs["by"] = decision.by();
+  inputs["reason"] = decision.reason();
+  switch (action) {
+    case v1::OperatorDecision::ACTION_CONFIRM_PHASE:
+      row->confirmed_phase = PhaseNumber(decision.phase());
+      next.set_phase(decision.phase());
+      confirmation.set_phase(decision.phase());
+      confirmation.set_reason(decision.reason());
+      next.set_lifecycle(LifecycleAfter(row->last, next));
+      inputs["phase"] = PhaseNumber(decision.phase());
+      break;
+    case v1::OperatorDecision::ACTION_REJECT_PHASE:
+      // The phase in force stays, now as the operator's decision.
+      row->confirmed_phase = PhaseNumber(row->last.phase());
+      confirmation.set_phase(row->last.phase());
+      confirmation.set_reason("proposal of phase " + std::to_string(PhaseNumber(row->last.proposed_phase())) +
+                              " rejected: " + decision.reason());
+      next.set_lifecycle(v1::ALERT_LIFECYCLE_UPDATED);
+      break;
+    default:  // ACTION_CLOSE
+      confirmation.set_phase(row->last.phase());
+      confirmation.set_reason("closed: " + decision.reason());
+      next.set_lifecycle(v1::ALERT_LIFECYCLE_CLOSED);
+      break;
+  }
+  next.set_policy_rule("operator:" + v1::OperatorDecision::Action_Name(action).substr(7));
+  return Emit(db, *row, std::move(next), JsonText(inputs), false);
+}
+
+Result<int> RulesEngine::Tick(Db& db) {
+  now_ms_ = clock_.NowMs();
+  input_seq_ = 0;  // logged by the first notification it causes
+  auto open = db.Prepare(
+      "SELECT alert_id FROM alerts WHERE cancelled = 0 AND closed = 0 AND expired = 0 ORDER BY alert_id");
+  if (!open.ok()) return open.status();
+  std::vector<std::string> ids;
+  while (true) {
+    auto r = open->Step();
+    if (!r.ok()) return r.status();
+    if (!*r) break;
+    ids.push_back(open->ColumnText(0));
+  }
+  int sent = 0;
+  for (const std::string& alert_id : ids) {
+    auto row = LoadAlertRow(db, alert_id);
+    if (!row.ok()) return row.status();
+    auto contributions = LoadContributions(db, alert_id);
+    if (!contributions.ok()) return contributions.status();
+    // Expired: every source still reporting it gave an expiry, all passed.
+    int64_t latest_expiry = 0;
+    bool open_ended = false, any = false;
+    for (const Contribution& c : *contributions) {
+      if (c.cancelled) continue;
+      any = true;
+      if (c.expires_ms == 0) open_ended = true;
+      latest_expiry = std::max(latest_expiry, c.expires_ms);
+    }
+    if (any && !open_ended && latest_expiry <= now_ms_) {
+      v1::ConsularAlert next = row->last;
+      next.set_revision(row->revision + 1);
+      next.set_level(v1::ALERT_LEVEL_INFO);
+      next.set_proposed_phase(v1::CRISIS_PHASE_UNSPECIFIED);
+      next.set_phase(PhaseInForce(row->confirmed_phase, v1::CRISIS_PHASE_UNSPECIFIED));
+      next.set_lifecycle(v1::ALERT_LIFECYCLE_EXPIRED);
+      next.set_reason(row->last.reason() + " (expired: the source's validity ended at " +
+                      FormatRfc3339(latest_expiry) + ")");
+      AMPARO_RETURN_IF_ERROR(Emit(db, *row, std::move(next), R"({"expired":true})", false));
+      ++stats_.expired;
+      ++sent;
+      continue;
+    }
+    if (row->last.exposure().registrants() == 0) continue;  // an all-clear is not repeated
+    auto silence = ActiveSilence(db, row->last);
+    if (!silence.ok()) return silence.status();
+    const bool silence_ended = row->last.silenced() && !silence->has_value();
+    const bool repeat_due =
+        row->repeat_interval_ms > 0 && now_ms_ - row->notified_ms >= row->repeat_interval_ms;
+    if (!silence_ended && !repeat_due) continue;
+    AMPARO_RETURN_IF_ERROR(Emit(db, *row, row->last,
+                                silence_ended ? R"({"repeat":"silence ended"})" : R"({"repeat":"interval"})",
+                                true));
+    ++sent;
+  }
+  return sent;
 }
 
 }  // namespace amparo::rules

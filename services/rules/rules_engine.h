@@ -9,19 +9,38 @@
 // transaction (common/link.h), so an alert is stored exactly when the event
 // that caused it is marked processed.
 //
-// Alert policy (walking skeleton; the full policy comes in a later issue):
-//  - alert_id "<incident_id>/<STATE>/<HOST>"; incident_id is the event_id for
-//    Actual events and "<event_id>~exercise" / "<event_id>~test" otherwise,
-//    so that a drill on a real event never updates the real alerts.
-//  - A new revision only when counts, level or cancellation change.
-//  - Level CRITICAL when any exposed registrant is vulnerable or the event's
-//    PAGER alert is orange or red; WARNING otherwise; INFO for revisions with
-//    nobody exposed (all-clear) and cancellations.
-//  - A group that had exposed registrants and has none in a newer revision
-//    (or whose event lost its footprint) gets a zero-count revision.
-//  - msg_type CANCEL: every non-cancelled alert of the incident gets a
-//    cancelled revision with zero counts, reason "cancelled by source".
+// Alert policy (services/rules/alert_policy.h, docs/alert-policy.md):
+//  - alert_id "<incident_id>/<STATE>/<HOST>"; incident_id is the correlated
+//    incident (CrisisEvent.incident_id, else event_id) for Actual events and
+//    "<incident>~exercise" / "<incident>~test" otherwise, so that a drill on
+//    a real event never updates the real alerts.
+//  - Grouping and inhibition: each source event of an incident has its own
+//    say on each (state, host) group (table alert_sources: the candidate
+//    alert the policy gives for that event's footprint and counts). The
+//    alert follows the highest candidate (level, then phase, then people);
+//    lower ones are inhibited. A source's Cancel withdraws only its own say:
+//    the alert is cancelled (an all-clear to everyone alerted before) when no
+//    source reports the incident any more.
+//  - A new revision only when counts, level, phase or cancellation change;
+//    the lifecycle says how (NEW, UPDATED, ESCALATED, DOWNGRADED, CANCELLED,
+//    EXPIRED, CLOSED). A group that had exposed registrants and has none now
+//    gets a zero-count revision (DOWNGRADED).
+//  - Phases: the policy proposes; 1 and 2 take effect at once, 3 and 4 wait
+//    for an operator's OperatorDecision. Once an operator decided, the phase
+//    in force is the operator's until they decide again.
+//  - Silences (Silence from the gateway): a matching alert is recorded and
+//    sent with silenced = true (notify does not push it); when the silence
+//    ends, an open alert is notified again.
+//  - Tick(): open alerts are re-notified after the policy's repeat interval
+//    (same revision, notification + 1) and expire when every source's
+//    expiry passed.
+//  - Restricted events (restricted_to_states) reach only those states.
 //  - Events with status Draft, System or unspecified raise nothing.
+//
+// Decisions: every input (envelope, productive tick, policy in force) goes to
+// input_log with the time the engine used, and every notification to
+// decisions with its rule and inputs, so replaying input_log into an empty
+// engine (decision_replay.h) gives identical alerts.
 //
 // Idempotency: a registry change whose sequence is not above the last one
 // applied to that registrant is ignored (deletions keep a tombstone row with
@@ -47,6 +66,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -55,6 +75,7 @@
 #include "common/config.h"
 #include "common/db.h"
 #include "common/status.h"
+#include "services/rules/alert_policy.h"
 #include "services/rules/exposure_index.h"
 #include "services/rules/registry_sync.h"
 
@@ -70,7 +91,12 @@ struct RulesStats {
   uint64_t stale_events = 0;      // ignored: revision not newer
   uint64_t alerts = 0;            // alert revisions enqueued
   uint64_t snapshots_applied = 0;  // registry snapshots merged (index rebuilt)
+  uint64_t repeats = 0;           // notifications repeated (same revision)
+  uint64_t silenced = 0;          // notifications sent silenced
+  uint64_t expired = 0;           // alerts expired
 };
+
+struct AlertRow;  // rules_engine.cpp: what the engine keeps per alert
 
 class RulesEngine {
  public:
@@ -91,6 +117,18 @@ class RulesEngine {
   Status HandleRegistryChange(const v1::RegistryChange& change, Db& db);
   Status HandleCrisisEvent(const v1::CrisisEvent& event, Db& db);
   Status HandleSnapshotChunk(const v1::SnapshotChunk& chunk, Db& db);
+  Status HandleSilence(const v1::Silence& silence, Db& db);
+  // INVALID_ARGUMENT "alert_id" for an unknown alert or another state's.
+  Status HandleOperatorDecision(const v1::OperatorDecision& decision, Db& db);
+
+  // Timers, inside the caller's transaction: expiry, repeats after the
+  // policy's interval, re-notification when a silence ended. Returns the
+  // notifications enqueued.
+  Result<int> Tick(Db& db);
+
+  // The policy used from the next input on (the built-in default until set).
+  void SetPolicy(std::shared_ptr<const AlertPolicy> policy);
+  const AlertPolicy& policy() const { return *policy_; }
 
   // The transactions of every Handle() so far committed: forget what they
   // touched.
@@ -107,8 +145,16 @@ class RulesEngine {
 
  private:
   RulesEngine(const RulesOptions& options, const Clock& clock, const RegistrySyncOptions& sync_options)
-      : options_(options), clock_(clock), sync_(sync_options, clock) {}
+      : options_(options), clock_(clock), sync_(sync_options, clock), policy_(AlertPolicy::Default()) {}
   Status LoadIndex(Db& db);
+  Status LogInput(Db& db, std::string_view kind, std::string_view body);
+  Result<std::optional<std::string>> ActiveSilence(Db& db, const v1::ConsularAlert& alert) const;
+  // Brings alert `alert_id` in line with its sources' say (a revision when
+  // anything that matters changed).
+  Status Reevaluate(Db& db, const std::string& alert_id);
+  // Stores, records and enqueues one notification of `alert` (`repeat`: same
+  // revision again); updates `row`.
+  Status Emit(Db& db, AlertRow& row, v1::ConsularAlert alert, const std::string& rule_inputs, bool repeat);
 
   RulesOptions options_;
   const Clock& clock_;
@@ -117,6 +163,10 @@ class RulesEngine {
   std::set<std::string> touched_;
   bool index_rebuilt_ = false;  // since the last ConfirmIndexChanges()
   RulesStats stats_;
+  std::shared_ptr<const AlertPolicy> policy_;
+  bool policy_logged_ = false;  // the policy in force is in input_log
+  int64_t now_ms_ = 0;          // the time of the input being handled
+  int64_t input_seq_ = 0;       // its input_log row (0: not logged yet)
 };
 
 }  // namespace amparo::rules

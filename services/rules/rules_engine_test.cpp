@@ -7,6 +7,7 @@
 
 #include "common/link.h"
 #include "common/testing.h"
+#include "services/rules/decision_replay.h"
 
 namespace amparo::rules {
 namespace {
@@ -190,7 +191,10 @@ TEST_F(RulesEngineTest, RaisesOneAlertPerStateAndHostWithExactCounts) {
   EXPECT_EQ(phl->exposure().registrants(), 3u);
   EXPECT_EQ(phl->exposure().household_members(), 7u);
   EXPECT_EQ(phl->exposure().vulnerable(), 1u);
-  EXPECT_EQ(phl->level(), v1::ALERT_LEVEL_CRITICAL);  // one vulnerable registrant
+  // PAGER green (no damage expected) and no flag the default policy
+  // escalates for (an older person): nationals exposed, no action yet.
+  EXPECT_EQ(phl->level(), v1::ALERT_LEVEL_INFO);
+  EXPECT_EQ(phl->policy_rule(), "default:exposed");
   EXPECT_EQ(
       phl->reason(),
       "M5.6 earthquake, 158km E of Nago, Japan: 3 registered nationals (7 people, 1 vulnerable) within 15 km "
@@ -213,7 +217,7 @@ TEST_F(RulesEngineTest, RaisesOneAlertPerStateAndHostWithExactCounts) {
   EXPECT_EQ(idn->exposure().registrants(), 1u);
   EXPECT_EQ(idn->exposure().household_members(), 1u);
   EXPECT_EQ(idn->exposure().vulnerable(), 0u);
-  EXPECT_EQ(idn->level(), v1::ALERT_LEVEL_WARNING);  // PAGER green, nobody vulnerable
+  EXPECT_EQ(idn->level(), v1::ALERT_LEVEL_INFO);  // PAGER green, nobody vulnerable
   EXPECT_EQ(
       idn->reason(),
       "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (1 person, 0 vulnerable) within 15 km "
@@ -497,6 +501,361 @@ TEST_F(RulesEngineTest, SourcePolygonFootprintIsUsed) {
             "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (3 people, 0 vulnerable) inside "
             "the area "
             "given by the source (Okinawa east coast)");
+}
+
+// --- Alert policy, lifecycle, operator actions, decisions (issue 5) -------
+
+// A policy for these tests: red sources critical with phase 4 proposed,
+// green sources warning, repeat every hour, unaccompanied children +1.
+constexpr char kTestPolicy[] = R"(
+[default]
+repeat_interval = "1h"
+[[default.rule]]
+name = "red"
+source_level = "red"
+level = "critical"
+phase = 4
+[[default.rule]]
+name = "green"
+source_level = "green"
+level = "warning"
+phase = 1
+[[default.rule]]
+name = "exposed"
+level = "info"
+[[default.escalate]]
+name = "child"
+flag = "unaccompanied_child"
+min_exposed = 1
+steps = 1
+)";
+
+class AlertPolicyEngineTest : public RulesEngineTest {
+ protected:
+  void SetUp() override {
+    RulesEngineTest::SetUp();
+    auto policy = AlertPolicy::Parse(kTestPolicy, "test-policy.toml");
+    ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+    engine_->SetPolicy(*policy);
+  }
+
+  int Tick() {
+    auto tx = Transaction::Begin(*db_);
+    EXPECT_TRUE(tx.ok());
+    auto sent = engine_->Tick(*db_);
+    EXPECT_TRUE(sent.ok()) << sent.status().ToString();
+    EXPECT_TRUE(tx->Commit().ok());
+    return sent.ok() ? *sent : -1;
+  }
+
+  static v1::Envelope Decision(const std::string& id, const std::string& alert_id, const std::string& state,
+                               v1::OperatorDecision::Action action, int phase = 0) {
+    FakeClock clock;
+    v1::Envelope env = MakeEnvelope("amparo-gateway", clock);
+    auto* d = env.mutable_operator_decision();
+    d->set_decision_id(id);
+    d->set_alert_id(alert_id);
+    d->set_state(state);
+    d->set_action(action);
+    d->set_phase(static_cast<v1::CrisisPhase>(phase));
+    d->set_by("tok_operator_phl");
+    d->set_at_ms(1'750'000'100'000);
+    d->set_reason("embassy confirms: roads to the airport are open");
+    return env;
+  }
+
+  static v1::Envelope SilenceFor(const std::string& id, const std::string& state, const std::string& incident,
+                                 int64_t ends_ms, bool expired = false) {
+    FakeClock clock;
+    v1::Envelope env = MakeEnvelope("amparo-gateway", clock);
+    auto* s = env.mutable_silence();
+    s->set_silence_id(id);
+    s->set_state(state);
+    s->set_incident_id(incident);
+    s->set_starts_ms(0);
+    s->set_ends_ms(ends_ms);
+    s->set_created_by("tok_operator_phl");
+    s->set_reason("known: embassy already in contact with everyone");
+    s->set_expired(expired);
+    return env;
+  }
+
+  // The Tibet quake reported by GDACS (red) as part of the USGS incident.
+  static v1::Envelope GdacsTibet(int64_t revision, const std::string& alert_level) {
+    v1::Envelope env = TibetQuake();
+    auto* e = env.mutable_crisis_event();
+    e->set_event_id("gdacs:EQ:1453380");
+    e->set_source("gdacs");
+    e->set_incident_id("usgs:us6000pi9w");
+    e->set_revision(revision);
+    e->mutable_metrics()->clear_pager_alert();
+    e->mutable_metrics()->set_gdacs_alert(alert_level);
+    return env;
+  }
+
+  void RegisterAroundTibet() {
+    ASSERT_TRUE(Apply(Upsert(next_seq_++, 31, "PHL", "CHN", kTibetLat + 10 / kKmPerDegreeLat, kTibetLon, 3)).ok());
+    ASSERT_TRUE(Apply(Upsert(next_seq_++, 32, "IDN", "CHN", kTibetLat - 10 / kKmPerDegreeLat, kTibetLon)).ok());
+  }
+};
+
+TEST_F(RulesEngineTest, DefaultPolicyGradesBySourceAndAnUnaccompaniedChildRaisesTheLevel) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());  // PAGER green: nobody is in danger of damage
+  auto alerts = AlertsFrom(0);
+  const auto* idn = Find(alerts, "usgs:us2000hf24/IDN/JPN");
+  ASSERT_NE(idn, nullptr);
+  EXPECT_EQ(idn->level(), v1::ALERT_LEVEL_INFO);
+  EXPECT_EQ(idn->policy_rule(), "default:exposed");
+  EXPECT_EQ(idn->lifecycle(), v1::ALERT_LIFECYCLE_NEW);
+  EXPECT_EQ(idn->phase(), v1::CRISIS_PHASE_UNSPECIFIED);
+  EXPECT_EQ(idn->decision_id().size(), 32u);
+  // The same group with an unaccompanied child: one step up.
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 40, "IDN", "JPN", kNagoLat, kNagoLon, 1,
+                           v1::VULNERABILITY_FLAG_UNACCOMPANIED_CHILD))
+                  .ok());
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 1000)).ok());
+  alerts = AlertsFrom(2);
+  idn = Find(alerts, "usgs:us2000hf24/IDN/JPN");
+  ASSERT_NE(idn, nullptr);
+  EXPECT_EQ(idn->revision(), 2u);
+  EXPECT_EQ(idn->level(), v1::ALERT_LEVEL_WARNING);
+  EXPECT_EQ(idn->lifecycle(), v1::ALERT_LIFECYCLE_ESCALATED);
+  EXPECT_EQ(idn->policy_rule(), "default:exposed+unaccompanied-child");
+  EXPECT_EQ(idn->exposure().by_flag().at("unaccompanied_child"), 1u);
+
+  // PAGER red: critical, phase 2 proposed and in force at once.
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 41, "PHL", "CHN", kTibetLat, kTibetLon)).ok());
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  alerts = AlertsFrom(3);
+  const auto* chn = Find(alerts, "usgs:us6000pi9w/PHL/CHN");
+  ASSERT_NE(chn, nullptr);
+  EXPECT_EQ(chn->level(), v1::ALERT_LEVEL_CRITICAL);
+  EXPECT_EQ(chn->policy_rule(), "default:red-source");
+  EXPECT_EQ(chn->proposed_phase(), v1::CRISIS_PHASE_RESTRICTION);
+  EXPECT_EQ(chn->phase(), v1::CRISIS_PHASE_RESTRICTION);
+  EXPECT_EQ(std::vector<std::string>(chn->sources().begin(), chn->sources().end()),
+            std::vector<std::string>{"usgs"});
+}
+
+TEST_F(AlertPolicyEngineTest, PhaseFourIsOnlyProposedUntilAnOperatorOfTheSameStateConfirmsIt) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  const std::string id = "usgs:us6000pi9w/PHL/CHN";
+  auto alerts = AlertsFrom(0);
+  const auto* phl = Find(alerts, id);
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->proposed_phase(), v1::CRISIS_PHASE_EVACUATION);
+  EXPECT_EQ(phl->phase(), v1::CRISIS_PHASE_RESTRICTION);  // capped at 2 until confirmed
+  EXPECT_EQ(phl->policy_rule(), "default:red");
+
+  // Another state's operator: "unknown alert", nothing written.
+  Status other = Apply(Decision("d-idn", id, "IDN", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 4));
+  EXPECT_EQ(other.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(other.field(), "alert_id");
+  EXPECT_EQ(Outbox().size(), 2u);
+  EXPECT_EQ(Apply(Decision("d-bad", id, "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 5)).field(), "phase");
+
+  ASSERT_TRUE(Apply(Decision("d-1", id, "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 4)).ok());
+  ASSERT_TRUE(Apply(Decision("d-1", id, "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 4)).ok());  // again
+  alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].revision(), 2u);
+  EXPECT_EQ(alerts[0].phase(), v1::CRISIS_PHASE_EVACUATION);
+  EXPECT_EQ(alerts[0].lifecycle(), v1::ALERT_LIFECYCLE_ESCALATED);
+  EXPECT_EQ(alerts[0].phase_confirmation().phase(), v1::CRISIS_PHASE_EVACUATION);
+  EXPECT_EQ(alerts[0].phase_confirmation().by(), "tok_operator_phl");
+  EXPECT_EQ(alerts[0].phase_confirmation().reason(), "embassy confirms: roads to the airport are open");
+  EXPECT_EQ(alerts[0].policy_rule(), "operator:CONFIRM_PHASE");
+
+  // Closed: final, a newer report of the quake changes nothing for it.
+  ASSERT_TRUE(Apply(Decision("d-2", id, "PHL", v1::OperatorDecision::ACTION_CLOSE)).ok());
+  alerts = AlertsFrom(3);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].lifecycle(), v1::ALERT_LIFECYCLE_CLOSED);
+  EXPECT_EQ(alerts[0].revision(), 3u);
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 33, "PHL", "CHN", kTibetLat, kTibetLon)).ok());
+  auto newer = TibetQuake();
+  newer.mutable_crisis_event()->set_revision(1736442321636 + 1);
+  ASSERT_TRUE(Apply(newer).ok());
+  EXPECT_EQ(AlertsFrom(4).size(), 0u);
+  EXPECT_EQ(Tick(), 0);  // and no repeats
+}
+
+TEST_F(AlertPolicyEngineTest, RejectingAProposalKeepsThePhaseInForce) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  ASSERT_TRUE(Apply(Decision("d-r", "usgs:us6000pi9w/PHL/CHN", "PHL", v1::OperatorDecision::ACTION_REJECT_PHASE))
+                  .ok());
+  auto alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].phase(), v1::CRISIS_PHASE_RESTRICTION);
+  EXPECT_EQ(alerts[0].proposed_phase(), v1::CRISIS_PHASE_EVACUATION);
+  EXPECT_EQ(alerts[0].lifecycle(), v1::ALERT_LIFECYCLE_UPDATED);
+  EXPECT_EQ(alerts[0].phase_confirmation().reason(),
+            "proposal of phase 4 rejected: embassy confirms: roads to the airport are open");
+}
+
+TEST_F(AlertPolicyEngineTest, AHigherSourceInhibitsALowerOneAndOneSourcesCancelLeavesTheOther) {
+  RegisterAroundTibet();
+  auto usgs = TibetQuake();
+  usgs.mutable_crisis_event()->mutable_metrics()->set_pager_alert("green");
+  ASSERT_TRUE(Apply(usgs).ok());
+  auto alerts = AlertsFrom(0);
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_EQ(Find(alerts, "usgs:us6000pi9w/PHL/CHN")->level(), v1::ALERT_LEVEL_WARNING);
+
+  // GDACS says red for the same incident: the alerts follow the higher.
+  ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());
+  alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 2u);
+  const auto* phl = Find(alerts, "usgs:us6000pi9w/PHL/CHN");
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->revision(), 2u);
+  EXPECT_EQ(phl->level(), v1::ALERT_LEVEL_CRITICAL);
+  EXPECT_EQ(phl->lifecycle(), v1::ALERT_LIFECYCLE_ESCALATED);
+  EXPECT_EQ(std::vector<std::string>(phl->sources().begin(), phl->sources().end()),
+            (std::vector<std::string>{"gdacs", "usgs"}));
+
+  // A newer USGS revision, still green: inhibited, no revision.
+  usgs.mutable_crisis_event()->set_revision(1736442321636 + 1);
+  ASSERT_TRUE(Apply(usgs).ok());
+  EXPECT_EQ(AlertsFrom(4).size(), 0u);
+  // USGS withdraws its event: GDACS still reports the incident, no all-clear.
+  usgs.mutable_crisis_event()->set_revision(1736442321636 + 2);
+  usgs.mutable_crisis_event()->set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  ASSERT_TRUE(Apply(usgs).ok());
+  alerts = AlertsFrom(4);
+  for (const auto& a : alerts) EXPECT_FALSE(a.cancelled()) << a.alert_id();
+  // GDACS downgrades to orange: the alert follows it down.
+  ASSERT_TRUE(Apply(GdacsTibet(2, "green")).ok());
+  alerts = AlertsFrom(4);
+  phl = Find(alerts, "usgs:us6000pi9w/PHL/CHN");
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->level(), v1::ALERT_LEVEL_WARNING);
+  EXPECT_EQ(phl->lifecycle(), v1::ALERT_LIFECYCLE_DOWNGRADED);
+  const size_t seen = Outbox().size();
+  // GDACS cancels too: nobody reports it any more, all-clear to both states.
+  auto cancel = GdacsTibet(3, "green");
+  cancel.mutable_crisis_event()->set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  ASSERT_TRUE(Apply(cancel).ok());
+  alerts = AlertsFrom(seen);
+  ASSERT_EQ(alerts.size(), 2u);
+  for (const auto& a : alerts) {
+    EXPECT_TRUE(a.cancelled());
+    EXPECT_EQ(a.lifecycle(), v1::ALERT_LIFECYCLE_CANCELLED);
+    EXPECT_EQ(a.phase(), v1::CRISIS_PHASE_UNSPECIFIED);
+  }
+}
+
+TEST_F(AlertPolicyEngineTest, SilencedAlertsAreMarkedAndNotifiedAgainWhenTheSilenceIsLifted) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(SilenceFor("s-1", "PHL", "usgs:us6000pi9w", clock_.NowMs() + 3'600'000)).ok());
+  EXPECT_EQ(Apply(SilenceFor("s-bad", "PHL", "", 0)).field(), "ends_ms");
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  auto alerts = AlertsFrom(0);
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_TRUE(Find(alerts, "usgs:us6000pi9w/PHL/CHN")->silenced());
+  EXPECT_EQ(Find(alerts, "usgs:us6000pi9w/PHL/CHN")->silence_id(), "s-1");
+  EXPECT_FALSE(Find(alerts, "usgs:us6000pi9w/IDN/CHN")->silenced());  // another state's silence: no effect
+  EXPECT_EQ(engine_->stats().silenced, 1u);
+
+  // Another state cannot touch it.
+  EXPECT_EQ(Apply(SilenceFor("s-1", "IDN", "", clock_.NowMs() + 1000, true)).field(), "state");
+  EXPECT_EQ(Tick(), 0);
+  ASSERT_TRUE(Apply(SilenceFor("s-1", "PHL", "usgs:us6000pi9w", clock_.NowMs() + 3'600'000, true)).ok());
+  EXPECT_EQ(Tick(), 1);
+  alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].alert_id(), "usgs:us6000pi9w/PHL/CHN");
+  EXPECT_FALSE(alerts[0].silenced());
+  EXPECT_EQ(alerts[0].revision(), 1u);  // same revision, notified again
+  EXPECT_EQ(alerts[0].notification(), 1u);
+  EXPECT_EQ(Tick(), 0);
+}
+
+TEST_F(AlertPolicyEngineTest, OpenAlertsRepeatAfterTheIntervalAndExpireWithTheirSource) {
+  RegisterAroundTibet();
+  auto event = TibetQuake();
+  event.mutable_crisis_event()->set_expires_ms(clock_.NowMs() + 3 * 3'600'000);
+  ASSERT_TRUE(Apply(event).ok());
+  ASSERT_EQ(Outbox().size(), 2u);
+  clock_.Advance(3'600'000 - 1);
+  EXPECT_EQ(Tick(), 0);
+  clock_.Advance(1);
+  EXPECT_EQ(Tick(), 2);
+  auto repeats = AlertsFrom(2);
+  ASSERT_EQ(repeats.size(), 2u);
+  EXPECT_EQ(repeats[0].revision(), 1u);
+  EXPECT_EQ(repeats[0].notification(), 1u);
+  EXPECT_EQ(repeats[0].raised_ms(), AlertsFrom(0)[0].raised_ms());
+  EXPECT_NE(repeats[0].decision_id(), AlertsFrom(0)[0].decision_id());
+  EXPECT_EQ(engine_->stats().repeats, 2u);
+
+  clock_.Advance(2 * 3'600'000);
+  EXPECT_EQ(Tick(), 2);
+  auto expired = AlertsFrom(4);
+  ASSERT_EQ(expired.size(), 2u);
+  for (const auto& a : expired) {
+    EXPECT_EQ(a.lifecycle(), v1::ALERT_LIFECYCLE_EXPIRED);
+    EXPECT_EQ(a.revision(), 2u);
+    EXPECT_EQ(a.level(), v1::ALERT_LEVEL_INFO);
+  }
+  clock_.Advance(10 * 3'600'000);
+  EXPECT_EQ(Tick(), 0);  // expired alerts do not repeat
+}
+
+TEST_F(AlertPolicyEngineTest, RestrictedEventsReachOnlyTheirStates) {
+  RegisterAroundTibet();
+  auto event = TibetQuake();
+  event.mutable_crisis_event()->add_restricted_to_states("IDN");
+  ASSERT_TRUE(Apply(event).ok());
+  auto alerts = AlertsFrom(0);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].state(), "IDN");
+}
+
+TEST_F(AlertPolicyEngineTest, ReplayingTheDecisionLogReproducesEveryAlert) {
+  RegisterAroundTibet();
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(SilenceFor("s-1", "IDN", "", clock_.NowMs() + 7'200'000)).ok());
+  auto usgs = TibetQuake();
+  usgs.mutable_crisis_event()->mutable_metrics()->set_pager_alert("green");
+  ASSERT_TRUE(Apply(usgs).ok());
+  clock_.Advance(60'000);
+  ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 50, "PHL", "JPN", kNagoLat, kNagoLon, 2,
+                           v1::VULNERABILITY_FLAG_UNACCOMPANIED_CHILD))
+                  .ok());
+  clock_.Advance(60'000);
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 1)).ok());
+  ASSERT_TRUE(Apply(Decision("d-1", "usgs:us6000pi9w/PHL/CHN", "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE,
+                             3))
+                  .ok());
+  clock_.Advance(3'600'000);
+  EXPECT_GT(Tick(), 0);
+  auto cancel = NagoQuake(1537026265040 + 2);
+  cancel.mutable_crisis_event()->set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  ASSERT_TRUE(Apply(cancel).ok());
+  const size_t made = Outbox().size();
+  ASSERT_GE(made, 12u);
+
+  testing::TempDir scratch;
+  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->identical()) << report->first_difference;
+  EXPECT_EQ(report->recorded, made);
+  EXPECT_EQ(report->replayed, made);
+  EXPECT_GT(report->inputs, 15u);
+
+  // A recorded decision that does not follow from the log is found.
+  ASSERT_TRUE(db_->Exec("UPDATE decisions SET alert = (SELECT alert FROM decisions WHERE seq = 1) WHERE seq = 3")
+                  .ok());
+  report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+  ASSERT_TRUE(report.ok());
+  EXPECT_FALSE(report->identical());
+  EXPECT_EQ(report->first_difference.rfind("decision 3 ", 0), 0u) << report->first_difference;
 }
 
 }  // namespace
