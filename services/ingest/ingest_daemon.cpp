@@ -2,6 +2,7 @@
 
 #include "services/ingest/xmldsig.h"
 
+#include <algorithm>
 #include <system_error>
 #include <utility>
 
@@ -48,10 +49,18 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
   auto sender = MakeSender(ctx, daemon->db_, config, "ingest", "rules", config.rules.inbox, clock);
   if (!sender.ok()) return sender.status();
   daemon->sender_ = std::move(sender).value();
+  auto inbox = MakeReceiver(ctx, daemon->db_, config, "ingest", config.ingest.inbox, clock);
+  if (!inbox.ok()) return inbox.status();
+  daemon->inbox_ = std::move(inbox).value();
+  daemon->inbox_batch_ = config.link.batch;
 
   IngestDaemon* self = daemon.get();
   daemon->loop_.OnReadable(daemon->sender_->socket(), [self] { self->PumpLink(); });
-  daemon->loop_.Every(100ms, [self] { self->PumpLink(); });
+  daemon->loop_.OnReadable(daemon->inbox_->socket(), [self] { self->ProcessInbox(); });
+  daemon->loop_.Every(100ms, [self] {
+    self->ProcessInbox();
+    self->PumpLink();
+  });
   daemon->loop_.Every(std::chrono::milliseconds(config.ingest.scan_interval_ms),
                       [self] { self->ScanSpool(); });
   daemon->loop_.Every(60s, [self] { self->LogCounters(); });
@@ -84,7 +93,7 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
 }
 
 IngestDaemon::IngestDaemon(Db db, SpoolOptions spool_options, const Clock& clock)
-    : db_(std::move(db)), spool_(db_, std::move(spool_options), clock) {}
+    : db_(std::move(db)), clock_(clock), spool_(db_, std::move(spool_options), clock) {}
 
 IngestDaemon::~IngestDaemon() {
   // Pollers first: they write into the spool and must not outlive it.
@@ -107,6 +116,92 @@ void IngestDaemon::ScanSpool() {
   if (!outcomes->empty()) PumpLink();
 }
 
+namespace {
+
+bool IsIso3(std::string_view code) {
+  return code.size() == 3 && std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
+// The inbox is for operator-entered events only: anything that could reach
+// every state's nationals (no restriction) or pass for another source's event
+// (whose dedupe rows and incidents it would then touch) is refused.
+Status CheckOperatorEvent(const v1::Envelope& envelope) {
+  if (envelope.payload_case() != v1::Envelope::kCrisisEvent) {
+    return InvalidArgument("ingest's inbox takes only crisis_event, got payload " +
+                           std::to_string(envelope.payload_case()));
+  }
+  const v1::CrisisEvent& event = envelope.crisis_event();
+  if (event.source() != "operator") {
+    return InvalidArgument("source is \"" + event.source() + "\", only \"operator\" events come over the link",
+                           "source");
+  }
+  if (event.restricted_to_states().empty()) {
+    return InvalidArgument("an operator event must be restricted to its state", "restricted_to_states");
+  }
+  for (const std::string& state : event.restricted_to_states()) {
+    if (!IsIso3(state)) return InvalidArgument("'" + state + "' is not an ISO3 code", "restricted_to_states");
+  }
+  if (event.source_id().empty() || event.event_id() != "operator:" + event.source_id()) {
+    return InvalidArgument("must be \"operator:<source_id>\"", "event_id");
+  }
+  if (event.msg_type() != v1::MESSAGE_TYPE_ALERT && event.msg_type() != v1::MESSAGE_TYPE_UPDATE &&
+      event.msg_type() != v1::MESSAGE_TYPE_CANCEL) {
+    return InvalidArgument("must be ALERT, UPDATE or CANCEL", "msg_type");
+  }
+  if (event.revision() < 1) return InvalidArgument("must be at least 1", "revision");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status IngestDaemon::HandleInbound(const v1::Envelope& envelope) {
+  if (Status bad = CheckOperatorEvent(envelope); !bad.ok()) {
+    last_inbound_ = Inbound::kRejected;
+    log::Warn("operator event rejected", {{"message_id", envelope.message_id()},
+                                          {"producer", envelope.producer()},
+                                          {"reason", bad.ToString()}});
+    return bad;  // permanent: the link keeps it as a dead letter
+  }
+  v1::CrisisEvent event = envelope.crisis_event();
+  event.set_received_ms(clock_.NowMs());
+  auto sent = spool_.RecordEvent(std::move(event));
+  if (!sent.ok()) return sent.status();
+  last_inbound_ = *sent ? Inbound::kSent : Inbound::kUnchanged;
+  return Status::Ok();
+}
+
+void IngestDaemon::ProcessInbox() {
+  if (Status st = inbox_->Pump(); !st.ok()) log::Error("link inbox failed", {{"error", st.ToString()}});
+  auto handler = [this](const v1::Envelope& envelope, Db&) { return HandleInbound(envelope); };
+  bool enqueued = false;
+  // One message per call so each outcome is counted after its own commit;
+  // bounded per turn so the spool and the sender are not starved.
+  for (int i = 0; i < inbox_batch_; ++i) {
+    last_inbound_ = Inbound::kNone;
+    auto processed = inbox_->ProcessPending(handler, 1);
+    if (!processed.ok()) {
+      log::Error("processing the link inbox failed", {{"error", processed.status().ToString()}});
+      break;
+    }
+    if (*processed == 0) break;
+    switch (last_inbound_) {
+      case Inbound::kSent:
+        ++operator_events_sent_;
+        enqueued = true;
+        break;
+      case Inbound::kUnchanged:
+        ++operator_events_unchanged_;
+        break;
+      case Inbound::kRejected:
+        ++operator_events_rejected_;
+        break;
+      case Inbound::kNone:
+        break;
+    }
+  }
+  if (enqueued) PumpLink();
+}
+
 void IngestDaemon::PumpLink() {
   if (Status st = sender_->Pump(); !st.ok()) log::Error("link to rules failed", {{"error", st.ToString()}});
 }
@@ -122,6 +217,10 @@ IngestCounters IngestDaemon::counters() const {
   }
   if (sender_) out.link = sender_->stats();
   if (push_) out.push = push_->stats();
+  if (inbox_) out.inbox = inbox_->stats();
+  out.operator_events_sent = operator_events_sent_;
+  out.operator_events_unchanged = operator_events_unchanged_;
+  out.operator_events_rejected = operator_events_rejected_;
   return out;
 }
 
@@ -139,6 +238,8 @@ void IngestDaemon::LogCounters() const {
                          {"link_sent", std::to_string(c.link.sent)},
                          {"link_acked", std::to_string(c.link.acked)},
                          {"push_accepted", std::to_string(c.push.accepted)},
+                         {"operator_events_sent", std::to_string(c.operator_events_sent)},
+                         {"operator_events_rejected", std::to_string(c.operator_events_rejected)},
                          {"push_rejected", std::to_string(c.push.rejected + c.push.unauthorized + c.push.too_large)}});
 }
 

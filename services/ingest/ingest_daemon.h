@@ -4,8 +4,19 @@
 //   files dropped / fetched -> <spool_dir>/ -> SpoolProcessor (parse, dedupe,
 //   ONE transaction: ingest_events + link_outbox) -> LinkSender -> rules inbox
 //
+//   operator-entered events: amparo-gateway -> LinkReceiver on ingest.inbox
+//   -> SpoolProcessor::RecordEvent (the same dedupe, correlation and outbox,
+//   in the receiver's transaction) -> LinkSender -> rules inbox
+//
+// The inbox accepts only crisis_events with source "operator", event_id
+// "operator:<source_id>", a non-empty restricted_to_states of ISO3 codes,
+// msg_type ALERT/UPDATE/CANCEL and revision >= 1: anything else is
+// dead-lettered (kept in link_inbox with the reason) and logged, since an
+// unrestricted event from the link would alert every state.
+//
 // Create() opens config.DbPath("ingest") (creating data_dir and the spool
-// folders), applies the migrations, connects the sender to config.rules.inbox
+// folders), applies the migrations, binds the receiver on config.ingest.inbox,
+// connects the sender to config.rules.inbox
 // and starts one thread per [[ingest.poll]] source, plus the HTTP push
 // listener (push_server.h) on its own thread when ingest.push_listen is set. The loop then pumps the
 // sender when its socket is readable and every 100 ms, and scans the spool
@@ -41,13 +52,18 @@ struct IngestCounters {
   uint64_t polls_failed = 0;
   LinkStats link;  // the sender to rules (sent, resent, acked)
   PushStats push;  // HTTP push of CAP (zero when ingest.push_listen is empty)
+  LinkStats inbox;  // the receiver of operator events (received, processed, failed)
+  uint64_t operator_events_sent = 0;       // new revisions committed to the outbox for rules
+  uint64_t operator_events_unchanged = 0;  // already sent at this or a newer revision
+  uint64_t operator_events_rejected = 0;   // dead-lettered (not operator, not restricted, ...)
 };
 
 class IngestDaemon {
  public:
   // Errors: UNAVAILABLE when the data or spool directories cannot be
-  // created or the database cannot be opened; whatever MakeSender returns
-  // (e.g. missing CURVE keys for a tcp:// rules inbox).
+  // created or the database cannot be opened; whatever MakeSender and
+  // MakeReceiver return (e.g. missing CURVE keys for a tcp:// endpoint, the
+  // inbox address in use).
   static Result<std::unique_ptr<IngestDaemon>> Create(const Config& config, LinkContext& ctx,
                                                       const Clock& clock);
   ~IngestDaemon();
@@ -74,9 +90,21 @@ class IngestDaemon {
   IngestDaemon(Db db, SpoolOptions spool_options, const Clock& clock);
   void ScanSpool();
   void PumpLink();
+  // Stores what arrived on the inbox and hands each operator event to the
+  // spool's RecordEvent, one message per transaction.
+  void ProcessInbox();
+  Status HandleInbound(const v1::Envelope& envelope);
 
   Db db_;  // declared first: the sender and spool hold references to it
+  const Clock& clock_;
   std::unique_ptr<LinkSender> sender_;
+  std::unique_ptr<LinkReceiver> inbox_;  // operator events from amparo-gateway
+  int inbox_batch_ = 256;                // messages processed per loop turn (link.batch)
+  enum class Inbound { kNone, kSent, kUnchanged, kRejected };
+  Inbound last_inbound_ = Inbound::kNone;  // outcome of the message being processed
+  uint64_t operator_events_sent_ = 0;
+  uint64_t operator_events_unchanged_ = 0;
+  uint64_t operator_events_rejected_ = 0;
   SpoolProcessor spool_;
   std::vector<std::unique_ptr<FeedPoller>> pollers_;
   std::unique_ptr<PushServer> push_;  // null unless ingest.push_listen is set

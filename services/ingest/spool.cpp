@@ -260,6 +260,13 @@ Result<std::vector<FileOutcome>> SpoolProcessor::ScanOnce() {
   return outcomes;
 }
 
+Result<bool> SpoolProcessor::RecordEvent(v1::CrisisEvent event) {
+  EventRecorder recorder(db_, options_, clock_);
+  auto recorded = recorder.Record(std::move(event));
+  if (!recorded.ok()) return recorded.status();
+  return *recorded == Recorded::kSent;
+}
+
 Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
   FileOutcome outcome;
   outcome.name = file.filename().string();

@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "amparo/v1/crisis_event.pb.h"
 #include "common/clock.h"
 #include "common/db.h"
 #include "common/status.h"
@@ -120,6 +121,17 @@ class SpoolProcessor {
   // Processes one file in spool_dir (exposed for tests and replay tools).
   // Errors: storage failures (the file is left in place).
   Result<FileOutcome> ProcessFile(const std::filesystem::path& file);
+
+  // Records one event that arrived already normalised (operator-entered
+  // events from amparo-gateway, over ingest's link inbox) exactly like the
+  // events of a spool file: stable id, dedupe on (event_id, status) and
+  // revision, ALERT -> UPDATE for a known event, correlation, and its
+  // envelope for `options().peer` in the outbox. Must run inside the
+  // caller's open transaction on the same Db (LinkReceiver::ProcessPending
+  // gives one) and touches no counters: the caller counts after it commits.
+  // Returns true when the event was enqueued, false when it was not newer
+  // than what was already sent. Errors: storage failures.
+  Result<bool> RecordEvent(v1::CrisisEvent event);
 
   const SpoolCounters& counters() const { return counters_; }
   const SpoolOptions& options() const { return options_; }
