@@ -2,6 +2,10 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "common/clock.h"
 #include "common/json_text.h"
 
@@ -12,6 +16,19 @@ std::string_view AlertLevelName(v1::AlertLevel level) {
     case v1::ALERT_LEVEL_INFO: return "info";
     case v1::ALERT_LEVEL_WARNING: return "warning";
     case v1::ALERT_LEVEL_CRITICAL: return "critical";
+    default: return "unspecified";
+  }
+}
+
+std::string_view AlertLifecycleName(v1::AlertLifecycle lifecycle) {
+  switch (lifecycle) {
+    case v1::ALERT_LIFECYCLE_NEW: return "new";
+    case v1::ALERT_LIFECYCLE_UPDATED: return "updated";
+    case v1::ALERT_LIFECYCLE_ESCALATED: return "escalated";
+    case v1::ALERT_LIFECYCLE_DOWNGRADED: return "downgraded";
+    case v1::ALERT_LIFECYCLE_CANCELLED: return "cancelled";
+    case v1::ALERT_LIFECYCLE_EXPIRED: return "expired";
+    case v1::ALERT_LIFECYCLE_CLOSED: return "closed";
     default: return "unspecified";
   }
 }
@@ -53,9 +70,17 @@ std::string AlertToJson(const v1::ConsularAlert& a) {
   o["hazard"] = HazardName(a.hazard());
   o["headline"] = a.headline();
   o["reason"] = a.reason();
+  // Protobuf maps iterate in no particular order: sort, so the same alert
+  // always has the same bytes (webhook signatures, tests).
+  std::vector<std::pair<std::string, uint32_t>> flags(a.exposure().by_flag().begin(),
+                                                      a.exposure().by_flag().end());
+  std::sort(flags.begin(), flags.end());
+  json::object by_flag;
+  for (const auto& [flag, count] : flags) by_flag[flag] = count;
   o["exposure"] = {{"registrants", a.exposure().registrants()},
                    {"household_members", a.exposure().household_members()},
-                   {"vulnerable", a.exposure().vulnerable()}};
+                   {"vulnerable", a.exposure().vulnerable()},
+                   {"by_flag", std::move(by_flag)}};
   json::object fp;
   fp["description"] = a.footprint().description();
   fp["model"] = a.footprint().footprint_model();
@@ -77,6 +102,27 @@ std::string AlertToJson(const v1::ConsularAlert& a) {
   json::array ids;
   for (const auto& id : a.registrant_ids()) ids.push_back(json::value(id));
   o["registrant_ids"] = std::move(ids);
+  o["phase"] = static_cast<int>(a.phase());
+  o["proposed_phase"] = static_cast<int>(a.proposed_phase());
+  o["lifecycle"] = AlertLifecycleName(a.lifecycle());
+  o["policy_rule"] = a.policy_rule();
+  o["decision_id"] = a.decision_id();
+  o["notification"] = a.notification();
+  o["silenced"] = a.silenced();
+  o["silence_id"] = a.silence_id();
+  if (a.has_phase_confirmation()) {
+    const v1::PhaseConfirmation& c = a.phase_confirmation();
+    o["phase_confirmation"] = {
+        {"phase", static_cast<int>(c.phase())},
+        {"by", c.by()},
+        {"at", c.at_ms() ? json::value(FormatRfc3339(c.at_ms())) : json::value(nullptr)},
+        {"reason", c.reason()}};
+  } else {
+    o["phase_confirmation"] = nullptr;
+  }
+  json::array sources;
+  for (const auto& s : a.sources()) sources.push_back(json::value(s));
+  o["sources"] = std::move(sources);
   return JsonText(o);
 }
 

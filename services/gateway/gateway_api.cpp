@@ -18,6 +18,8 @@
 #include "common/log.h"
 #include "services/gateway/console_html.h"
 #include "services/gateway/import_export.h"
+#include "services/gateway/operator_actions.h"
+#include "services/gateway/operator_events.h"
 #include "services/gateway/registrant_json.h"
 
 namespace amparo::gateway {
@@ -63,6 +65,16 @@ json::value AlertValue(const StoredAlert& a) {
         json::object{{"delivery_id", d.delivery_id}, {"status", d.status}, {"attempts", d.attempts}});
   }
   v.as_object()["deliveries"] = std::move(deliveries);
+  // The silence's reason lives in the gateway, not in the alert: operators
+  // see why an alert was not pushed. Absent when the revision is not
+  // silenced (or names a silence this state does not have).
+  if (!a.silence_id.empty()) {
+    v.as_object()["silence"] = json::object{
+        {"silence_id", a.silence_id},
+        {"reason", a.silence_reason},
+        {"ends_at", FormatRfc3339(a.silence_ends_ms)},
+        {"lifted_at", a.silence_lifted_ms ? json::value(FormatRfc3339(a.silence_lifted_ms)) : json::value()}};
+  }
   return v;
 }
 
@@ -575,6 +587,137 @@ HttpResponse ListIncidentsRoute(const Call& c) {
   return JsonResponse(200, json::object{{"items", std::move(items)}});
 }
 
+// Operator-entered events (operator_events.h). Audited with the caller's
+// X-Amparo-Purpose, "crisis-response" when none is given.
+Access EventAccess(const Call& c) {
+  Access access = c.access;
+  if (c.request.purpose.empty()) access.purpose = "crisis-response";
+  return access;
+}
+
+HttpResponse EventAccepted(const OperatorEvent& event) {
+  HttpResponse r = JsonResponse(202, json::object{{"event_id", event.event_id()}, {"revision", event.revision}});
+  r.headers.emplace_back("Location", "/api/v1/events/" + event.event_id());
+  return r;
+}
+
+HttpResponse CreateEventRoute(const Call& c) {
+  if (auto bad = NeedJsonBody(c.request)) return *bad;
+  auto body = ParseJsonObject(c.request.body);
+  if (!body.ok()) return StatusResponse(body.status());
+  auto spec = ValidateOperatorEvent(*body, c.clock.NowMs());
+  if (!spec.ok()) return StatusResponse(spec.status());
+  auto event = CreateOperatorEvent(c.db, c.token.state, std::move(spec).value(), EventAccess(c), c.clock);
+  if (!event.ok()) return StatusResponse(event.status());
+  return EventAccepted(*event);
+}
+
+HttpResponse ListEventsRoute(const Call& c) {
+  auto q = ParseQuery(c.url, {"limit", "cursor"});
+  if (!q.ok()) return StatusResponse(q.status());
+  auto limit = LimitParam(*q, 100);
+  if (!limit.ok()) return StatusResponse(limit.status());
+  const std::string cursor = q->values.count("cursor") ? q->values["cursor"] : "";
+  auto page = ListOperatorEvents(c.db, c.token.state, cursor, *limit, EventAccess(c), c.clock);
+  if (!page.ok()) return StatusResponse(page.status());
+  json::array items;
+  for (const auto& e : page->items) items.push_back(OperatorEventToJson(e));
+  return JsonResponse(200, json::object{{"items", std::move(items)},
+                                        {"next_cursor", page->next_cursor ? json::value(*page->next_cursor)
+                                                                          : json::value(nullptr)}});
+}
+
+HttpResponse GetEventRoute(const Call& c) {
+  auto event = GetOperatorEvent(c.db, c.token.state, c.param, EventAccess(c), c.clock);
+  if (!event.ok()) return StatusResponse(event.status());
+  return JsonResponse(200, OperatorEventToJson(*event));
+}
+
+HttpResponse PatchEventRoute(const Call& c) {
+  if (auto bad = NeedJsonBody(c.request)) return *bad;
+  auto patch = ParseJsonObject(c.request.body);
+  if (!patch.ok()) return StatusResponse(patch.status());
+  auto event = UpdateOperatorEvent(c.db, c.token.state, c.param, *patch, EventAccess(c), c.clock);
+  if (!event.ok()) return StatusResponse(event.status());
+  return EventAccepted(*event);
+}
+
+HttpResponse CancelEventRoute(const Call& c) {
+  auto event = CancelOperatorEvent(c.db, c.token.state, c.param, EventAccess(c), c.clock);
+  if (!event.ok()) return StatusResponse(event.status());
+  return EventAccepted(*event);
+}
+
+// Operator actions (operator_actions.h) are audited as crisis response
+// unless the caller states another purpose.
+Access ActionAccess(const Call& c) {
+  Access access = c.access;
+  if (c.request.purpose.empty()) access.purpose = "crisis-response";
+  return access;
+}
+
+HttpResponse CreateSilenceRoute(const Call& c) {
+  if (auto bad = NeedJsonBody(c.request)) return *bad;
+  auto body = ParseJsonObject(c.request.body);
+  if (!body.ok()) return StatusResponse(body.status());
+  auto silence = SilenceFromJson(*body, c.token.state, c.token.id, c.clock);
+  if (!silence.ok()) return StatusResponse(silence.status());
+  auto stored = CreateSilence(c.db, std::move(silence).value(), ActionAccess(c), c.clock);
+  if (!stored.ok()) return StatusResponse(stored.status());
+  HttpResponse r = JsonResponse(201, SilenceToJson(*stored, c.clock.NowMs()));
+  r.headers.emplace_back("Location", "/api/v1/silences/" + stored->id);
+  return r;
+}
+
+HttpResponse ListSilencesRoute(const Call& c) {
+  auto q = ParseQuery(c.url, {"limit"});
+  if (!q.ok()) return StatusResponse(q.status());
+  auto limit = LimitParam(*q, 100);
+  if (!limit.ok()) return StatusResponse(limit.status());
+  auto list = ListSilences(c.db, c.token.state, *limit, ActionAccess(c), c.clock);
+  if (!list.ok()) return StatusResponse(list.status());
+  json::array items;
+  const int64_t now_ms = c.clock.NowMs();
+  for (const auto& s : *list) items.push_back(SilenceToJson(s, now_ms));
+  return JsonResponse(200, json::object{{"items", std::move(items)}});
+}
+
+HttpResponse GetSilenceRoute(const Call& c) {
+  auto s = GetSilence(c.db, c.token.state, c.param, ActionAccess(c), c.clock);
+  if (!s.ok()) return StatusResponse(s.status());
+  return JsonResponse(200, SilenceToJson(*s, c.clock.NowMs()));
+}
+
+HttpResponse LiftSilenceRoute(const Call& c) {
+  auto q = ParseQuery(c.url, {"reason"});
+  if (!q.ok()) return StatusResponse(q.status());
+  const std::string reason = q->values.count("reason") ? q->values["reason"] : "";
+  auto s = LiftSilence(c.db, c.token.state, c.param, reason, ActionAccess(c), c.clock);
+  if (!s.ok()) return StatusResponse(s.status());
+  return JsonResponse(200, SilenceToJson(*s, c.clock.NowMs()));
+}
+
+HttpResponse CreateDecisionRoute(const Call& c) {
+  if (auto bad = NeedJsonBody(c.request)) return *bad;
+  auto body = ParseJsonObject(c.request.body);
+  if (!body.ok()) return StatusResponse(body.status());
+  auto decision = DecisionFromJson(*body);
+  if (!decision.ok()) return StatusResponse(decision.status());
+  auto stored =
+      RecordDecision(c.db, c.token.state, c.param, std::move(decision).value(), ActionAccess(c), c.clock);
+  if (!stored.ok()) return StatusResponse(stored.status());
+  // Accepted: amparo-rules applies it to the alert's next revision.
+  return JsonResponse(202, DecisionToJson(*stored));
+}
+
+HttpResponse ListDecisionsRoute(const Call& c) {
+  auto list = ListDecisions(c.db, c.token.state, c.param, ActionAccess(c), c.clock);
+  if (!list.ok()) return StatusResponse(list.status());
+  json::array items;
+  for (const auto& d : *list) items.push_back(DecisionToJson(d));
+  return JsonResponse(200, json::object{{"items", std::move(items)}});
+}
+
 HttpResponse LiveRoute(const Call&) {
   // Reached only when the request was not a WebSocket upgrade.
   return ErrorResponse(426, "upgrade_required", "connect with a WebSocket");
@@ -602,6 +745,18 @@ const std::vector<RouteEntry>& RouteTable() {
       {{"GET", "/api/v1/alerts/{alert_id}", true, {kOperator, kAdmin}, false}, GetAlertRoute},
       {{"GET", "/api/v1/incidents", true, {kOperator, kAdmin}, false}, ListIncidentsRoute},
       {{"GET", "/api/v1/live", true, {kOperator, kAdmin}, false}, LiveRoute},
+      {{"POST", "/api/v1/silences", true, {kOperator, kAdmin}, false}, CreateSilenceRoute},
+      {{"GET", "/api/v1/silences", true, {kOperator, kAdmin}, false}, ListSilencesRoute},
+      {{"GET", "/api/v1/silences/{id}", true, {kOperator, kAdmin}, false}, GetSilenceRoute},
+      {{"DELETE", "/api/v1/silences/{id}", true, {kOperator, kAdmin}, false}, LiftSilenceRoute},
+      {{"POST", "/api/v1/alerts/{alert_id}/decisions", true, {kOperator, kAdmin}, false},
+       CreateDecisionRoute},
+      {{"GET", "/api/v1/alerts/{alert_id}/decisions", true, {kOperator, kAdmin}, false}, ListDecisionsRoute},
+      {{"POST", "/api/v1/events", true, {kOperator, kAdmin}, false}, CreateEventRoute},
+      {{"GET", "/api/v1/events", true, {kOperator, kAdmin}, false}, ListEventsRoute},
+      {{"GET", "/api/v1/events/{id}", true, {kOperator, kAdmin}, false}, GetEventRoute},
+      {{"PATCH", "/api/v1/events/{id}", true, {kOperator, kAdmin}, false}, PatchEventRoute},
+      {{"DELETE", "/api/v1/events/{id}", true, {kOperator, kAdmin}, false}, CancelEventRoute},
   };
   return *kTable;
 }

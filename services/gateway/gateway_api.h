@@ -117,7 +117,9 @@ class GatewayMetrics {
 std::string_view RouteLabel(std::string_view target);
 
 // The alert as the API, the console and the live feed show it: exactly
-// AlertToJson() plus "deliveries": [{"delivery_id","status","attempts"}].
+// AlertToJson() plus "deliveries": [{"delivery_id","status","attempts"}] and,
+// when the revision is silenced by one of the state's silences,
+// "silence": {"silence_id","reason","ends_at","lifted_at"}.
 std::string AlertApiJson(const StoredAlert& alert);
 // A live-feed frame: {"type":"alert","alert":<AlertApiJson>}.
 std::string LiveAlertFrame(const StoredAlert& alert);

@@ -74,6 +74,10 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   auto to_notify = MakeSender(ctx, *link_db_, config_, "gateway", "notify", config_.notify.inbox, clock_);
   if (!to_notify.ok()) return to_notify.status();
   to_notify_ = std::move(to_notify).value();
+  // Operator-entered events go to amparo-ingest, the same path as any source.
+  auto to_ingest = MakeSender(ctx, *link_db_, config_, "gateway", "ingest", config_.ingest.inbox, clock_);
+  if (!to_ingest.ok()) return to_ingest.status();
+  to_ingest_ = std::move(to_ingest).value();
 
   GatewayApiOptions api_options;
   api_options.retention_days = config_.gateway.retention_days;
@@ -107,6 +111,7 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   loop_.OnReadable(inbox_->socket(), [this] { ProcessInbox(); });
   loop_.OnReadable(to_rules_->socket(), [this] { PumpSenders(); });
   loop_.OnReadable(to_notify_->socket(), [this] { PumpSenders(); });
+  loop_.OnReadable(to_ingest_->socket(), [this] { PumpSenders(); });
   // The senders also pick up what the HTTP thread enqueued, which no socket
   // announces: poll the outbox every 50 ms.
   loop_.Every(50ms, [this] {
@@ -132,7 +137,7 @@ void GatewayDaemon::RunOnce(std::chrono::milliseconds max_wait) { loop_.RunOnce(
 void GatewayDaemon::Run(const std::atomic<bool>& stop) { loop_.Run(stop); }
 
 void GatewayDaemon::PumpSenders() {
-  for (LinkSender* sender : {to_rules_.get(), to_notify_.get()}) {
+  for (LinkSender* sender : {to_rules_.get(), to_notify_.get(), to_ingest_.get()}) {
     if (Status st = sender->Pump(); !st.ok()) {
       log::Warn("link send failed", {{"peer", sender->peer()}, {"error", st.ToString()}});
     }

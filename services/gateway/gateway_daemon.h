@@ -3,9 +3,10 @@
 // RunOnce()/Run() (with another Db connection on the same WAL file).
 //
 // Links: a LinkReceiver on config.gateway.inbox takes consular_alert and
-// delivery_status from amparo-notify; two LinkSenders carry what the HTTP
+// delivery_status from amparo-notify; three LinkSenders carry what the HTTP
 // thread enqueued in link_outbox: registry changes to "rules"
-// (config.rules.inbox) and subscriptions to "notify" (config.notify.inbox).
+// (config.rules.inbox), subscriptions to "notify" (config.notify.inbox) and
+// operator-entered events (operator_events.h) to "ingest" (config.ingest.inbox).
 // A stored alert revision is pushed to live console clients of its state
 // after its transaction commits.
 //
@@ -85,6 +86,7 @@ class GatewayDaemon {
   std::unique_ptr<LinkReceiver> inbox_;
   std::unique_ptr<LinkSender> to_rules_;
   std::unique_ptr<LinkSender> to_notify_;
+  std::unique_ptr<LinkSender> to_ingest_;  // operator-entered events
   PollLoop loop_;
   struct Broadcast {
     std::string state;

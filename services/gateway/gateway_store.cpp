@@ -15,6 +15,7 @@
 #include "common/json_text.h"
 #include "common/link.h"
 #include "services/gateway/civil_date.h"
+#include "services/gateway/operator_events.h"
 
 namespace amparo::gateway {
 namespace {
@@ -105,6 +106,39 @@ const std::vector<std::string>& Migrations() {
         CREATE INDEX registrants_by_retention ON registrants(retention_until);
         CREATE INDEX registrants_by_key ON registrants(sealed_key_id);
       )sql",
+      // Issue 5: operators' silences and decisions (operator_actions.h);
+      // alerts keep their latest notification number (repeats of a
+      // revision update the row, never add one) and the silence in force.
+      R"sql(
+        CREATE TABLE silences(
+          silence_id TEXT PRIMARY KEY,
+          state TEXT NOT NULL,
+          incident_id TEXT NOT NULL DEFAULT '',
+          host_country TEXT NOT NULL DEFAULT '',
+          hazard TEXT NOT NULL DEFAULT '',
+          starts_ms INTEGER NOT NULL,
+          ends_ms INTEGER NOT NULL CHECK(ends_ms > starts_ms),
+          reason TEXT NOT NULL CHECK(reason <> ''),
+          created_by TEXT NOT NULL,
+          created_ms INTEGER NOT NULL,
+          lifted_ms INTEGER NOT NULL DEFAULT 0,
+          lifted_by TEXT NOT NULL DEFAULT '');
+        CREATE INDEX silences_by_state ON silences(state, created_ms);
+        CREATE TABLE alert_decisions(
+          decision_id TEXT PRIMARY KEY,
+          alert_id TEXT NOT NULL,
+          state TEXT NOT NULL,
+          action TEXT NOT NULL CHECK(action IN ('confirm_phase', 'reject_phase', 'close')),
+          phase INTEGER NOT NULL DEFAULT 0 CHECK(phase BETWEEN 0 AND 4),
+          reason TEXT NOT NULL CHECK(reason <> ''),
+          decided_by TEXT NOT NULL,
+          decided_ms INTEGER NOT NULL);
+        CREATE INDEX alert_decisions_by_alert ON alert_decisions(state, alert_id, decided_ms);
+        ALTER TABLE alerts ADD COLUMN notification INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE alerts ADD COLUMN silence_id TEXT NOT NULL DEFAULT '';
+      )sql",
+      // Issue 4: operator-entered events (operator_events.h).
+      OperatorEventsMigration(),
   };
   return kMigrations;
 }
@@ -198,6 +232,25 @@ Status LoadDeliveries(Db& db, StoredAlert* alert) {
   return Status::Ok();
 }
 
+// The silence the alert's latest revision names, from the same state only.
+Status LoadSilence(Db& db, StoredAlert* alert) {
+  auto q = db.Prepare(
+      "SELECT s.silence_id, s.reason, s.ends_ms, s.lifted_ms FROM alerts a "
+      "JOIN silences s ON s.silence_id = a.silence_id AND s.state = a.state "
+      "WHERE a.alert_id = ? AND a.state = ?");
+  if (!q.ok()) return q.status();
+  q->Bind(1, alert->alert_id).Bind(2, alert->state);
+  auto row = q->Step();
+  if (!row.ok()) return row.status();
+  if (*row) {
+    alert->silence_id = q->ColumnText(0);
+    alert->silence_reason = q->ColumnText(1);
+    alert->silence_ends_ms = q->ColumnInt(2);
+    alert->silence_lifted_ms = q->ColumnInt(3);
+  }
+  return Status::Ok();
+}
+
 constexpr const char* kAlertColumns = "alert_id, incident_id, state, revision, json, updated_ms";
 
 StoredAlert ReadAlert(const Statement& s) {
@@ -220,7 +273,10 @@ Result<std::vector<StoredAlert>> ReadAlerts(Db& db, Statement& q) {
     if (!*row) break;
     out.push_back(ReadAlert(q));
   }
-  for (auto& a : out) AMPARO_RETURN_IF_ERROR(LoadDeliveries(db, &a));
+  for (auto& a : out) {
+    AMPARO_RETURN_IF_ERROR(LoadDeliveries(db, &a));
+    AMPARO_RETURN_IF_ERROR(LoadSilence(db, &a));
+  }
   return out;
 }
 
@@ -1135,18 +1191,24 @@ Status DeleteSubscription(Db& db, std::string_view state, std::string_view id, c
 Result<bool> UpsertAlert(Db& db, const v1::ConsularAlert& alert, const Clock& clock) {
   if (alert.alert_id().empty()) return InvalidArgument("consular_alert without alert_id", "alert_id");
   if (!IsIso3(alert.state())) return InvalidArgument("consular_alert with malformed state", "state");
+  // A repeat (same revision, higher notification) replaces the row too, so
+  // the alert shows its latest notification number and silence.
   auto stmt = db.Prepare(
-      "INSERT INTO alerts(alert_id, state, incident_id, revision, json, updated_ms) VALUES(?,?,?,?,?,?) "
+      "INSERT INTO alerts(alert_id, state, incident_id, revision, json, updated_ms, notification, "
+      "silence_id) VALUES(?,?,?,?,?,?,?,?) "
       "ON CONFLICT(alert_id) DO UPDATE SET state = excluded.state, incident_id = excluded.incident_id, "
-      "revision = excluded.revision, json = excluded.json, updated_ms = excluded.updated_ms "
-      "WHERE excluded.revision > alerts.revision");
+      "revision = excluded.revision, json = excluded.json, updated_ms = excluded.updated_ms, "
+      "notification = excluded.notification, silence_id = excluded.silence_id "
+      "WHERE (excluded.revision, excluded.notification) > (alerts.revision, alerts.notification)");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, alert.alert_id())
       .Bind(2, alert.state())
       .Bind(3, alert.incident_id())
       .Bind(4, static_cast<int64_t>(alert.revision()))
       .Bind(5, AlertToJson(alert))
-      .Bind(6, clock.NowMs());
+      .Bind(6, clock.NowMs())
+      .Bind(7, static_cast<int64_t>(alert.notification()))
+      .Bind(8, alert.silenced() ? alert.silence_id() : std::string());
   AMPARO_RETURN_IF_ERROR(stmt->Run());
   return db.Changes() > 0;
 }

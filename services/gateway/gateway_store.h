@@ -291,8 +291,10 @@ Status DeleteSubscription(Db& db, std::string_view state, std::string_view id, c
 
 // ---------------------------------------------------- alerts, deliveries
 
-// Stores `alert` (as AlertToJson) unless a revision at least as new is
-// already stored. Returns true when it was stored. kInvalidArgument for an
+// Stores `alert` (as AlertToJson) unless the stored row is at least as new
+// by (revision, notification): a repeat of the stored revision (higher
+// notification) replaces the row, it never adds one. Returns true when it
+// was stored. kInvalidArgument for an
 // alert without alert_id or with a malformed state. Call inside the
 // caller's transaction.
 Result<bool> UpsertAlert(Db& db, const v1::ConsularAlert& alert, const Clock& clock);
@@ -316,6 +318,12 @@ struct StoredAlert {
   std::string json;  // AlertToJson() of the latest stored revision
   int64_t updated_ms = 0;
   std::vector<DeliverySummary> deliveries;  // by delivery_id
+  // The gateway's silence named by a silenced revision (same state only);
+  // empty when the revision is not silenced or the silence is unknown here.
+  std::string silence_id;
+  std::string silence_reason;
+  int64_t silence_ends_ms = 0;
+  int64_t silence_lifted_ms = 0;  // 0 unless lifted early
 };
 
 // The state's alerts, latest revision each, newest first; `limit` 1..1000.

@@ -8,6 +8,8 @@
 // WebSocket in gateway_http_test.cpp (AlertsFromNotifyAreServedAndPushedToTheirStateOnly).
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include <set>
 
 #include "amparo/v1/envelope.pb.h"
@@ -49,6 +51,22 @@ const std::vector<Endpoint>& Endpoints() {
       {"GET", "/api/v1/alerts/{alert_id}", "/api/v1/alerts/{alert}", "", 200, true},
       {"GET", "/api/v1/incidents", "/api/v1/incidents", "", 200, false},
       {"GET", "/api/v1/live", "/api/v1/live", "", 426, false},
+      {"POST", "/api/v1/events", "/api/v1/events",
+       R"({"hazard":"flood","severity":"severe","headline":"New flood",)"
+       R"("area":{"circles":[{"lat":14.6,"lon":121,"radius_km":10}]}})",
+       202, false},
+      {"GET", "/api/v1/events", "/api/v1/events", "", 200, false},
+      {"GET", "/api/v1/events/{id}", "/api/v1/events/{event}", "", 200, true},
+      {"PATCH", "/api/v1/events/{id}", "/api/v1/events/{event}", R"({"severity":"minor"})", 202, true},
+      {"DELETE", "/api/v1/events/{id}", "/api/v1/events/{event}", "", 202, true},
+      {"POST", "/api/v1/silences", "/api/v1/silences",
+       R"({"ends":"2023-11-20T00:00:00Z","host_country":"JPN","reason":"drill week"})", 201, false},
+      {"GET", "/api/v1/silences", "/api/v1/silences", "", 200, false},
+      {"GET", "/api/v1/silences/{id}", "/api/v1/silences/{silence}", "", 200, true},
+      {"DELETE", "/api/v1/silences/{id}", "/api/v1/silences/{silence}?reason=done", "", 200, true},
+      {"POST", "/api/v1/alerts/{alert_id}/decisions", "/api/v1/alerts/{alert}/decisions",
+       R"({"action":"confirm_phase","phase":3,"reason":"confirmed by the ambassador"})", 202, true},
+      {"GET", "/api/v1/alerts/{alert_id}/decisions", "/api/v1/alerts/{alert}/decisions", "", 200, true},
   };
   return kEndpoints;
 }
@@ -101,6 +119,19 @@ class IsolationTest : public ::testing::Test {
     alert.set_host_country("JPN");
     EXPECT_TRUE(*UpsertAlert(*db_, alert, clock_));
     ids["{alert}"] = "usgs%3Asecret" + std::to_string(n) + "%2FPHL%2FJPN";
+    r = Call("POST", "/api/v1/silences", phl_[Role::kOperator],
+             R"({"ends":"2023-11-15T00:00:00Z","incident_id":"usgs:secret)" + std::to_string(n) +
+                 R"(","reason":"PHL-SECRET silence"})");
+    EXPECT_EQ(r.status, 201) << r.body;
+    ids["{silence}"] = r.body.substr(r.body.find("\"silence_id\":\"") + 14, 32);
+    r = Call("POST", "/api/v1/alerts/" + ids["{alert}"] + "/decisions", phl_[Role::kOperator],
+             R"({"action":"reject_phase","reason":"PHL-SECRET decision"})");
+    EXPECT_EQ(r.status, 202) << r.body;
+    r = Call("POST", "/api/v1/events", phl_[Role::kOperator],
+             R"({"hazard":"conflict","severity":"extreme","headline":"PHL-SECRET event",)"
+             R"("area":{"circles":[{"lat":35,"lon":139,"radius_km":50}]}})");
+    EXPECT_EQ(r.status, 202) << r.body;
+    ids["{event}"] = r.body.substr(r.body.find("\"event_id\":\"") + 12, 41);  // "operator:" + 32 hex
     return ids;
   }
 
@@ -166,7 +197,11 @@ TEST_F(IsolationTest, AnotherStateNeverReadsChangesOrLearnsOfTheOwnersData) {
       } else if (e.item) {
         // Exactly what a never-existing id gives.
         std::map<std::string, std::string> missing = {
-            {"{registrant}", NewId()}, {"{subscription}", NewId()}, {"{alert}", "usgs%3Anone%2FJPN%2FPHL"}};
+            {"{registrant}", NewId()},
+            {"{subscription}", NewId()},
+            {"{alert}", "usgs%3Anone%2FJPN%2FPHL"},
+            {"{silence}", NewId()},
+            {"{event}", "operator:" + NewId()}};
         HttpResponse absent = Call(e.method, Fill(e.target, missing), jpn_[role], body);
         EXPECT_EQ(r.status, 404) << where;
         EXPECT_EQ(r.body, absent.body) << where;
@@ -186,6 +221,14 @@ TEST_F(IsolationTest, AnotherStateNeverReadsChangesOrLearnsOfTheOwnersData) {
       EXPECT_EQ(Call("GET", Fill("/api/v1/subscriptions/{subscription}", ids), phl_[Role::kAdmin]).status,
                 200)
           << where;
+      HttpResponse event = Call("GET", Fill("/api/v1/events/{event}", ids), phl_[Role::kAdmin]);
+      EXPECT_NE(event.body.find(R"("revision":1,)"), std::string::npos) << where << ": " << event.body;
+      HttpResponse silence = Call("GET", Fill("/api/v1/silences/{silence}", ids), phl_[Role::kAdmin]);
+      EXPECT_NE(silence.body.find(R"("status":"active")"), std::string::npos)
+          << where << ": " << silence.body;
+      HttpResponse decisions = Call("GET", Fill("/api/v1/alerts/{alert}/decisions", ids), phl_[Role::kAdmin]);
+      EXPECT_EQ(decisions.status, 200) << where;
+      EXPECT_EQ(boost::json::parse(decisions.body).at("items").as_array().size(), 1u) << where;
     }
   }
   // The owner's registrants never had a field changed by another state.

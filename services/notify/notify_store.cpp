@@ -1,5 +1,7 @@
 #include "services/notify/notify_store.h"
 
+#include <utility>
+
 #include "common/crypto.h"
 
 namespace amparo::notify {
@@ -43,6 +45,10 @@ const std::vector<std::string>& Migrations() {
           updated_ms INTEGER NOT NULL);
         CREATE INDEX deliveries_due ON deliveries(next_attempt_ms) WHERE state IN ('pending', 'retrying');
         CREATE INDEX deliveries_by_subscription ON deliveries(subscription_id, state);
+      )sql",
+      // Issue 5: repeats of a revision (ConsularAlert.notification).
+      R"sql(
+        ALTER TABLE alerts ADD COLUMN notification INTEGER NOT NULL DEFAULT 0;
       )sql",
   };
   return kMigrations;
@@ -122,9 +128,11 @@ v1::DeliveryStatus::State ToProto(DeliveryState state) {
   return v1::DeliveryStatus::STATE_UNSPECIFIED;
 }
 
-std::string DeliveryIdFor(std::string_view alert_id, uint32_t revision, std::string_view subscription_id) {
+std::string DeliveryIdFor(std::string_view alert_id, uint32_t revision, std::string_view subscription_id,
+                          uint32_t notification) {
   std::string key;
   key.append(alert_id).append("#").append(std::to_string(revision)).append("#").append(subscription_id);
+  if (notification > 0) key.append("#").append(std::to_string(notification));
   return "msg_" + Sha256Hex(key).substr(0, 32);
 }
 
@@ -214,26 +222,28 @@ Result<std::vector<std::string>> NotifyStore::MatchingSubscriptions(std::string_
 }
 
 Result<AlertFreshness> NotifyStore::StoreAlert(const v1::ConsularAlert& alert, int64_t now_ms) {
-  auto current = db_.Prepare("SELECT revision FROM alerts WHERE alert_id = ?");
+  auto current = db_.Prepare("SELECT revision, notification FROM alerts WHERE alert_id = ?");
   if (!current.ok()) return current.status();
   current->Bind(1, alert.alert_id());
   auto row = current->Step();
   if (!row.ok()) return row.status();
   if (*row) {
-    int64_t stored = current->ColumnInt(0);
-    if (stored == alert.revision()) return AlertFreshness::kSameRevision;
-    if (stored > alert.revision()) return AlertFreshness::kStale;
+    const std::pair<int64_t, int64_t> stored{current->ColumnInt(0), current->ColumnInt(1)};
+    const std::pair<int64_t, int64_t> received{alert.revision(), alert.notification()};
+    if (stored == received) return AlertFreshness::kSameRevision;
+    if (stored > received) return AlertFreshness::kStale;
   }
   current->Reset();
   auto store = db_.Prepare(
-      "INSERT INTO alerts(alert_id, revision, alert, updated_ms) VALUES(?, ?, ?, ?) "
+      "INSERT INTO alerts(alert_id, revision, alert, updated_ms, notification) VALUES(?, ?, ?, ?, ?) "
       "ON CONFLICT(alert_id) DO UPDATE SET revision = excluded.revision, alert = excluded.alert, "
-      "updated_ms = excluded.updated_ms");
+      "updated_ms = excluded.updated_ms, notification = excluded.notification");
   if (!store.ok()) return store.status();
   store->Bind(1, alert.alert_id())
       .Bind(2, static_cast<int64_t>(alert.revision()))
       .BindBlob(3, alert.SerializeAsString())
-      .Bind(4, now_ms);
+      .Bind(4, now_ms)
+      .Bind(5, static_cast<int64_t>(alert.notification()));
   AMPARO_RETURN_IF_ERROR(store->Run());
   return AlertFreshness::kNew;
 }

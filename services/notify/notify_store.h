@@ -57,17 +57,23 @@ struct DueDelivery {
   std::string secret;
 };
 
-// How a received alert revision compares with the one stored.
+// How a received alert compares with the one stored, by (revision,
+// notification): a repeat of a revision (notification 1, 2, ...) is newer
+// than its first notification.
 enum class AlertFreshness {
-  kNew,           // first time this alert_id, or a higher revision: stored
-  kSameRevision,  // this revision was stored before (a re-sent alert)
-  kStale,         // a lower revision than stored: not stored
+  kNew,           // first time this alert_id, a higher revision or a later repeat: stored
+  kSameRevision,  // this revision and notification were stored before (a re-sent alert)
+  kStale,         // older than stored: not stored
 };
 
-// The delivery id of (alert revision, subscription): "msg_" + the first 32
-// hex digits of SHA-256("<alert_id>#<revision>#<subscription_id>"). A pure
+// The delivery id of (alert revision, notification, subscription): "msg_" +
+// the first 32 hex digits of SHA-256("<alert_id>#<revision>#<subscription_id>")
+// for the first notification (notification 0, so ids from before repeats
+// existed do not change) and of "<alert_id>#<revision>#<subscription_id>#<n>"
+// for repeat n: each repeat is a new delivery with its own webhook-id. A pure
 // function, so a re-received alert or a restart yields the same id.
-std::string DeliveryIdFor(std::string_view alert_id, uint32_t revision, std::string_view subscription_id);
+std::string DeliveryIdFor(std::string_view alert_id, uint32_t revision, std::string_view subscription_id,
+                          uint32_t notification = 0);
 
 // Creates or upgrades the schema (idempotent).
 Status MigrateNotifyDb(Db& db);
@@ -89,7 +95,7 @@ class NotifyStore {
   Result<std::vector<std::string>> MatchingSubscriptions(std::string_view state,
                                                          std::string_view host_country);
 
-  // Stores `alert` if it is newer than the stored revision.
+  // Stores `alert` if it is newer than the stored (revision, notification).
   Result<AlertFreshness> StoreAlert(const v1::ConsularAlert& alert, int64_t now_ms);
   Result<std::optional<v1::ConsularAlert>> GetAlert(std::string_view alert_id);
 

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -142,6 +143,16 @@ TEST(DeliveryIdTest, IsMsgPrefixAndFirst32HexOfSha256AndStable) {
   EXPECT_EQ(id.size(), 36u);
   EXPECT_EQ(id, DeliveryIdFor("usgs:x/MEX/USA", 3, "sub-1"));
   EXPECT_NE(id, DeliveryIdFor("usgs:x/MEX/USA", 4, "sub-1"));
+}
+
+TEST(DeliveryIdTest, FirstNotificationKeepsTheOldIdAndRepeatsAppendTheirNumber) {
+  EXPECT_EQ(DeliveryIdFor("usgs:x/MEX/USA", 3, "sub-1", 0), DeliveryIdFor("usgs:x/MEX/USA", 3, "sub-1"));
+  EXPECT_EQ(DeliveryIdFor("usgs:x/MEX/USA", 3, "sub-1", 0),
+            "msg_" + Sha256Hex("usgs:x/MEX/USA#3#sub-1").substr(0, 32));
+  EXPECT_EQ(DeliveryIdFor("usgs:x/MEX/USA", 3, "sub-1", 1),
+            "msg_" + Sha256Hex("usgs:x/MEX/USA#3#sub-1#1").substr(0, 32));
+  EXPECT_EQ(DeliveryIdFor("usgs:x/MEX/USA", 3, "sub-1", 2),
+            "msg_" + Sha256Hex("usgs:x/MEX/USA#3#sub-1#2").substr(0, 32));
 }
 
 // ---------------------------------------------------------------------------
@@ -311,6 +322,57 @@ TEST_F(RouterTest, CancelledAlertIsAnAlertCancelledEvent) {
   ASSERT_EQ(Deliveries().size(), 1u);
   EXPECT_EQ(Deliveries()[0].event_type, "alert.cancelled");
   EXPECT_EQ(boost::json::parse(Deliveries()[0].body).at("type").as_string(), "alert.cancelled");
+}
+
+TEST_F(RouterTest, SilencedAlertIsForwardedAndStoredButNotDelivered) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  v1::ConsularAlert alert = MakeAlert("MEX", "USA", 1);
+  alert.set_silenced(true);
+  alert.set_silence_id("0123456789abcdef0123456789abcdef");
+  ASSERT_TRUE(Route(Wrap(alert, clock_)).ok());
+  EXPECT_TRUE(Deliveries().empty());
+  auto outbox = GatewayOutbox(*db_);
+  ASSERT_EQ(outbox.size(), 1u);  // operators still see it
+  EXPECT_TRUE(outbox[0].consular_alert().silenced());
+  EXPECT_EQ(outbox[0].consular_alert().silence_id(), "0123456789abcdef0123456789abcdef");
+  EXPECT_TRUE((*NotifyStore(*db_).GetAlert(alert.alert_id()))->silenced());
+
+  // Once the silence is over, rules' next notification is delivered.
+  v1::ConsularAlert repeat = MakeAlert("MEX", "USA", 1);
+  repeat.set_notification(1);
+  ASSERT_TRUE(Route(Wrap(repeat, clock_)).ok());
+  ASSERT_EQ(Deliveries().size(), 1u);
+  EXPECT_EQ(Deliveries()[0].delivery_id, DeliveryIdFor(alert.alert_id(), 1, "s1", 1));
+  EXPECT_EQ(GatewayOutbox(*db_).size(), 2u);
+}
+
+TEST_F(RouterTest, RepeatIsANewDeliveryWithItsOwnWebhookId) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA", 2), clock_)).ok());
+  clock_.Advance(3'600'000);
+  v1::ConsularAlert repeat = MakeAlert("MEX", "USA", 2);
+  repeat.set_notification(1);
+  ASSERT_TRUE(Route(Wrap(repeat, clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(repeat, clock_)).ok());  // the same repeat re-received: deduplicated
+  auto deliveries = Deliveries();
+  ASSERT_EQ(deliveries.size(), 2u);
+  std::set<std::string> ids;
+  for (const Delivery& d : deliveries) {
+    EXPECT_EQ(d.alert_revision, 2u);
+    ids.insert(d.delivery_id);
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{DeliveryIdFor(repeat.alert_id(), 2, "s1"),
+                                        DeliveryIdFor(repeat.alert_id(), 2, "s1", 1)}));
+  const Delivery& second = deliveries[0].delivery_id == DeliveryIdFor(repeat.alert_id(), 2, "s1", 1)
+                               ? deliveries[0]
+                               : deliveries[1];
+  EXPECT_EQ(boost::json::parse(second.body).at("data").at("notification").as_int64(), 1);
+  // The gateway learns the repeat once; an older notification arriving late is stale.
+  EXPECT_EQ(GatewayOutbox(*db_).size(), 2u);
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA", 2), clock_)).ok());
+  EXPECT_EQ(Deliveries().size(), 2u);
+  EXPECT_EQ(GatewayOutbox(*db_).size(), 2u);
+  EXPECT_EQ((*NotifyStore(*db_).GetAlert(repeat.alert_id()))->notification(), 1u);
 }
 
 TEST_F(RouterTest, DeletingSubscriptionKillsItsOpenDeliveriesAndReportsThem) {

@@ -18,8 +18,24 @@ Status RouteAlert(const v1::ConsularAlert& alert, Db& db, const Clock& clock) {
   auto freshness = store.StoreAlert(alert, now_ms);
   if (!freshness.ok()) return freshness.status();
   if (*freshness == AlertFreshness::kStale) {
-    log::Warn("stale alert revision ignored",
-              {{"alert_id", alert.alert_id()}, {"revision", std::to_string(alert.revision())}});
+    log::Warn("stale alert revision ignored", {{"alert_id", alert.alert_id()},
+                                               {"revision", std::to_string(alert.revision())},
+                                               {"notification", std::to_string(alert.notification())}});
+    return Status::Ok();
+  }
+  if (*freshness == AlertFreshness::kNew) {
+    // The gateway shows alerts to operators, silenced ones included; it
+    // learns each revision and each repeat once.
+    v1::Envelope forward = MakeEnvelope(kProducer, clock);
+    *forward.mutable_consular_alert() = alert;
+    AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db, kGatewayPeer, forward));
+  }
+  if (alert.silenced()) {
+    // An operator's silence: recorded and shown, never pushed to channels.
+    log::Info("silenced alert not delivered", {{"alert_id", alert.alert_id()},
+                                               {"revision", std::to_string(alert.revision())},
+                                               {"notification", std::to_string(alert.notification())},
+                                               {"silence_id", alert.silence_id()}});
     return Status::Ok();
   }
   auto subscriptions = store.MatchingSubscriptions(alert.state(), alert.host_country());
@@ -37,20 +53,16 @@ Status RouteAlert(const v1::ConsularAlert& alert, Db& db, const Clock& clock) {
   int scheduled = 0;
   for (const std::string& subscription_id : *subscriptions) {
     delivery.subscription_id = subscription_id;
-    delivery.delivery_id = DeliveryIdFor(alert.alert_id(), alert.revision(), subscription_id);
+    delivery.delivery_id =
+        DeliveryIdFor(alert.alert_id(), alert.revision(), subscription_id, alert.notification());
     auto inserted = store.InsertDelivery(delivery);
     if (!inserted.ok()) return inserted.status();
     scheduled += *inserted ? 1 : 0;
   }
 
-  if (*freshness == AlertFreshness::kNew) {
-    // The gateway shows alerts to operators; it learns each revision once.
-    v1::Envelope forward = MakeEnvelope(kProducer, clock);
-    *forward.mutable_consular_alert() = alert;
-    AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db, kGatewayPeer, forward));
-  }
   log::Info("alert routed", {{"alert_id", alert.alert_id()},
                              {"revision", std::to_string(alert.revision())},
+                             {"notification", std::to_string(alert.notification())},
                              {"deliveries", std::to_string(scheduled)}});
   return Status::Ok();
 }

@@ -3,15 +3,19 @@
 // transaction (common/link.h), so the work and the acknowledgement commit
 // together.
 //
-//   consular_alert  stored (latest revision per alert_id); one delivery per
-//                   live subscription of alert.state() whose host filter is
-//                   empty or holds alert.host_country(); delivery ids are
-//                   DeliveryIdFor(alert, revision, subscription), inserted
-//                   only if new, so a re-received alert schedules nothing
-//                   twice (dedup). A new revision is also forwarded to the
-//                   gateway. A revision lower than the stored one is stale:
-//                   ignored (logged), since recipients must never see an
-//                   alert go back in time.
+//   consular_alert  stored (latest (revision, notification) per alert_id);
+//                   one delivery per live subscription of alert.state()
+//                   whose host filter is empty or holds alert.host_country();
+//                   delivery ids are DeliveryIdFor(alert, revision,
+//                   subscription, notification), inserted only if new, so a
+//                   re-received alert schedules nothing twice (dedup) while
+//                   a repeat (notification > 0) is a new delivery with its
+//                   own webhook-id. A new revision or repeat is also
+//                   forwarded to the gateway. A silenced alert (an
+//                   operator's silence matched) is stored, forwarded and
+//                   logged but schedules no delivery. Anything older than
+//                   the stored one is stale: ignored (logged), since
+//                   recipients must never see an alert go back in time.
 //   subscription    upserted; deleted = true kills its open deliveries
 //                   (dead, "subscription deleted") and reports them.
 //
