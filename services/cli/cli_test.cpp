@@ -21,6 +21,7 @@
 #include "services/cli/demo_data.h"
 #include "services/cli/init.h"
 #include "services/cli/replay.h"
+#include "services/rules/rules_engine.h"
 #include "services/cli/supervisor.h"
 
 namespace amparo::cli {
@@ -323,6 +324,77 @@ TEST(PolicyCheckCommandTest, PrintsTheFingerprintOrTheErrorNamingTheKey) {
                                   ": default.rule[0].level: must be info, warning or critical\n"));
   EXPECT_EQ(Cli({"amparo", "policy", "check"}).first, 2);
   EXPECT_EQ(Cli({"amparo", "policy", "lint", shipped.string()}).first, 2);
+}
+
+TEST(ReplayDeterministicCommandTest, ReplaysTheRulesDecisionLogAndReportsADifference) {
+  testing::TempDir dir;
+  ASSERT_TRUE(InitDeployment({dir.path(), "127.0.0.1:0", false}).ok());
+  const std::string config_path = (dir / "amparo.toml").string();
+  auto config = Config::Load(config_path);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  fs::create_directories(config->data_dir);
+  {
+    // A rules database with a recorded log: two registrants, one PAGER-red quake.
+    auto db = Db::Open(config->DbPath("rules"));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(rules::RulesEngine::Migrate(*db).ok());
+    FakeClock clock(1'750'000'000'000);
+    auto engine = rules::RulesEngine::Create(*db, config->rules, clock);
+    ASSERT_TRUE(engine.ok());
+    auto apply = [&](const v1::Envelope& env) {
+      auto tx = Transaction::Begin(*db);
+      ASSERT_TRUE(tx.ok());
+      ASSERT_TRUE((*engine)->Handle(env, *db).ok());
+      ASSERT_TRUE(tx->Commit().ok());
+      (*engine)->ConfirmIndexChanges();
+      clock.Advance(1000);
+    };
+    for (int i = 1; i <= 2; ++i) {
+      v1::Envelope env = MakeEnvelope("amparo-gateway", clock);
+      auto* change = env.mutable_registry_change();
+      change->set_sequence(i);
+      change->set_kind(v1::RegistryChange::KIND_UPSERT);
+      auto* loc = change->mutable_location();
+      loc->set_registrant_id(std::string(31, '0') + std::to_string(i));
+      loc->set_state(i == 1 ? "PHL" : "NPL");
+      loc->set_host_country("CHN");
+      loc->set_lat(28.7);
+      loc->set_lon(87.4);
+      loc->set_household_size(2);
+      apply(env);
+    }
+    v1::Envelope quake = MakeEnvelope("amparo-ingest", clock);
+    auto* e = quake.mutable_crisis_event();
+    e->set_event_id("usgs:us6000pi9w");
+    e->set_source("usgs");
+    e->set_revision(1);
+    e->set_status(v1::EVENT_STATUS_ACTUAL);
+    e->set_msg_type(v1::MESSAGE_TYPE_ALERT);
+    e->set_hazard(v1::HAZARD_KIND_EARTHQUAKE);
+    e->mutable_metrics()->set_magnitude(7.1);
+    e->mutable_metrics()->set_depth_km(10);
+    e->mutable_metrics()->set_pager_alert("red");
+    e->mutable_origin()->set_lat(28.639);
+    e->mutable_origin()->set_lon(87.361);
+    apply(quake);
+  }
+  auto [rc, out] = Cli({"amparo", "replay", "--deterministic", "--config", config_path});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find(": 2 notifications recorded, 2 made by the replay\nidentical\n"), std::string::npos) << out;
+
+  {
+    auto db = Db::Open(config->DbPath("rules"));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->Exec("UPDATE decisions SET alert = (SELECT alert FROM decisions WHERE seq = 1) WHERE seq = 2").ok());
+  }
+  auto [drc, dout] = Cli({"amparo", "replay", "--deterministic", "--db", config->DbPath("rules").string(),
+                          "--config", config_path});
+  EXPECT_EQ(drc, 1) << dout;
+  EXPECT_NE(dout.find("DIFFERENT: decision 2 "), std::string::npos) << dout;
+  EXPECT_EQ(Cli({"amparo", "replay", "--deterministic", "--db", (dir / "missing.db").string(), "--config",
+                 config_path})
+                .first,
+            1);
 }
 
 TEST(ImportExportCommandTest, ImportsValidRowsReportsBadOnesAndRoundTripsThroughExport) {

@@ -15,6 +15,7 @@
 #include "common/audit.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/crypto.h"
 #include "common/daemon.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -28,6 +29,7 @@
 #include "services/gateway/import_export.h"
 #include "services/gateway/registry_keys.h"
 #include "services/rules/alert_policy.h"
+#include "services/rules/decision_replay.h"
 #include "common/gazetteer.h"
 
 namespace amparo::cli {
@@ -43,6 +45,11 @@ Verbs:
       Ctrl-C stops them all.
   replay [--config FILE] [--exercise] FILE...
       Feed files into amparo-ingest (through its spool directory).
+  replay --deterministic [--config FILE] [--db RULES_DB]
+      Re-run amparo-rules' recorded decision log (every input, at its
+      recorded time, with the policy then in force) in a scratch engine and
+      compare every alert with the recorded one. Exit 0 when identical,
+      1 with the first difference otherwise.
   token create --state ISO3 --role registrar|operator|admin [--config FILE]
       Create an API token for a state; prints it once.
   token list [--state ISO3] [--config FILE]
@@ -85,7 +92,7 @@ struct Args {
 // Options that take a value; everything else starting with -- is a flag.
 bool TakesValue(const std::string& key) {
   static const char* kWithValue[] = {"--config", "--listen", "--state",  "--role",  "--registrants",
-                                     "--states", "--seed",   "--format", "--output"};
+                                     "--states", "--seed",   "--format", "--output", "--db"};
   for (const char* k : kWithValue) {
     if (key == k) return true;
   }
@@ -197,9 +204,34 @@ int Up(const Args& a) {
   return 0;
 }
 
+// `amparo replay --deterministic`: see kUsage.
+int ReplayDeterministic(const Args& a, const Config& config) {
+  const std::filesystem::path db = a.Get("--db", config.DbPath("rules").string());
+  std::error_code ec;
+  const auto scratch = std::filesystem::temp_directory_path(ec) / ("amparo-replay-" + NewId());
+  auto report = rules::ReplayDecisionLog(db, config.rules, scratch);
+  std::filesystem::remove_all(scratch, ec);
+  if (!report.ok()) return Fail(report.status());
+  std::cout << "replayed " << report->inputs << " inputs from " << db.string() << ": " << report->recorded
+            << " notifications recorded, " << report->replayed << " made by the replay\n";
+  if (!report->identical()) {
+    std::cout << "DIFFERENT: " << report->first_difference << "\n";
+    return 1;
+  }
+  std::cout << "identical\n";
+  return 0;
+}
+
 int Replay(const Args& a) {
   auto config = LoadConfig(a);
   if (!config) return 2;
+  if (a.Has("--deterministic")) {
+    if (!a.positional.empty()) {
+      std::cerr << "amparo replay --deterministic: takes no FILE (it replays the rules database)\n";
+      return 2;
+    }
+    return ReplayDeterministic(a, *config);
+  }
   if (a.positional.empty()) {
     std::cerr << "amparo replay: at least one FILE expected\n";
     return 2;
@@ -454,7 +486,7 @@ int RunCli(const std::vector<std::string>& args) {
     return a ? Up(*a) : 2;
   }
   if (verb == "replay") {
-    auto a = Parse(args, 2, {"--config", "--exercise"});
+    auto a = Parse(args, 2, {"--config", "--exercise", "--deterministic", "--db"});
     return a ? Replay(*a) : 2;
   }
   if (verb == "token") {
