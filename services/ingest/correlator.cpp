@@ -183,22 +183,27 @@ Result<IncidentMatch> Correlator::Correlate(v1::CrisisEvent* event, int64_t now_
     }
   }
 
-  // Rule 2: proximity.
+  // Rule 2: proximity. Never for restricted events (operator-entered, seen
+  // by one state only) and never onto an incident that has one: a public
+  // report must not be keyed under one state's private incident, nor the
+  // other way round.
   const bool earthquake = event->hazard() == v1::HAZARD_KIND_EARTHQUAKE;
-  if (match.incident_id.empty() && !cancel && (earthquake || IsAreaHazard(event->hazard())) &&
+  const bool restricted = event->restricted_to_states_size() > 0;
+  if (match.incident_id.empty() && !cancel && !restricted && (earthquake || IsAreaHazard(event->hazard())) &&
       footprint.onset_ms != 0 && (earthquake ? footprint.place.has_value() : footprint.box.has_value())) {
     const int64_t window = earthquake ? rules_.earthquake_window_ms : rules_.area_window_ms;
     auto candidates = db_.Prepare(
         "SELECT i.incident_id, i.onset_ms, i.lat, i.lon, i.magnitude, i.min_lat, i.min_lon, i.max_lat, "
         "i.max_lon FROM ingest_incidents i WHERE i.status = ? AND i.hazard = ? AND i.cancelled = 0 "
         "AND i.onset_ms BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM ingest_incident_members m "
-        "WHERE m.incident_id = i.incident_id AND m.status = i.status AND m.source = ?)");
+        "WHERE m.incident_id = i.incident_id AND m.status = i.status AND (m.source = ? OR m.source = ?))");
     if (!candidates.ok()) return candidates.status();
     candidates->Bind(1, status)
         .Bind(2, static_cast<int>(event->hazard()))
         .Bind(3, footprint.onset_ms - window)
         .Bind(4, footprint.onset_ms + window)
-        .Bind(5, event->source());
+        .Bind(5, event->source())
+        .Bind(6, kRestrictedSource);
     int64_t best_dt = window + 1;
     while (true) {
       auto row = candidates->Step();

@@ -37,7 +37,11 @@
 //      the onset is onset_ms, else sent_ms. An incident is compared on its
 //      first event's place, onset and magnitude; its box grows with every
 //      member. A cancelled incident takes no new proximity matches. Among
-//      several candidates the nearest in time wins.
+//      several candidates the nearest in time wins. Restricted events
+//      (restricted_to_states: operator-entered, one state's own) never match
+//      by proximity, and no event joins an incident that has an operator
+//      member by proximity: one state's private report and the public ones
+//      stay separate incidents.
 //   3. Otherwise a new incident: incident_id = the event's event_id.
 //
 // Status is part of every key: exercises and tests never join real incidents.
@@ -56,6 +60,9 @@
 #include "common/status.h"
 
 namespace amparo::ingest {
+
+// The source name of operator-entered (restricted) events.
+inline constexpr char kRestrictedSource[] = "operator";
 
 // Bounds of the proximity rule (defaults are the documented table).
 struct CorrelationRules {

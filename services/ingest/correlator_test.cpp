@@ -321,6 +321,25 @@ TEST_F(CorrelatorRulesTest, CancelIsMatchedOnlyByIdsNeverByProximity) {
   EXPECT_EQ(Correlate(Quake("emsc", "x", kT, 26.66, 129.56, 5.6)).incident_id, "emsc:x");
 }
 
+TEST_F(CorrelatorRulesTest, OperatorEventsAndPublicReportsNeverJoinByProximity) {
+  Correlate(Flood("gdacs", "FL1", kT, 38.0, -4.0, 40.0, -2.0));
+  // One state's operator draws the same flood: its own incident, not GDACS's.
+  v1::CrisisEvent mine = Flood("operator", "0123", kT + kMinute, 38.5, -3.5, 39.5, -2.5);
+  mine.add_restricted_to_states("PHL");
+  IncidentMatch own = Correlate(mine);
+  EXPECT_EQ(own.rule, MatchRule::kNewIncident);
+  EXPECT_EQ(own.incident_id, "operator:0123");
+  // A public report next to the operator's area joins GDACS, never the
+  // operator's incident, although the operator's is nearer in time.
+  v1::CrisisEvent later_public = Flood("cap", "aemet-1", kT + 2 * kMinute, 38.6, -3.4, 39.4, -2.6);
+  EXPECT_EQ(Correlate(later_public).incident_id, "gdacs:FL1");
+  // With only the operator's incident around, a public report starts its own.
+  v1::CrisisEvent alone = Flood("operator", "4567", kT, 10.0, 10.0, 11.0, 11.0);
+  alone.add_restricted_to_states("PHL");
+  Correlate(alone);
+  EXPECT_EQ(Correlate(Flood("cap", "elsewhere", kT, 10.2, 10.2, 10.8, 10.8)).incident_id, "cap:elsewhere");
+}
+
 TEST_F(CorrelatorRulesTest, FloodsMatchOnOverlappingAreasWithin48Hours) {
   Correlate(Flood("gdacs", "FL1", kT, 38.0, -4.0, 40.0, -2.0));
   EXPECT_EQ(Correlate(Flood("cap", "aemet-1", kT + 47 * 60 * kMinute, 39.5, -2.5, 40.5, -1.0)).incident_id,

@@ -131,7 +131,7 @@ Status CheckOperatorEvent(const v1::Envelope& envelope) {
                            std::to_string(envelope.payload_case()));
   }
   const v1::CrisisEvent& event = envelope.crisis_event();
-  if (event.source() != "operator") {
+  if (event.source() != kRestrictedSource) {
     return InvalidArgument("source is \"" + event.source() + "\", only \"operator\" events come over the link",
                            "source");
   }
