@@ -73,6 +73,11 @@ struct RulesOptions {
   // Mercalli Intensity drops below this value (6 = "strong" shaking).
   double earthquake_min_mmi = 6.0;
   int max_ids_per_alert = 1000;      // registrant ids carried in one alert
+  // Registry resynchronisation (services/rules/registry_sync.h).
+  int registry_gap_timeout_ms = 10'000;         // a gap open this long (inbox drained): snapshot; 100..3600000
+  int registry_snapshot_timeout_ms = 600'000;   // a snapshot not complete after this: asked again; 1000..86400000
+  int registry_probe_interval_ms = 60'000;      // probe the registry's sequence this often; 1000..86400000
+  int registry_max_ahead_ranges = 10'000;       // out-of-order ranges tracked before a snapshot; 1..10000000
   // The alert policy file (docs/alert-policy.md), re-read on SIGHUP; empty =
   // the built-in policy (deploy/policy.toml). Must exist when set.
   std::filesystem::path policy_file;

@@ -16,6 +16,24 @@ TEST(ConfigTest, EmptyFileGivesDocumentedDefaults) {
   EXPECT_EQ(c->ingest.spool_dir, "/srv/amparo/data/spool");
 }
 
+TEST(ConfigTest, RegistrySyncSettingsAreKeysWithBounds) {
+  auto defaults = Config::Parse("", "/x");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->rules.registry_gap_timeout_ms, 10'000);
+  EXPECT_EQ(defaults->rules.registry_probe_interval_ms, 60'000);
+  auto c = Config::Parse(
+      "[rules]\nregistry_gap_timeout_ms = 2500\nregistry_snapshot_timeout_ms = 120000\n"
+      "registry_probe_interval_ms = 5000\nregistry_max_ahead_ranges = 64\n",
+      "/x");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->rules.registry_gap_timeout_ms, 2500);
+  EXPECT_EQ(c->rules.registry_snapshot_timeout_ms, 120'000);
+  EXPECT_EQ(c->rules.registry_probe_interval_ms, 5000);
+  EXPECT_EQ(c->rules.registry_max_ahead_ranges, 64);
+  EXPECT_EQ(Config::Parse("[rules]\nregistry_probe_interval_ms = 10\n", "/x").status().ToString(),
+            "INVALID_ARGUMENT: rules.registry_probe_interval_ms: must be between 1000 and 86400000");
+}
+
 TEST(ConfigTest, UnknownKeyIsNamed) {
   auto c = Config::Parse("[notify]\nmax_attempt = 3\n", "/x");
   ASSERT_FALSE(c.ok());

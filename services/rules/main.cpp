@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
   }
   const auto& stop = amparo::InstallStopSignals();
   amparo::LinkContext link_context;
-  auto daemon = amparo::rules::RulesDaemon::Create(config, link_context, amparo::SystemClock::Instance());
+  auto daemon = amparo::rules::RulesDaemon::Create(config, link_context, amparo::SystemClock::Instance(),
+                                                   amparo::rules::SyncOptionsFrom(config.rules));
   if (!daemon.ok()) {
     std::cerr << "amparo-rules: " << daemon.status().ToString() << "\n";
     return 1;

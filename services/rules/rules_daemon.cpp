@@ -22,6 +22,15 @@ std::string PolicyName(const Config& config) {
 
 }  // namespace
 
+RegistrySyncOptions SyncOptionsFrom(const RulesOptions& options) {
+  RegistrySyncOptions sync;
+  sync.gap_timeout_ms = options.registry_gap_timeout_ms;
+  sync.snapshot_timeout_ms = options.registry_snapshot_timeout_ms;
+  sync.probe_interval_ms = options.registry_probe_interval_ms;
+  sync.max_ahead_ranges = options.registry_max_ahead_ranges;
+  return sync;
+}
+
 Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, LinkContext& ctx,
                                                          const Clock& clock,
                                                          const RegistrySyncOptions& sync_options) {

@@ -29,6 +29,9 @@
 
 namespace amparo::rules {
 
+// The registry resynchronisation settings of the config ([rules] registry_*).
+RegistrySyncOptions SyncOptionsFrom(const RulesOptions& options);
+
 class RulesDaemon {
  public:
   // Loads the alert policy, creates config.data_dir if missing, opens and

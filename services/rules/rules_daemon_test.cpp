@@ -196,6 +196,19 @@ Config WithPolicyFile(const testing::TempDir& dir) {
   return config.ok() ? *config : Config{};
 }
 
+TEST(SyncOptionsFromTest, TheRegistrySyncKeysReachTheSyncOptions) {
+  RulesOptions options;
+  options.registry_gap_timeout_ms = 2500;
+  options.registry_snapshot_timeout_ms = 120'000;
+  options.registry_probe_interval_ms = 5000;
+  options.registry_max_ahead_ranges = 64;
+  RegistrySyncOptions sync = SyncOptionsFrom(options);
+  EXPECT_EQ(sync.gap_timeout_ms, 2500);
+  EXPECT_EQ(sync.snapshot_timeout_ms, 120'000);
+  EXPECT_EQ(sync.probe_interval_ms, 5000);
+  EXPECT_EQ(sync.max_ahead_ranges, 64);
+}
+
 TEST_F(RulesDaemonTest, WithoutAPolicyFileTheBuiltInPolicyIsInForce) {
   StartDaemon();
   EXPECT_TRUE(config_.rules.policy_file.empty());
