@@ -179,6 +179,13 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
     std::string push_port_file;
     AMPARO_RETURN_IF_ERROR(t.String("push_port_file", &push_port_file));
     if (!push_port_file.empty()) c->ingest.push_port_file = Resolve(base, push_port_file);
+    AMPARO_RETURN_IF_ERROR(
+        t.Int("correlation_earthquake_window_s", 1, 86'400, &c->ingest.correlation_earthquake_window_s));
+    AMPARO_RETURN_IF_ERROR(t.Double("correlation_earthquake_distance_km", 0, 2000,
+                                    &c->ingest.correlation_earthquake_distance_km));
+    AMPARO_RETURN_IF_ERROR(t.Double("correlation_earthquake_magnitude_delta", 0, 5,
+                                    &c->ingest.correlation_earthquake_magnitude_delta));
+    AMPARO_RETURN_IF_ERROR(t.Int("correlation_area_window_h", 1, 720, &c->ingest.correlation_area_window_h));
     t.Known("poll");
     const toml::table* ingest = root.get_as<toml::table>("ingest");
     if (const toml::node* poll = ingest ? ingest->get("poll") : nullptr) {

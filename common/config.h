@@ -64,6 +64,12 @@ struct IngestOptions {
   std::string push_token;
   int64_t push_max_body_bytes = 1 << 20;  // larger bodies get 413, unread
   std::filesystem::path push_port_file;   // if set, the bound port is written here
+  // Correlation by proximity (docs/ingest-correlation.md): two reports from
+  // different sources are one incident within these bounds.
+  int correlation_earthquake_window_s = 600;          // |onset difference|; 1..86400
+  double correlation_earthquake_distance_km = 100;    // epicentres apart; 0..2000
+  double correlation_earthquake_magnitude_delta = 1;  // |dM| when both known; 0..5
+  int correlation_area_window_h = 48;                 // cyclones, floods, fires...; 1..720
   std::vector<PollSource> poll;
 };
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <boost/json.hpp>
 
 #include <chrono>
@@ -194,6 +196,36 @@ TEST_F(CorrelationSpoolTest, GdacsApiEpisodesOfOneFloodAreOneIncidentWithIncreas
                 .events_unchanged,
             1);
   EXPECT_EQ(History("gdacs:FL1102983").size(), 2u);
+}
+
+TEST_F(CorrelationSpoolTest, AReliefWebRecordJoinsTheGdacsFloodByItsGlideNumber) {
+  // GDACS FL1102983 (Spain, 2024) carries GLIDE FL-2024-000199-ESP.
+  ASSERT_EQ(Process("gdacs-ep1.json", ReadFixture("gdacs/api-monty/1102983-1-geteventdata-source.json"))
+                .events_sent,
+            1);
+  std::vector<v1::CrisisEvent> sent = SentEvents();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_NE(std::find(sent[0].id_aliases().begin(), sent[0].id_aliases().end(), "glide:FL-2024-000199-ESP"),
+            sent[0].id_aliases().end());
+  // A ReliefWeb disaster record for the same flood (the real record's shape,
+  // fixtures/reliefweb/ocha-hdx, with this flood's GLIDE and country).
+  const std::string relief = R"({"data":[{"id":"99999","fields":{"id":99999,
+      "name":"Spain: Floods - Nov 2024","status":"ongoing","glide":"FL-2024-000199-ESP",
+      "primary_country":{"iso3":"esp","name":"Spain","location":{"lat":40.0,"lon":-3.7}},
+      "primary_type":{"id":4611,"name":"Flood","code":"FL"},
+      "country":[{"iso3":"esp","name":"Spain","location":{"lat":40.0,"lon":-3.7},"primary":true}],
+      "type":[{"id":4611,"name":"Flood","code":"FL","primary":true}],
+      "url":"https://reliefweb.int/taxonomy/term/99999",
+      "date":{"changed":"2024-11-02T10:00:00+00:00","created":"2024-10-30T00:00:00+00:00",
+              "event":"2024-10-29T00:00:00+00:00"}}}]})";
+  ASSERT_EQ(Process("reliefweb.json", relief).events_sent, 1);
+  sent = SentEvents();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].source(), "reliefweb");
+  EXPECT_EQ(sent[1].incident_id(), "gdacs:FL1102983");
+  std::vector<IncidentRevision> history = History("gdacs:FL1102983");
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].rule, MatchRule::kExplicitId);
 }
 
 TEST_F(CorrelationSpoolTest, UsgsIdChangeStaysTheSameIncident) {

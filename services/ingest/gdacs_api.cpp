@@ -82,6 +82,8 @@ Status FillCommon(const json::object& props, const FeedContext& context, v1::Cri
   event->set_event_id("gdacs:" + source_id);
   if (std::string episode = String(props, "episodeid"); !episode.empty())
     event->add_id_aliases(source_id + "-" + episode);
+  // GLIDE numbers are global ids: ReliefWeb and others join the incident by them.
+  if (std::string glide = String(props, "glide"); !glide.empty()) event->add_id_aliases("glide:" + glide);
   event->set_status(ApplyExercise(v1::EVENT_STATUS_ACTUAL, context));
   event->set_msg_type(v1::MESSAGE_TYPE_ALERT);
   event->set_hazard(HazardFromGdacsType(type));

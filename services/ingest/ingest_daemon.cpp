@@ -12,6 +12,15 @@ namespace amparo::ingest {
 
 using namespace std::chrono_literals;
 
+CorrelationRules CorrelationRulesFrom(const IngestOptions& options) {
+  CorrelationRules rules;
+  rules.earthquake_window_ms = int64_t{options.correlation_earthquake_window_s} * 1000;
+  rules.earthquake_max_distance_km = options.correlation_earthquake_distance_km;
+  rules.earthquake_max_magnitude_delta = options.correlation_earthquake_magnitude_delta;
+  rules.area_window_ms = int64_t{options.correlation_area_window_h} * 3'600'000;
+  return rules;
+}
+
 Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config, LinkContext& ctx,
                                                            const Clock& clock) {
   std::error_code ec;
@@ -35,6 +44,7 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
   spool_options.xml_limits.max_depth = config.ingest.xml_max_depth;
   spool_options.xml_limits.max_elements = config.ingest.xml_max_elements;
   spool_options.require_trusted_signers = config.ingest.require_trusted_signers;
+  spool_options.correlation = CorrelationRulesFrom(config.ingest);
   if (!config.ingest.trust_store.empty()) {
     auto store = TrustStore::Load(config.ingest.trust_store);
     if (!store.ok()) {

@@ -58,6 +58,9 @@ struct IngestCounters {
   uint64_t operator_events_rejected = 0;   // dead-lettered (not operator, not restricted, ...)
 };
 
+// The proximity bounds of the config ([ingest] correlation_*).
+CorrelationRules CorrelationRulesFrom(const IngestOptions& options);
+
 class IngestDaemon {
  public:
   // Errors: UNAVAILABLE when the data or spool directories cannot be

@@ -134,6 +134,26 @@ TEST_F(IngestDaemonTest, EventsWaitInTheOutboxWhileRulesIsDownAndSurviveARestart
   EXPECT_EQ(*rules.Backlog(), 188);
 }
 
+TEST(CorrelationRulesFromTest, TheConfigKeysSetTheProximityBounds) {
+  auto config = Config::Parse(
+      "[ingest]\ncorrelation_earthquake_window_s = 300\ncorrelation_earthquake_distance_km = 50\n"
+      "correlation_earthquake_magnitude_delta = 0.5\ncorrelation_area_window_h = 24\n",
+      "/x");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  CorrelationRules rules = CorrelationRulesFrom(config->ingest);
+  EXPECT_EQ(rules.earthquake_window_ms, 300'000);
+  EXPECT_DOUBLE_EQ(rules.earthquake_max_distance_km, 50);
+  EXPECT_DOUBLE_EQ(rules.earthquake_max_magnitude_delta, 0.5);
+  EXPECT_EQ(rules.area_window_ms, 24 * 3'600'000);
+  // The defaults are the documented table.
+  CorrelationRules defaults = CorrelationRulesFrom(Config::Parse("", "/x")->ingest);
+  EXPECT_EQ(defaults.earthquake_window_ms, CorrelationRules{}.earthquake_window_ms);
+  EXPECT_DOUBLE_EQ(defaults.earthquake_max_distance_km, CorrelationRules{}.earthquake_max_distance_km);
+  EXPECT_EQ(defaults.area_window_ms, CorrelationRules{}.area_window_ms);
+  EXPECT_EQ(Config::Parse("[ingest]\ncorrelation_area_window_h = 0\n", "/x").status().field(),
+            "ingest.correlation_area_window_h");
+}
+
 TEST_F(IngestDaemonTest, CreateFailsClearlyWhenTheDataDirCannotBeCreated) {
   { std::ofstream(dir_ / "data") << "a file, not a directory"; }
   LinkContext ctx;
