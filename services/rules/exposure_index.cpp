@@ -862,6 +862,13 @@ Exposure ExposureIndex::QueryArea(const v1::Area& area, size_t max_ids_per_group
     }
     search.polygons.push_back(std::move(kept));
   }
+  if (search.circles.empty() && search.polygons.empty()) {
+    // No shape at all: the area is its country / admin-1 codes (a footprint
+    // "source-geocode"). Next to a shape they describe the same place.
+    SearchArea codes = SearchAreaFromProto(v1::Area(area), /*with_geocodes=*/true);
+    search.host_countries = std::move(codes.host_countries);
+    search.admin1_codes = std::move(codes.admin1_codes);
+  }
   return Query(search, max_ids_per_group);
 }
 

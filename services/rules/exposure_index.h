@@ -109,8 +109,9 @@ class ExposureIndex {
   // Polygons follow search_area.h (GeoJSON planar edges, antimeridian
   // rings) and their holes are honoured (a hole that is not a valid ring
   // excludes nobody).
-  // Invalid shapes are ignored, and so are geocodes here: the rules
-  // engine derives footprints whose geocodes only name the country.
+  // Invalid shapes are ignored. Geocodes (ISO3 host country, ADMIN1) count
+  // only when the area has no valid shape: in CAP, codes next to a shape
+  // describe the same place, so they never widen it.
   Exposure QueryArea(const v1::Area& area, size_t max_ids_per_group) const;
   // The general form: circles, polygons with holes and geocodes (host
   // country, admin-1), each registrant counted once. With

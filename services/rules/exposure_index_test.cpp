@@ -173,6 +173,29 @@ TEST(ExposureIndexTest, RejectsBadInputNamingTheFieldAndStaysUnchanged) {
   EXPECT_EQ(index.Size(), 0u);
 }
 
+TEST(ExposureIndexTest, GeocodesCountOnlyWhenTheAreaHasNoShape) {
+  ExposureIndex index;
+  ASSERT_TRUE(index.Upsert(Registrant(1, 12.3, -1.5, "PHL", "BFA", 3)).ok());
+  ASSERT_TRUE(index.Upsert(Registrant(2, 11.2, -4.3, "NPL", "BFA")).ok());
+  ASSERT_TRUE(index.Upsert(Registrant(3, 13.5, 2.1, "PHL", "NER")).ok());
+  v1::Area country;
+  v1::Geocode* code = country.add_geocodes();
+  code->set_name("ISO3");
+  code->set_value("BFA");
+  auto whole = index.QueryArea(country, 10);
+  ASSERT_EQ(whole.size(), 2u);
+  EXPECT_EQ(whole.at({"PHL", "BFA"}).counts.household_members, 3u);
+  EXPECT_EQ(whole.at({"NPL", "BFA"}).counts.registrants, 1u);
+  // With a shape, the code does not widen it: only registrant 1 is inside.
+  auto* circle = country.add_circles();
+  circle->mutable_center()->set_lat(12.3);
+  circle->mutable_center()->set_lon(-1.5);
+  circle->set_radius_km(10);
+  auto shaped = index.QueryArea(country, 10);
+  ASSERT_EQ(shaped.size(), 1u);
+  EXPECT_EQ(shaped.at({"PHL", "BFA"}).counts.registrants, 1u);
+}
+
 TEST(ExposureIndexTest, PolygonsIncludingOneAcrossTheAntimeridian) {
   ExposureIndex index;
   ASSERT_TRUE(index.Upsert(Registrant(1, -17.0, 179.5)).ok());
@@ -687,11 +710,17 @@ TEST(ExposureIndexTest, GeocodesSelectByHostAndAdmin1AndCountOnceWithShapes) {
     EXPECT_EQ(e.at({"PHL", "JPN"}).by_admin1.at("JP-27"), (ExposureCounts{1, 2, 1}));
     EXPECT_EQ(e.at({"PHL", "JPN"}).with_flag[2], 1u);
     EXPECT_EQ(e.at({"IDN", "FJI"}).with_flag[0], 1u);
-    // QueryArea (the engine's entry point) ignores geocodes.
+    // QueryArea (the engine's entry point) uses geocodes when there is no
+    // shape (GeocodesCountOnlyWhenTheAreaHasNoShape), and never widens one.
     v1::Area proto;
     auto* g = proto.add_geocodes();
     g->set_name("ISO3");
     g->set_value("JPN");
+    EXPECT_EQ(index.QueryArea(proto, 10).at({"PHL", "JPN"}).counts, (ExposureCounts{2, 5, 1}));
+    auto* far = proto.add_circles();  // in the sea, nobody
+    far->mutable_center()->set_lat(0);
+    far->mutable_center()->set_lon(-150);
+    far->set_radius_km(10);
     EXPECT_TRUE(index.QueryArea(proto, 10).empty());
   }
 }

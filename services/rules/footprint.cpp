@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numbers>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -353,6 +354,29 @@ std::optional<v1::Area> MergedAreas(const v1::CrisisEvent& event, bool bounding_
   return merged;
 }
 
+// The ISO3 and ADMIN1 geocodes of all of `event`'s areas, merged, or nullopt
+// when there are none (other code systems, e.g. SAME or EMMA_ID, name places
+// the registrants' codes cannot match).
+std::optional<v1::Area> GeocodeAreas(const v1::CrisisEvent& event) {
+  v1::Area merged;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& area : event.areas()) {
+    bool used = false;
+    for (const auto& code : area.geocodes()) {
+      if ((code.name() != "ISO3" && code.name() != "ADMIN1") || code.value().empty()) continue;
+      used = true;
+      if (seen.insert({code.name(), code.value()}).second) *merged.add_geocodes() = code;
+    }
+    if (used && !area.description().empty()) {
+      if (!merged.description().empty()) merged.mutable_description()->append("; ");
+      merged.mutable_description()->append(area.description());
+    }
+  }
+  if (merged.geocodes_size() == 0) return std::nullopt;
+  merged.set_footprint_model(kFootprintModelSourceGeocode);
+  return merged;
+}
+
 }  // namespace
 
 std::string ShakingDescription(double mmi) {
@@ -426,7 +450,8 @@ std::optional<v1::Area> EventFootprint(const v1::CrisisEvent& event, const Footp
   // square for every cyclone, 8 for earthquakes), not where the hazard is:
   // a model around the origin is closer to the truth.
   if (auto modelled = ModelledFootprint(event, options)) return modelled;
-  return MergedAreas(event, /*bounding_boxes=*/true);
+  if (auto box = MergedAreas(event, /*bounding_boxes=*/true)) return box;
+  return GeocodeAreas(event);
 }
 
 std::optional<v1::Area> EventFootprint(const v1::CrisisEvent& event, double min_mmi) {
@@ -439,6 +464,12 @@ std::string DescribeFootprint(const v1::Area& footprint) {
   if (model == kFootprintModelSource) {
     return description.empty() ? "inside the area given by the source"
                                : "inside the area given by the source (" + description + ")";
+  }
+  if (model == kFootprintModelSourceGeocode) {
+    std::string codes;
+    for (const auto& code : footprint.geocodes()) codes += (codes.empty() ? "" : ", ") + code.value();
+    return "anywhere in " + (description.empty() ? codes : description + " (" + codes + ")") +
+           " (the source names the country or region only)";
   }
   if (model == kFootprintModelGdacsBbox) {
     return description.empty() ? "inside the map rectangle given by GDACS (coarse)"

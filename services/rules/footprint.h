@@ -25,6 +25,11 @@
 //      Tsunami, drought, severe weather and other hazards have no model.
 //   3. A GDACS RSS bounding box ("gdacs-bbox", the map extent of the item),
 //      only when nothing better exists.
+//   4. The source's country or admin-1 codes ("source-geocode": geocodes
+//      named ISO3 or ADMIN1, matched through the registrants' own codes)
+//      when it gives no shape at all, e.g. ReliefWeb's country-level
+//      disasters. Geocodes next to a shape describe the same place in CAP,
+//      so they never widen a shape or a model.
 //
 // Pure functions; thread-safe.
 #pragma once
@@ -41,6 +46,7 @@ namespace amparo::rules {
 // Values of Area.footprint_model.
 inline constexpr char kFootprintModelSource[] = "source";
 inline constexpr char kFootprintModelGdacsBbox[] = "gdacs-bbox";
+inline constexpr char kFootprintModelSourceGeocode[] = "source-geocode";
 inline constexpr char kFootprintModelAllen2012[] = "eq-mmi-allen2012";
 inline constexpr char kFootprintModelTcGale[] = "tc-r34-rankine-willoughby2006";
 inline constexpr char kFootprintModelTcGaleAssumed[] = "tc-r34-assumed-cat1";

@@ -355,6 +355,40 @@ TEST(FootprintTest, HazardsWithoutAModelUseSourceAreasOnly) {
   EXPECT_FALSE(EventFootprint(bad, 6).has_value());
 }
 
+TEST(FootprintTest, ACountryLevelRecordIsItsCountryAndAdmin1CodesOnly) {
+  // ReliefWeb's shape: no origin, no shape, the country as an ISO3 geocode.
+  v1::CrisisEvent relief;
+  relief.set_event_id("reliefweb:25466");
+  relief.set_hazard(v1::HAZARD_KIND_FLOOD);
+  v1::Area* country = relief.add_areas();
+  country->set_description("Burkina Faso");
+  v1::Geocode* iso3 = country->add_geocodes();
+  iso3->set_name("ISO3");
+  iso3->set_value("BFA");
+  v1::Geocode* same = country->add_geocodes();  // a code system registrants do not carry
+  same->set_name("SAME");
+  same->set_value("006113");
+  auto area = EventFootprint(relief, 6);
+  ASSERT_TRUE(area.has_value());
+  EXPECT_EQ(area->footprint_model(), "source-geocode");
+  ASSERT_EQ(area->geocodes_size(), 1);
+  EXPECT_EQ(area->geocodes(0).value(), "BFA");
+  EXPECT_EQ(area->circles_size() + area->polygons_size(), 0);
+  EXPECT_EQ(DescribeFootprint(*area), "anywhere in Burkina Faso (BFA) (the source names the country or region only)");
+
+  // Only codes nobody carries: no footprint.
+  country->mutable_geocodes()->DeleteSubrange(0, 1);
+  EXPECT_FALSE(EventFootprint(relief, 6).has_value());
+
+  // Next to a shape, codes describe the same place: the shape is the footprint.
+  v1::CrisisEvent cap = AtOrigin(v1::HAZARD_KIND_SEVERE_WEATHER, 10, 10);
+  AddSquare(&cap, "source", 10, 10, 0.5);
+  v1::Geocode* code = cap.mutable_areas(0)->add_geocodes();
+  code->set_name("ISO3");
+  code->set_value("NGA");
+  EXPECT_EQ(EventFootprint(cap, 6)->footprint_model(), "source");
+}
+
 TEST(FootprintTest, DescribeEarthquakeAndUnknownFootprints) {
   auto area = EventFootprint(Earthquake(7.1, 10, 28.639, 87.3608), FootprintOptions{});
   EXPECT_EQ(DescribeFootprint(*area), "within 85 km (strong shaking, MMI>=6)");

@@ -805,6 +805,37 @@ TEST_F(AlertPolicyEngineTest, OpenAlertsRepeatAfterTheIntervalAndExpireWithTheir
   EXPECT_EQ(Tick(), 0);  // expired alerts do not repeat
 }
 
+TEST_F(RulesEngineTest, ACountryLevelDisasterAlertsEveryoneHostedInThatCountry) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 60, "PHL", "KOR", 37.5, 127.0)).ok());
+  FakeClock clock;
+  v1::Envelope env = MakeEnvelope("amparo-ingest", clock);
+  v1::CrisisEvent* e = env.mutable_crisis_event();
+  e->set_event_id("reliefweb:99999");
+  e->set_source("reliefweb");
+  e->set_revision(1);
+  e->set_status(v1::EVENT_STATUS_ACTUAL);
+  e->set_msg_type(v1::MESSAGE_TYPE_ALERT);
+  e->set_hazard(v1::HAZARD_KIND_FLOOD);
+  e->add_texts()->set_headline("Japan: Floods - Sep 2018");
+  v1::Area* area = e->add_areas();
+  area->set_description("Japan");
+  v1::Geocode* code = area->add_geocodes();
+  code->set_name("ISO3");
+  code->set_value("JPN");
+  ASSERT_TRUE(Apply(env).ok());
+  auto alerts = AlertsFrom(0);
+  ASSERT_EQ(alerts.size(), 2u);  // PHL/JPN and IDN/JPN; nobody in KOR
+  const auto* phl = Find(alerts, "reliefweb:99999/PHL/JPN");
+  ASSERT_NE(phl, nullptr);
+  EXPECT_EQ(phl->exposure().registrants(), 4u);
+  EXPECT_EQ(phl->footprint().footprint_model(), "source-geocode");
+  EXPECT_EQ(phl->reason(),
+            "Japan: Floods - Sep 2018: 4 registered nationals (12 people, 1 vulnerable) anywhere in Japan (JPN) (the "
+            "source names the country or region only)");
+  EXPECT_EQ(Find(alerts, "reliefweb:99999/IDN/JPN")->exposure().registrants(), 2u);
+}
+
 TEST_F(AlertPolicyEngineTest, RestrictedEventsReachOnlyTheirStates) {
   RegisterAroundTibet();
   auto event = TibetQuake();
