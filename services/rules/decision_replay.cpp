@@ -72,57 +72,74 @@ Result<ReplayReport> ReplayDecisionLog(const std::filesystem::path& recorded_db,
   if (!engine.ok()) return engine.status();
 
   ReplayReport report;
+  struct Row {
+    int64_t seq = 0;
+    int64_t at_ms = 0;
+    std::string kind;
+    std::string body;
+  };
   auto inputs = recorded->Prepare("SELECT seq, at_ms, kind, body FROM input_log ORDER BY seq");
   if (!inputs.ok()) return inputs.status();
-  while (true) {
+  auto next_row = [&]() -> Result<std::optional<Row>> {
     auto row = inputs->Step();
     if (!row.ok()) return row.status();
-    if (!*row) break;
+    if (!*row) return std::optional<Row>();
+    return std::optional<Row>(
+        Row{inputs->ColumnInt(0), inputs->ColumnInt(1), inputs->ColumnText(2), inputs->ColumnBlob(3)});
+  };
+  // Every event row is followed by the exposure the index gave for it: read
+  // one row ahead.
+  auto lookahead = next_row();
+  if (!lookahead.ok()) return lookahead.status();
+  (*engine)->UseRecordedExposure({});
+  while (lookahead->has_value()) {
+    Row row = std::move(**lookahead);
+    lookahead = next_row();
+    if (!lookahead.ok()) return lookahead.status();
     ++report.inputs;
-    const int64_t seq = inputs->ColumnInt(0);
-    clock.Set(inputs->ColumnInt(1));
-    const std::string kind = inputs->ColumnText(2);
-    const std::string body = inputs->ColumnBlob(3);
-    if (kind == "policy") {
+    clock.Set(row.at_ms);
+    const std::string where = "input_log seq " + std::to_string(row.seq);
+    if (row.kind == "policy") {
       auto builtin = AlertPolicy::Default();
-      if (body == builtin->text()) {
+      if (row.body == builtin->text()) {
         (*engine)->SetPolicy(builtin);
       } else {
-        auto policy = AlertPolicy::Parse(body, "input_log policy (seq " + std::to_string(seq) + ")");
+        auto policy = AlertPolicy::Parse(row.body, where + " (policy)");
         if (!policy.ok()) return policy.status();
         (*engine)->SetPolicy(*policy);
       }
       continue;
     }
-    // One transaction per input, as amparo-rules runs them; a failure
-    // rolls back when `tx` goes out of scope.
+    if (row.kind == "exposure") continue;  // consumed with its event
+    v1::Envelope envelope;
+    if (row.kind == "envelope") {
+      if (!envelope.ParseFromString(row.body)) return Status(StatusCode::kInternal, where + " does not parse");
+      if (envelope.has_crisis_event() && lookahead->has_value() && (*lookahead)->kind == "exposure") {
+        auto exposure = RulesEngine::ExposureFromJson((*lookahead)->body);
+        if (!exposure.ok()) return Status(exposure.status().code(), where + ": " + exposure.status().message());
+        (*engine)->UseRecordedExposure(std::move(*exposure));
+      }
+    } else if (row.kind != "tick") {
+      return Status(StatusCode::kInternal, where + ": unknown kind " + row.kind);
+    }
+    // One transaction per input, as amparo-rules runs them; a failure rolls
+    // back when `tx` goes out of scope.
     auto apply = [&]() -> Status {
       auto tx = Transaction::Begin(*scratch);
       if (!tx.ok()) return tx.status();
-      if (kind == "tick") {
+      if (row.kind == "tick") {
         auto ticked = (*engine)->Tick(*scratch);
         if (!ticked.ok()) return ticked.status();
-      } else if (kind == "envelope") {
-        v1::Envelope envelope;
-        if (!envelope.ParseFromString(body)) return Status(StatusCode::kInternal, "the envelope does not parse");
-        if (envelope.has_snapshot_chunk()) {
-          // The recorded run had asked for this snapshot (a request that is
-          // not itself an input).
-          AMPARO_RETURN_IF_ERROR(
-              (*engine)->sync().AwaitSnapshotForReplay(*scratch, envelope.snapshot_chunk().snapshot_id()));
-        }
-        AMPARO_RETURN_IF_ERROR((*engine)->Handle(envelope, *scratch));
       } else {
-        return Status(StatusCode::kInternal, "unknown kind " + kind);
+        AMPARO_RETURN_IF_ERROR((*engine)->Handle(envelope, *scratch));
       }
       return tx->Commit();
     };
     if (Status st = apply(); !st.ok()) {
       // Recorded inputs all succeeded once (a failure rolls its row back).
       if (report.first_difference.empty()) {
-        report.first_difference = "input " + std::to_string(seq) + " (" + kind + ") failed: " + st.ToString();
+        report.first_difference = "input " + std::to_string(row.seq) + " (" + row.kind + ") failed: " + st.ToString();
       }
-      AMPARO_RETURN_IF_ERROR((*engine)->ReconcileIndex(*scratch));
       continue;
     }
     (*engine)->ConfirmIndexChanges();

@@ -9,9 +9,10 @@
 // makes with the recorded ones: same count, same decision ids, equal alerts
 // field by field.
 //
-// The replay is exact for a database whose log starts with its life (created
-// by this version or later): registrants present before logging began are
-// not in the log.
+// Registry changes are not in the log (it keeps nobody's location or flags):
+// each crisis event is followed by the exposure the index gave for it, which
+// the replay uses instead of an index. The replay is exact for a database
+// whose log starts with its life (created by this version or later).
 //
 // Reads `recorded_db` only (safe while amparo-rules runs: WAL readers do not
 // block it). Not thread-safe; one call at a time per scratch directory.

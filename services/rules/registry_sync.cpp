@@ -204,17 +204,6 @@ Status RegistrySync::RecordMark(Db& db, const v1::RegistrySequenceMark& mark) {
   return Save(db, *state);
 }
 
-Status RegistrySync::AwaitSnapshotForReplay(Db& db, const std::string& snapshot_id) {
-  auto state = State(db);
-  if (!state.ok()) return state.status();
-  if (state->pending_snapshot_id == snapshot_id) return Status::Ok();
-  AMPARO_RETURN_IF_ERROR(db.Exec("DELETE FROM snapshot_staging"));
-  AMPARO_RETURN_IF_ERROR(db.Exec("DELETE FROM snapshot_chunks"));
-  state->pending_snapshot_id = snapshot_id;
-  state->snapshot_requested_ms = clock_.NowMs();
-  return Save(db, *state);
-}
-
 Result<bool> RegistrySync::StageChunk(Db& db, const v1::SnapshotChunk& chunk) {
   if (chunk.snapshot_id().empty()) return InvalidArgument("required", "snapshot_id");
   auto state = State(db);

@@ -117,11 +117,6 @@ class RegistrySync {
   // listed in the header comment. `inbox_drained`: nothing left to process.
   Result<std::optional<v1::SnapshotRequest>> Tick(Db& db, bool inbox_drained);
 
-  // Replay only (amparo replay --deterministic): makes `snapshot_id` the
-  // awaited snapshot, as the recorded run's request did, inside the caller's
-  // transaction. Nothing is sent.
-  Status AwaitSnapshotForReplay(Db& db, const std::string& snapshot_id);
-
  private:
   Status Save(Db& db, const RegistrySyncState& state) const;
   // Moves applied_sequence over the ranges it now reaches.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
@@ -496,6 +497,60 @@ void RulesEngine::SetPolicy(std::shared_ptr<const AlertPolicy> policy) {
   policy_logged_ = false;
 }
 
+std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
+  boost::json::array groups;
+  for (const auto& [key, group] : exposure) {
+    boost::json::object g;
+    g["state"] = key.first;
+    g["host"] = key.second;
+    g["registrants"] = group.counts.registrants;
+    g["household_members"] = group.counts.household_members;
+    g["vulnerable"] = group.counts.vulnerable;
+    boost::json::object flags;
+    for (int b = 0; b < 32; ++b) {
+      if (group.with_flag[b] > 0) flags[std::to_string(b)] = group.with_flag[b];
+    }
+    g["with_flag"] = std::move(flags);
+    boost::json::array ids;
+    for (const auto& id : group.registrant_ids) ids.emplace_back(id);
+    g["ids"] = std::move(ids);
+    groups.emplace_back(std::move(g));
+  }
+  return JsonText(groups);
+}
+
+Result<Exposure> RulesEngine::ExposureFromJson(std::string_view text) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(text, ec);
+  if (ec || !v.is_array()) return InvalidArgument("not a JSON array of groups", "exposure");
+  Exposure out;
+  try {
+    for (const auto& item : v.as_array()) {
+      const auto& g = item.as_object();
+      GroupExposure group;
+      group.counts.registrants = static_cast<uint32_t>(g.at("registrants").to_number<int64_t>());
+      group.counts.household_members = static_cast<uint32_t>(g.at("household_members").to_number<int64_t>());
+      group.counts.vulnerable = static_cast<uint32_t>(g.at("vulnerable").to_number<int64_t>());
+      for (const auto& [bit, count] : g.at("with_flag").as_object()) {
+        const int b = std::stoi(std::string(bit));
+        if (b < 0 || b >= 32) return InvalidArgument("flag bit out of range", "exposure.with_flag");
+        group.with_flag[b] = static_cast<uint32_t>(count.to_number<int64_t>());
+      }
+      for (const auto& id : g.at("ids").as_array()) group.registrant_ids.emplace_back(id.as_string());
+      out.emplace(ExposureKey{std::string(g.at("state").as_string()), std::string(g.at("host").as_string())},
+                  std::move(group));
+    }
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("malformed group: ") + e.what(), "exposure");
+  }
+  return out;
+}
+
+void RulesEngine::UseRecordedExposure(Exposure exposure) {
+  replaying_ = true;
+  recorded_exposure_ = std::move(exposure);
+}
+
 Status RulesEngine::LogInput(Db& db, std::string_view kind, std::string_view body) {
   if (!policy_logged_) {
     // The policy in force is part of the log: replay re-parses this text.
@@ -515,8 +570,17 @@ Status RulesEngine::LogInput(Db& db, std::string_view kind, std::string_view bod
 
 Status RulesEngine::Handle(const v1::Envelope& envelope, Db& db) {
   now_ms_ = clock_.NowMs();
-  AMPARO_RETURN_IF_ERROR(LogInput(db, "envelope", envelope.SerializeAsString()));
-  switch (envelope.payload_case()) {
+  input_seq_ = 0;
+  // Only inputs that decide alerts are logged. Registry changes are not:
+  // they hold people's locations and vulnerability flags, which must go when
+  // the registry purges them. Each event's exposure (counts and ids) is
+  // logged instead, right after the event (HandleCrisisEvent).
+  const auto payload = envelope.payload_case();
+  if (payload == v1::Envelope::kCrisisEvent || payload == v1::Envelope::kSilence ||
+      payload == v1::Envelope::kOperatorDecision) {
+    AMPARO_RETURN_IF_ERROR(LogInput(db, "envelope", envelope.SerializeAsString()));
+  }
+  switch (payload) {
     case v1::Envelope::kCrisisEvent:
       return HandleCrisisEvent(envelope.crisis_event(), db);
     case v1::Envelope::kRegistryChange:
@@ -876,13 +940,22 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
   }
 
   Exposure exposure;
-  if (footprint) {
-    exposure = index_.QueryArea(*footprint, static_cast<size_t>(std::max(options_.max_ids_per_alert, 0)));
-  }
-  if (event.restricted_to_states_size() > 0) {
-    // Restricted events (operator-entered) reach only the named states.
-    std::set<std::string> allowed(event.restricted_to_states().begin(), event.restricted_to_states().end());
-    std::erase_if(exposure, [&](const auto& kv) { return allowed.count(kv.first.first) == 0; });
+  if (replaying_) {
+    // amparo replay --deterministic: what the index answered then.
+    if (recorded_exposure_) exposure = std::move(*recorded_exposure_);
+    recorded_exposure_.reset();
+  } else {
+    if (footprint) {
+      exposure = index_.QueryArea(*footprint, static_cast<size_t>(std::max(options_.max_ids_per_alert, 0)));
+    }
+    if (event.restricted_to_states_size() > 0) {
+      // Restricted events (operator-entered) reach only the named states.
+      std::set<std::string> allowed(event.restricted_to_states().begin(), event.restricted_to_states().end());
+      std::erase_if(exposure, [&](const auto& kv) { return allowed.count(kv.first.first) == 0; });
+    }
+    const int64_t event_seq = input_seq_;
+    AMPARO_RETURN_IF_ERROR(LogInput(db, "exposure", ExposureToJson(exposure)));
+    input_seq_ = event_seq;  // decisions point at the event
   }
   const std::string event_text = DescribeEvent(event);
   const std::string where =

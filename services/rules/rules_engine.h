@@ -37,10 +37,14 @@
 //  - Restricted events (restricted_to_states) reach only those states.
 //  - Events with status Draft, System or unspecified raise nothing.
 //
-// Decisions: every input (envelope, productive tick, policy in force) goes to
-// input_log with the time the engine used, and every notification to
-// decisions with its rule and inputs, so replaying input_log into an empty
-// engine (decision_replay.h) gives identical alerts.
+// Decisions: every input that decides alerts (crisis events with the
+// exposure the index gave for each, silences, operator decisions, productive
+// timer ticks, the policy in force) goes to input_log with the time the
+// engine used, and every notification to decisions with its rule and inputs,
+// so replaying input_log into an empty engine (decision_replay.h) gives
+// identical alerts. Registry changes are not logged: the log keeps no
+// location or vulnerability flag of anyone, only counts and registrant ids
+// (what alerts carry anyway), so the registry's purge is not undone here.
 //
 // Idempotency: a registry change whose sequence is not above the last one
 // applied to that registrant is ignored (deletions keep a tombstone row with
@@ -67,6 +71,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <set>
 #include <string>
 
@@ -126,6 +131,15 @@ class RulesEngine {
   // notifications enqueued.
   Result<int> Tick(Db& db);
 
+  // Replay (decision_replay.h): from now on every crisis event is matched
+  // against no index at all but the exposure recorded for it, given here
+  // before each event is handled (an event without one exposes nobody).
+  void UseRecordedExposure(Exposure exposure);
+  // The input_log form of an exposure (counts, counts per flag bit, ids).
+  static std::string ExposureToJson(const Exposure& exposure);
+  // INVALID_ARGUMENT (field "exposure...") when `text` is not that form.
+  static Result<Exposure> ExposureFromJson(std::string_view text);
+
   // The policy used from the next input on (the built-in default until set).
   void SetPolicy(std::shared_ptr<const AlertPolicy> policy);
   const AlertPolicy& policy() const { return *policy_; }
@@ -167,6 +181,8 @@ class RulesEngine {
   bool policy_logged_ = false;  // the policy in force is in input_log
   int64_t now_ms_ = 0;          // the time of the input being handled
   int64_t input_seq_ = 0;       // its input_log row (0: not logged yet)
+  bool replaying_ = false;      // UseRecordedExposure() was called
+  std::optional<Exposure> recorded_exposure_;
 };
 
 }  // namespace amparo::rules
