@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -12,6 +13,30 @@
 
 namespace amparo {
 namespace {
+
+// libzmq fails a call with EINTR when a signal (SIGHUP reload, SIGTERM) lands
+// during it, and cppzmq throws that. Retry: a signal must neither kill the
+// daemon nor cut a multipart message in half.
+zmq::recv_result_t Recv(zmq::socket_t& socket, zmq::message_t& message, zmq::recv_flags flags) {
+  while (true) {
+    try {
+      return socket.recv(message, flags);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
+zmq::send_result_t Send(zmq::socket_t& socket, zmq::const_buffer buffer, zmq::send_flags flags) {
+  while (true) {
+    try {
+      return socket.send(buffer, flags);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
 
 constexpr char kAck[] = "ACK";
 
@@ -108,12 +133,17 @@ void LinkContext::StartZap(std::set<std::string> allowed) {
     // user id, metadata.
     while (!stop_) {
       zmq::pollitem_t item{handler->handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      try {
+        zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        continue;
+      }
       if (!(item.revents & ZMQ_POLLIN)) continue;
       std::vector<zmq::message_t> frames;
       while (true) {
         zmq::message_t m;
-        if (!handler->recv(m, zmq::recv_flags::none)) break;
+        if (!Recv(*handler, m, zmq::recv_flags::none)) break;
         bool more = m.more();
         frames.push_back(std::move(m));
         if (!more) break;
@@ -134,12 +164,12 @@ void LinkContext::StartZap(std::set<std::string> allowed) {
       }
       std::string status = ok ? "200" : "400";
       std::string text = ok ? "OK" : "unknown client key";
-      handler->send(zmq::buffer(version), zmq::send_flags::sndmore);
-      handler->send(zmq::buffer(request_id), zmq::send_flags::sndmore);
-      handler->send(zmq::buffer(status), zmq::send_flags::sndmore);
-      handler->send(zmq::buffer(text), zmq::send_flags::sndmore);
-      handler->send(zmq::str_buffer(""), zmq::send_flags::sndmore);
-      handler->send(zmq::str_buffer(""), zmq::send_flags::none);
+      Send(*handler, zmq::buffer(version), zmq::send_flags::sndmore);
+      Send(*handler, zmq::buffer(request_id), zmq::send_flags::sndmore);
+      Send(*handler, zmq::buffer(status), zmq::send_flags::sndmore);
+      Send(*handler, zmq::buffer(text), zmq::send_flags::sndmore);
+      Send(*handler, zmq::str_buffer(""), zmq::send_flags::sndmore);
+      Send(*handler, zmq::str_buffer(""), zmq::send_flags::none);
     }
     handler->close();
   });
@@ -243,9 +273,9 @@ Status LinkSender::Start() {
 
 bool LinkSender::SendFrames(const std::string& message_id, const std::string& body) {
   try {
-    if (!socket_.send(zmq::buffer(message_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return false;
+    if (!Send(socket_, zmq::buffer(message_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return false;
     // Once the first frame is queued the rest of the message always follows.
-    socket_.send(zmq::buffer(body), zmq::send_flags::none);
+    Send(socket_, zmq::buffer(body), zmq::send_flags::none);
     return true;
   } catch (const zmq::error_t& e) {
     log::Warn("link: send failed", {{"peer", peer_}, {"error", e.what()}});
@@ -257,13 +287,13 @@ Status LinkSender::ReadAcks() {
   std::vector<std::string> acked;
   while (true) {
     zmq::message_t tag, id;
-    auto r = socket_.recv(tag, zmq::recv_flags::dontwait);
+    auto r = Recv(socket_, tag, zmq::recv_flags::dontwait);
     if (!r) break;
     if (!tag.more()) continue;
-    (void)socket_.recv(id, zmq::recv_flags::none);
+    (void)Recv(socket_, id, zmq::recv_flags::none);
     while (id.more()) {  // drain anything unexpected
       zmq::message_t extra;
-      (void)socket_.recv(extra, zmq::recv_flags::none);
+      (void)Recv(socket_, extra, zmq::recv_flags::none);
       if (!extra.more()) break;
     }
     if (tag.to_string_view() == kAck) acked.push_back(id.to_string());
@@ -386,12 +416,12 @@ Status LinkReceiver::Pump() {
     std::vector<Incoming> batch;
     while (static_cast<int>(batch.size()) < options_.batch) {
       zmq::message_t identity;
-      if (!socket_.recv(identity, zmq::recv_flags::dontwait)) break;
+      if (!Recv(socket_, identity, zmq::recv_flags::dontwait)) break;
       std::vector<zmq::message_t> parts;
       bool more = identity.more();
       while (more) {
         zmq::message_t m;
-        (void)socket_.recv(m, zmq::recv_flags::none);
+        (void)Recv(socket_, m, zmq::recv_flags::none);
         more = m.more();
         parts.push_back(std::move(m));
       }
@@ -439,9 +469,9 @@ Status LinkReceiver::Pump() {
     // Acknowledge only what is committed.
     for (const auto& in : batch) {
       try {
-        socket_.send(zmq::buffer(in.identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        socket_.send(zmq::str_buffer(kAck), zmq::send_flags::sndmore);
-        socket_.send(zmq::buffer(in.message_id), zmq::send_flags::none);
+        if (!Send(socket_, zmq::buffer(in.identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) continue;
+        Send(socket_, zmq::str_buffer(kAck), zmq::send_flags::sndmore);
+        Send(socket_, zmq::buffer(in.message_id), zmq::send_flags::none);
       } catch (const zmq::error_t&) {
         // The sender will resend and we will acknowledge the duplicate.
       }

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <thread>
 
 #include "common/testing.h"
@@ -82,6 +86,55 @@ TEST_F(LinkTest, DeliversInOrderAndEmptiesOutboxOnAck) {
   EXPECT_EQ(seen.front(), "ev0");
   EXPECT_EQ(seen.back(), "ev49");
   EXPECT_EQ(receiver.stats().received, 50u);
+}
+
+void IgnoreSignal(int) {}
+
+// A signal landing inside a libzmq call (SIGHUP reloads amparo-rules' policy)
+// makes it fail with EINTR, which cppzmq throws: the link must retry, never
+// abort the daemon or cut a message in half. A thread keeps interrupting this
+// one (a handler without SA_RESTART, as a daemon's) while 3,000 messages go
+// through both ends.
+TEST_F(LinkTest, SignalsDuringSendAndReceiveNeitherAbortNorLoseMessages) {
+  struct sigaction sa {};
+  sa.sa_handler = IgnoreSignal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  LinkContext ctx;
+  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(receiver.Bind().ok());
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
+  ASSERT_TRUE(sender.Start().ok());
+  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(Enqueue(Event(clock_, "ev" + std::to_string(i))).ok());
+  std::atomic<bool> stop{false};
+  const pthread_t target = pthread_self();
+  std::thread interrupter([&] {
+    while (!stop) pthread_kill(target, SIGUSR1);
+  });
+  bool delivered = false;
+  try {
+    // Tight pumping: most calls find nothing to read and return from a
+    // zero-timeout poll inside libzmq, the window a signal hits.
+    for (int i = 0; i < 2'000'000 && !delivered; ++i) {
+      ASSERT_TRUE(sender.Pump().ok());
+      ASSERT_TRUE(receiver.Pump().ok());
+      if (i % 1000 == 0) delivered = *sender.Depth() == 0;
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "a signal escaped the link as an exception: " << e.what();
+  }
+  stop = true;
+  interrupter.join();
+  sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_TRUE(delivered);
+  std::vector<std::string> seen;
+  for (auto more = Drain(receiver); !more.empty(); more = Drain(receiver)) {
+    seen.insert(seen.end(), more.begin(), more.end());
+  }
+  ASSERT_EQ(seen.size(), 3000u);
+  EXPECT_EQ(seen.back(), "ev2999");
+  EXPECT_EQ(receiver.stats().rejected, 0u);  // no half messages
 }
 
 TEST_F(LinkTest, KeepsMessagesWhileReceiverIsDownAndResendsAfterItStarts) {
