@@ -255,6 +255,43 @@ void Deployment::StartAll() {
   WaitHealthy();
 }
 
+int Deployment::StopAll() {
+  int failed = 0;
+  for (auto& [name, p] : daemons_) {
+    failed += !p->Running() || p->Terminate() != 0;
+  }
+  return failed;
+}
+
+void Deployment::SetConfig(const std::string& section, const std::string& key, const std::string& value) {
+  std::ifstream in(config());
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string s = text.str();
+  const std::string header = "[" + section + "]\n";
+  size_t start = s.find(header);
+  ASSERT_NE(start, std::string::npos) << "no section " << header;
+  start += header.size();
+  size_t end = s.find("\n[", start);
+  end = end == std::string::npos ? s.size() : end + 1;
+  std::string body = s.substr(start, end - start);
+  std::regex re("(^|\n)" + key + " = [^\n]*");
+  if (std::regex_search(body, re)) {
+    body = std::regex_replace(body, re, "$1" + key + " = " + value, std::regex_constants::format_first_only);
+  } else {
+    body = key + " = " + value + "\n" + body;
+  }
+  s = s.substr(0, start) + body + s.substr(end);
+  std::ofstream(config(), std::ios::trunc) << s;
+}
+
+std::string Deployment::Log(const std::string& name) const {
+  std::ifstream in(dir() / (name + ".log"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 void Deployment::WaitHealthy() {
   fs::path port_file = dir() / "run" / "gateway.port";
   ASSERT_TRUE(Eventually(

@@ -85,7 +85,15 @@ class Deployment {
   std::filesystem::path spool() const { return dir_.path() / "data" / "spool"; }
 
   void StartAll();
+  // SIGTERM to every daemon and wait; returns how many were not running or
+  // did not exit with status 0.
+  int StopAll();
   Process& daemon(const std::string& name) { return *daemons_.at(name); }
+  // Sets `key = value` (value in TOML syntax, e.g. "\"/x/p.toml\"") in
+  // [section] of the config, replacing the key if present. Before StartAll().
+  void SetConfig(const std::string& section, const std::string& key, const std::string& value);
+  // What daemon `name` wrote to its log so far (stdout and stderr).
+  std::string Log(const std::string& name) const;
   // Waits for the gateway's port file and /healthz.
   void WaitHealthy();
   std::string base_url() const { return base_url_; }
