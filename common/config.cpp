@@ -234,6 +234,7 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
     AMPARO_RETURN_IF_ERROR(CheckEndpoint(c->rules.inbox, "rules.inbox"));
     AMPARO_RETURN_IF_ERROR(t.Double("earthquake_min_mmi", 1.0, 12.0, &c->rules.earthquake_min_mmi));
     AMPARO_RETURN_IF_ERROR(t.Int("max_ids_per_alert", 0, 1'000'000, &c->rules.max_ids_per_alert));
+    AMPARO_RETURN_IF_ERROR(t.Int("active_event_window_h", 1, 8760, &c->rules.active_event_window_h));
     AMPARO_RETURN_IF_ERROR(t.Int("registry_gap_timeout_ms", 100, 3'600'000, &c->rules.registry_gap_timeout_ms));
     AMPARO_RETURN_IF_ERROR(
         t.Int("registry_snapshot_timeout_ms", 1000, 86'400'000, &c->rules.registry_snapshot_timeout_ms));

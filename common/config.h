@@ -79,6 +79,9 @@ struct RulesOptions {
   // Mercalli Intensity drops below this value (6 = "strong" shaking).
   double earthquake_min_mmi = 6.0;
   int max_ids_per_alert = 1000;      // registrant ids carried in one alert
+  // Events reported within this many hours (and neither cancelled nor
+  // expired) are matched again when the registry changes; 1..8760.
+  int active_event_window_h = 72;
   // Registry resynchronisation (services/rules/registry_sync.h).
   int registry_gap_timeout_ms = 10'000;         // a gap open this long (inbox drained): snapshot; 100..3600000
   int registry_snapshot_timeout_ms = 600'000;   // a snapshot not complete after this: asked again; 1000..86400000

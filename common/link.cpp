@@ -499,35 +499,41 @@ Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max) {
 
   auto mark = db_.Prepare("UPDATE link_inbox SET processed_ms = ?, envelope = ?, error = ? WHERE seq = ?");
   if (!mark.ok()) return mark.status();
+  if (rows.empty()) return 0;
+  // Group commit: one transaction (one fsync) for the batch, a savepoint per
+  // message, so a failing handler's partial work is rolled back alone while
+  // the messages before it commit together with their marks.
+  auto tx = Transaction::Begin(db_);
+  if (!tx.ok()) return tx.status();
   int done = 0;
+  int processed = 0, failed = 0;
   for (const auto& row : rows) {
     v1::Envelope env;
     env.ParseFromString(row.body);  // checked when stored
-    Status st;
-    {
-      auto tx = Transaction::Begin(db_);
-      if (!tx.ok()) return tx.status();
-      st = handler(env, db_);
-      if (st.ok()) {
-        // Processed: the payload is dropped, the id stays for idempotency.
-        mark->Bind(1, clock_.NowMs()).BindNull(2).BindNull(3).Bind(4, row.seq);
-        AMPARO_RETURN_IF_ERROR(mark->Run());
-        AMPARO_RETURN_IF_ERROR(tx->Commit());
-        ++stats_.processed;
-        ++done;
-        continue;
-      }
-    }  // the handler's partial work is rolled back here
-    if (st.IsRetryable()) return done;  // try again, in order, next time
+    AMPARO_RETURN_IF_ERROR(db_.Exec("SAVEPOINT link_message"));
+    Status st = handler(env, db_);
+    if (st.ok()) {
+      // Processed: the payload is dropped, the id stays for idempotency.
+      mark->Bind(1, clock_.NowMs()).BindNull(2).BindNull(3).Bind(4, row.seq);
+      AMPARO_RETURN_IF_ERROR(mark->Run());
+      AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
+      ++processed;
+      ++done;
+      continue;
+    }
+    // The handler's partial work is undone; what came before stays.
+    AMPARO_RETURN_IF_ERROR(db_.Exec("ROLLBACK TO link_message"));
+    AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
+    if (st.IsRetryable()) break;  // try again, in order, next time
     log::Error("link: message failed, kept as dead letter", {{"message_id", row.id}, {"error", st.ToString()}});
-    ++stats_.failed;
-    auto tx = Transaction::Begin(db_);
-    if (!tx.ok()) return tx.status();
     mark->Bind(1, clock_.NowMs()).BindBlob(2, row.body).Bind(3, st.ToString()).Bind(4, row.seq);
     AMPARO_RETURN_IF_ERROR(mark->Run());
-    AMPARO_RETURN_IF_ERROR(tx->Commit());
+    ++failed;
     ++done;
   }
+  AMPARO_RETURN_IF_ERROR(tx->Commit());
+  stats_.processed += processed;
+  stats_.failed += failed;
   return done;
 }
 

@@ -158,8 +158,14 @@ class LinkReceiver {
   // Non-blocking: stores every available message (one transaction per
   // batch) and acknowledges them.
   Status Pump();
-  // Processes up to `max` stored, unprocessed messages in arrival order.
-  // Returns how many were processed.
+  // Processes up to `max` stored, unprocessed messages in arrival order, in
+  // ONE transaction (group commit: one fsync per batch) with a savepoint per
+  // message: a handler error rolls back that message's work only; a
+  // retryable one ends the batch there (the messages before it commit). The
+  // handler must not begin or commit transactions itself. When the commit
+  // fails, nothing of the batch is kept (the caller reconciles any memory
+  // state, as amparo-rules does with its index). Returns how many were
+  // processed or dead-lettered.
   Result<int> ProcessPending(const Handler& handler, int max);
   zmq::socket_t& socket() { return socket_; }
   const LinkStats& stats() const { return stats_; }

@@ -119,7 +119,7 @@ Result<ReplayReport> ReplayDecisionLog(const std::filesystem::path& recorded_db,
         if (!exposure.ok()) return Status(exposure.status().code(), where + ": " + exposure.status().message());
         (*engine)->UseRecordedExposure(std::move(*exposure));
       }
-    } else if (row.kind != "tick") {
+    } else if (row.kind != "tick" && row.kind != "reevaluate") {
       return Status(StatusCode::kInternal, where + ": unknown kind " + row.kind);
     }
     // One transaction per input, as amparo-rules runs them; a failure rolls
@@ -130,6 +130,8 @@ Result<ReplayReport> ReplayDecisionLog(const std::filesystem::path& recorded_db,
       if (row.kind == "tick") {
         auto ticked = (*engine)->Tick(*scratch);
         if (!ticked.ok()) return ticked.status();
+      } else if (row.kind == "reevaluate") {
+        AMPARO_RETURN_IF_ERROR((*engine)->ApplyLoggedReevaluation(row.body, *scratch));
       } else {
         AMPARO_RETURN_IF_ERROR((*engine)->Handle(envelope, *scratch));
       }

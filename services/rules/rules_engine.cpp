@@ -158,6 +158,13 @@ const std::vector<std::string>& Migrations() {
       CREATE INDEX decisions_by_alert ON decisions (alert_id, revision);
       )sql",
       RegistrySync::RegistryBehindMigration(),
+      R"sql(
+      -- The latest revision of each event, to re-match it when the registry
+      -- changes while it is active (RulesEngine::Tick).
+      ALTER TABLE events ADD COLUMN event BLOB;
+      ALTER TABLE events ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX events_by_update ON events (updated_ms);
+      )sql",
   };
   return kMigrations;
 }
@@ -247,10 +254,10 @@ std::string DescribeCounts(const ExposureCounts& c) {
 Status RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footprint, int64_t now_ms) {
   auto q = db.Prepare(
       "INSERT INTO events (event_id, status, revision, msg_type, footprint_model, footprint_description, "
-      "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, status) DO UPDATE SET "
-      "revision = excluded.revision, msg_type = excluded.msg_type, footprint_model = "
-      "excluded.footprint_model, "
-      "footprint_description = excluded.footprint_description, updated_ms = excluded.updated_ms");
+      "updated_ms, event, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, status) DO UPDATE "
+      "SET revision = excluded.revision, msg_type = excluded.msg_type, footprint_model = "
+      "excluded.footprint_model, footprint_description = excluded.footprint_description, updated_ms = "
+      "excluded.updated_ms, event = excluded.event, expires_ms = excluded.expires_ms");
   if (!q.ok()) return q.status();
   q->Bind(1, event.event_id())
       .Bind(2, static_cast<int>(event.status()))
@@ -258,7 +265,9 @@ Status RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footpri
       .Bind(4, static_cast<int>(event.msg_type()))
       .Bind(5, footprint ? footprint->footprint_model() : std::string())
       .Bind(6, footprint ? footprint->description() : std::string())
-      .Bind(7, now_ms);
+      .Bind(7, now_ms)
+      .BindBlob(8, event.SerializeAsString())
+      .Bind(9, event.expires_ms());
   return q->Run();
 }
 
@@ -578,9 +587,18 @@ Status RulesEngine::Handle(const v1::Envelope& envelope, Db& db) {
   const auto payload = envelope.payload_case();
   if (payload == v1::Envelope::kCrisisEvent || payload == v1::Envelope::kSilence ||
       payload == v1::Envelope::kOperatorDecision) {
-    AMPARO_RETURN_IF_ERROR(LogInput(db, "envelope", envelope.SerializeAsString()));
+    const bool policy_was_logged = policy_logged_;
+    Status st = LogInput(db, "envelope", envelope.SerializeAsString());
+    if (st.ok()) st = Dispatch(envelope, db);
+    // A failed input is rolled back (its savepoint), the policy row with it.
+    if (!st.ok()) policy_logged_ = policy_was_logged;
+    return st;
   }
-  switch (payload) {
+  return Dispatch(envelope, db);
+}
+
+Status RulesEngine::Dispatch(const v1::Envelope& envelope, Db& db) {
+  switch (envelope.payload_case()) {
     case v1::Envelope::kCrisisEvent:
       return HandleCrisisEvent(envelope.crisis_event(), db);
     case v1::Envelope::kRegistryChange:
@@ -818,6 +836,7 @@ Status RulesEngine::HandleRegistryChange(const v1::RegistryChange& change, Db& d
     index_.Remove(loc.registrant_id());
   }
   ++stats_.registry_changes;
+  registry_changed_ = true;
   return Status::Ok();
 }
 
@@ -832,6 +851,7 @@ Status RulesEngine::HandleSnapshotChunk(const v1::SnapshotChunk& chunk, Db& db) 
   AMPARO_RETURN_IF_ERROR(LoadIndex(db));
   index_rebuilt_ = true;  // LoadIndex() forgets touched ids, not this
   ++stats_.snapshots_applied;
+  registry_changed_ = true;
   return Status::Ok();
 }
 
@@ -895,11 +915,45 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
   stored->Reset();
   ++stats_.events;
 
-  const std::string incident_id = IncidentId(event);
   const bool cancel = event.msg_type() == v1::MESSAGE_TYPE_CANCEL;
   std::optional<v1::Area> footprint;
   if (!cancel) footprint = EventFootprint(event, options_.earthquake_min_mmi);
   AMPARO_RETURN_IF_ERROR(RecordEvent(db, event, footprint ? &*footprint : nullptr, now_ms_));
+  if (cancel) return ApplyEvent(event, footprint, {}, db);
+
+  Exposure exposure;
+  if (replaying_) {
+    // amparo replay --deterministic: what the index answered then.
+    if (recorded_exposure_) exposure = std::move(*recorded_exposure_);
+    recorded_exposure_.reset();
+  } else {
+    exposure = CurrentExposure(event, footprint);
+    const int64_t event_seq = input_seq_;
+    AMPARO_RETURN_IF_ERROR(LogInput(db, "exposure", ExposureToJson(exposure)));
+    input_seq_ = event_seq;  // decisions point at the event
+  }
+  return ApplyEvent(event, footprint, std::move(exposure), db);
+}
+
+Exposure RulesEngine::CurrentExposure(const v1::CrisisEvent& event, const std::optional<v1::Area>& footprint) const {
+  Exposure exposure;
+  if (footprint) {
+    exposure = index_.QueryArea(*footprint, static_cast<size_t>(std::max(options_.max_ids_per_alert, 0)));
+  }
+  if (event.restricted_to_states_size() > 0) {
+    // Restricted events (operator-entered) reach only the named states.
+    std::set<std::string> allowed(event.restricted_to_states().begin(), event.restricted_to_states().end());
+    std::erase_if(exposure, [&](const auto& kv) { return allowed.count(kv.first.first) == 0; });
+  }
+  return exposure;
+}
+
+Status RulesEngine::ApplyEvent(const v1::CrisisEvent& event, const std::optional<v1::Area>& footprint,
+                               Exposure exposure, Db& db) {
+  const std::string incident_id = IncidentId(event);
+  const bool cancel = event.msg_type() == v1::MESSAGE_TYPE_CANCEL;
+  auto status_name = EventStatusName(event.status());
+  if (!status_name) return Status::Ok();
 
   // The alerts this event has had a say on so far.
   std::map<std::string, bool> touched;  // alert_id -> had a say before
@@ -939,24 +993,6 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
     return Status::Ok();
   }
 
-  Exposure exposure;
-  if (replaying_) {
-    // amparo replay --deterministic: what the index answered then.
-    if (recorded_exposure_) exposure = std::move(*recorded_exposure_);
-    recorded_exposure_.reset();
-  } else {
-    if (footprint) {
-      exposure = index_.QueryArea(*footprint, static_cast<size_t>(std::max(options_.max_ids_per_alert, 0)));
-    }
-    if (event.restricted_to_states_size() > 0) {
-      // Restricted events (operator-entered) reach only the named states.
-      std::set<std::string> allowed(event.restricted_to_states().begin(), event.restricted_to_states().end());
-      std::erase_if(exposure, [&](const auto& kv) { return allowed.count(kv.first.first) == 0; });
-    }
-    const int64_t event_seq = input_seq_;
-    AMPARO_RETURN_IF_ERROR(LogInput(db, "exposure", ExposureToJson(exposure)));
-    input_seq_ = event_seq;  // decisions point at the event
-  }
   const std::string event_text = DescribeEvent(event);
   const std::string where =
       footprint ? DescribeFootprint(*footprint) : std::string();
@@ -1142,9 +1178,76 @@ Status RulesEngine::HandleOperatorDecision(const v1::OperatorDecision& decision,
   return Emit(db, *row, std::move(next), JsonText(inputs), false);
 }
 
+Status RulesEngine::ReevaluateActiveEvents(Db& db) {
+  // Events still in force: not withdrawn, not past their expiry, and
+  // reported within the window. Newest state of each, in a fixed order.
+  auto q = db.Prepare(
+      "SELECT event FROM events WHERE event IS NOT NULL AND msg_type != ? AND (expires_ms = 0 OR expires_ms > ?) "
+      "AND updated_ms >= ? ORDER BY event_id, status");
+  if (!q.ok()) return q.status();
+  q->Bind(1, static_cast<int>(v1::MESSAGE_TYPE_CANCEL))
+      .Bind(2, now_ms_)
+      .Bind(3, now_ms_ - int64_t{options_.active_event_window_h} * 3'600'000);
+  std::vector<v1::CrisisEvent> active;
+  while (true) {
+    auto row = q->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    v1::CrisisEvent event;
+    if (!event.ParseFromString(q->ColumnBlob(0))) continue;  // written by this code: never happens
+    active.push_back(std::move(event));
+  }
+  for (const v1::CrisisEvent& event : active) {
+    std::optional<v1::Area> footprint = EventFootprint(event, options_.earthquake_min_mmi);
+    Exposure exposure = CurrentExposure(event, footprint);
+    // Logged as its own input: the replay re-applies this exposure.
+    boost::json::object body;
+    body["event_id"] = event.event_id();
+    body["status"] = static_cast<int>(event.status());
+    body["exposure"] = boost::json::parse(ExposureToJson(exposure));
+    AMPARO_RETURN_IF_ERROR(LogInput(db, "reevaluate", JsonText(body)));
+    AMPARO_RETURN_IF_ERROR(ApplyEvent(event, footprint, std::move(exposure), db));
+    ++stats_.reevaluations;
+  }
+  return Status::Ok();
+}
+
+Status RulesEngine::ApplyLoggedReevaluation(std::string_view body, Db& db) {
+  now_ms_ = clock_.NowMs();
+  input_seq_ = 0;
+  AMPARO_RETURN_IF_ERROR(LogInput(db, "reevaluate", body));
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(body, ec);
+  if (ec || !v.is_object() || !v.as_object().contains("event_id") || !v.as_object().contains("exposure")) {
+    return InvalidArgument("not a re-evaluation record", "reevaluate");
+  }
+  const auto& o = v.as_object();
+  auto exposure = ExposureFromJson(JsonText(o.at("exposure")));
+  if (!exposure.ok()) return exposure.status();
+  auto q = db.Prepare("SELECT event FROM events WHERE event_id = ? AND status = ?");
+  if (!q.ok()) return q.status();
+  q->Bind(1, std::string(o.at("event_id").as_string())).Bind(2, o.at("status").to_number<int64_t>());
+  auto row = q->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return InvalidArgument("unknown event " + std::string(o.at("event_id").as_string()), "reevaluate");
+  v1::CrisisEvent event;
+  if (!event.ParseFromString(q->ColumnBlob(0))) return InvalidArgument("stored event does not parse", "reevaluate");
+  q->Reset();
+  return ApplyEvent(event, EventFootprint(event, options_.earthquake_min_mmi), std::move(*exposure), db);
+}
+
 Result<int> RulesEngine::Tick(Db& db) {
   now_ms_ = clock_.NowMs();
-  input_seq_ = 0;  // logged by the first notification it causes
+  input_seq_ = 0;
+  const uint64_t alerts_before = stats_.alerts;
+  if (registry_changed_ && !replaying_) {
+    // People registered, moved or removed while events are in force: their
+    // alerts follow (a national registered inside an ongoing crisis area is
+    // counted without waiting for the source's next update).
+    AMPARO_RETURN_IF_ERROR(ReevaluateActiveEvents(db));
+    registry_changed_ = false;
+  }
+  input_seq_ = 0;  // expiry and repeats below are logged as a "tick" when they notify
   auto open = db.Prepare(
       "SELECT alert_id FROM alerts WHERE cancelled = 0 AND closed = 0 AND expired = 0 ORDER BY alert_id");
   if (!open.ok()) return open.status();
@@ -1155,7 +1258,6 @@ Result<int> RulesEngine::Tick(Db& db) {
     if (!*r) break;
     ids.push_back(open->ColumnText(0));
   }
-  int sent = 0;
   for (const std::string& alert_id : ids) {
     auto row = LoadAlertRow(db, alert_id);
     if (!row.ok()) return row.status();
@@ -1181,7 +1283,6 @@ Result<int> RulesEngine::Tick(Db& db) {
                       FormatRfc3339(latest_expiry) + ")");
       AMPARO_RETURN_IF_ERROR(Emit(db, *row, std::move(next), R"({"expired":true})", false));
       ++stats_.expired;
-      ++sent;
       continue;
     }
     if (row->last.exposure().registrants() == 0) continue;  // an all-clear is not repeated
@@ -1194,9 +1295,8 @@ Result<int> RulesEngine::Tick(Db& db) {
     AMPARO_RETURN_IF_ERROR(Emit(db, *row, row->last,
                                 silence_ended ? R"({"repeat":"silence ended"})" : R"({"repeat":"interval"})",
                                 true));
-    ++sent;
   }
-  return sent;
+  return static_cast<int>(stats_.alerts - alerts_before);
 }
 
 }  // namespace amparo::rules

@@ -99,6 +99,7 @@ struct RulesStats {
   uint64_t repeats = 0;           // notifications repeated (same revision)
   uint64_t silenced = 0;          // notifications sent silenced
   uint64_t expired = 0;           // alerts expired
+  uint64_t reevaluations = 0;     // active events re-matched after registry changes
 };
 
 struct AlertRow;  // rules_engine.cpp: what the engine keeps per alert
@@ -126,10 +127,15 @@ class RulesEngine {
   // INVALID_ARGUMENT "alert_id" for an unknown alert or another state's.
   Status HandleOperatorDecision(const v1::OperatorDecision& decision, Db& db);
 
-  // Timers, inside the caller's transaction: expiry, repeats after the
-  // policy's interval, re-notification when a silence ended. Returns the
-  // notifications enqueued.
+  // Timers, inside the caller's transaction: when registry changes were
+  // applied since the last Tick, every active event (not cancelled, not
+  // expired, reported within rules.active_event_window_h) is matched again,
+  // so its alerts follow people who registered, moved or left; then expiry,
+  // repeats after the policy's interval, re-notification when a silence
+  // ended. Returns the notifications enqueued.
   Result<int> Tick(Db& db);
+  // Replay: one logged re-evaluation (input_log kind "reevaluate").
+  Status ApplyLoggedReevaluation(std::string_view body, Db& db);
 
   // Replay (decision_replay.h): from now on every crisis event is matched
   // against no index at all but the exposure recorded for it, given here
@@ -162,6 +168,14 @@ class RulesEngine {
       : options_(options), clock_(clock), sync_(sync_options, clock), policy_(AlertPolicy::Default()) {}
   Status LoadIndex(Db& db);
   Status LogInput(Db& db, std::string_view kind, std::string_view body);
+  Status Dispatch(const v1::Envelope& envelope, Db& db);
+  // What the index says now for `event` (restricted events: their states only).
+  Exposure CurrentExposure(const v1::CrisisEvent& event, const std::optional<v1::Area>& footprint) const;
+  // Updates each group's say of `event` from `exposure` and revises the
+  // alerts that changed (a Cancel withdraws the event's say).
+  Status ApplyEvent(const v1::CrisisEvent& event, const std::optional<v1::Area>& footprint, Exposure exposure,
+                    Db& db);
+  Status ReevaluateActiveEvents(Db& db);
   Result<std::optional<std::string>> ActiveSilence(Db& db, const v1::ConsularAlert& alert) const;
   // Brings alert `alert_id` in line with its sources' say (a revision when
   // anything that matters changed).
@@ -182,6 +196,7 @@ class RulesEngine {
   int64_t now_ms_ = 0;          // the time of the input being handled
   int64_t input_seq_ = 0;       // its input_log row (0: not logged yet)
   bool replaying_ = false;      // UseRecordedExposure() was called
+  bool registry_changed_ = false;  // since the last Tick
   std::optional<Exposure> recorded_exposure_;
 };
 

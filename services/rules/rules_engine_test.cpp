@@ -836,6 +836,47 @@ TEST_F(RulesEngineTest, ACountryLevelDisasterAlertsEveryoneHostedInThatCountry) 
   EXPECT_EQ(Find(alerts, "reliefweb:99999/IDN/JPN")->exposure().registrants(), 2u);
 }
 
+TEST_F(AlertPolicyEngineTest, PeopleRegisteredInsideAnActiveEventAreCountedAtTheNextTick) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  ASSERT_EQ(Outbox().size(), 2u);
+  // The registrations came before the event: re-matched once, no change.
+  EXPECT_EQ(Tick(), 0);
+  EXPECT_EQ(engine_->stats().reevaluations, 1u);
+  EXPECT_EQ(Tick(), 0);  // nothing changed in the registry since: nothing re-matched
+  EXPECT_EQ(engine_->stats().reevaluations, 1u);
+  // Two more PHL nationals register inside the footprint, one NPL national
+  // far away.
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 70, "PHL", "CHN", kTibetLat, kTibetLon + 0.2, 4)).ok());
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 71, "PHL", "CHN", kTibetLat - 0.2, kTibetLon, 1,
+                           v1::VULNERABILITY_FLAG_UNACCOMPANIED_CHILD))
+                  .ok());
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 72, "NPL", "NPL", 27.7, 85.3)).ok());
+  EXPECT_EQ(Tick(), 1);
+  auto alerts = AlertsFrom(2);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].alert_id(), "usgs:us6000pi9w/PHL/CHN");
+  EXPECT_EQ(alerts[0].revision(), 2u);
+  EXPECT_EQ(alerts[0].exposure().registrants(), 3u);
+  EXPECT_EQ(alerts[0].exposure().household_members(), 8u);
+  EXPECT_EQ(alerts[0].lifecycle(), v1::ALERT_LIFECYCLE_UPDATED);
+  EXPECT_EQ(engine_->stats().reevaluations, 2u);
+  EXPECT_EQ(Tick(), 0);
+  // One of them leaves the area: the count follows.
+  ASSERT_TRUE(Apply(Delete(next_seq_++, 70, "PHL")).ok());
+  EXPECT_EQ(Tick(), 1);
+  EXPECT_EQ(AlertsFrom(3)[0].exposure().registrants(), 2u);
+  // Once the source withdrew the event, registry changes no longer touch it.
+  auto cancel = TibetQuake();
+  cancel.mutable_crisis_event()->set_revision(1736442321636 + 1);
+  cancel.mutable_crisis_event()->set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  ASSERT_TRUE(Apply(cancel).ok());
+  const size_t seen = Outbox().size();
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 73, "PHL", "CHN", kTibetLat, kTibetLon)).ok());
+  EXPECT_EQ(Tick(), 0);
+  EXPECT_EQ(Outbox().size(), seen);
+}
+
 TEST_F(AlertPolicyEngineTest, RestrictedEventsReachOnlyTheirStates) {
   RegisterAroundTibet();
   auto event = TibetQuake();
@@ -879,8 +920,9 @@ TEST_F(AlertPolicyEngineTest, ReplayingTheDecisionLogReproducesEveryAlert) {
   EXPECT_EQ(report->recorded, made);
   EXPECT_EQ(report->replayed, made);
   // policy, 7 envelopes (silence, 4 events, decision, cancel), the exposure
-  // of each of the 4 non-cancel events, 1 productive tick.
-  EXPECT_EQ(report->inputs, 13u);
+  // of each of the 4 non-cancel events, 1 productive tick, and the tick's
+  // re-evaluation of the 3 active events (a registrant was added since).
+  EXPECT_EQ(report->inputs, 16u);
   // The log keeps nobody's location: no registry change is in it.
   auto logged = db_->Prepare("SELECT body FROM input_log WHERE kind = 'envelope'");
   ASSERT_TRUE(logged.ok());
