@@ -5,7 +5,7 @@
 // against `sqlite3 .import` of the same file into an untyped table without
 // indexes, in the same run. Prints one table. Not part of ctest.
 //
-//   bench-import [--rows N] [--batch ROWS] [--seed S] [--dir DIR] [--keep]
+//   bench-import [--rows N] [--batch ROWS] [--commit ROWS] [--seed S] [--dir DIR] [--keep]
 //                [--no-sqlite]
 //
 // The CSV (export's columns, realistic values: names, e-mails, E.164
@@ -16,6 +16,7 @@
 // import adds is printed next to the file size.
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cinttypes>
@@ -90,14 +91,14 @@ class Rng {
 };
 
 // The registering state is PHL: one token, one state, as in a real import.
-constexpr const char* kFirstNames[] = {"Maria", "Jose",     "Ana",    "Juan",  "Rosario", "Mark",
-                                       "Kristine", "Ramon", "Liza",   "Joel",  "Marites", "Arnel",
-                                       "Grace", "Ferdinand", "Jocelyn", "Rodel"};
-constexpr const char* kLastNames[] = {"Santos",   "Reyes",   "Cruz",       "Bautista", "Garcia",
-                                      "Mendoza",  "Dela Cruz", "Villanueva", "Ramos",  "Aquino",
-                                      "Castillo", "Flores",  "Navarro",    "Torres",   "Domingo"};
-constexpr const char* kLanguages[][2] = {{"fil", "en"}, {"fil", ""}, {"ceb", "fil"}, {"en", "fil"},
-                                         {"ilo", "fil"}, {"fil", "ar"}};
+constexpr const char* kFirstNames[] = {"Maria",    "Jose",      "Ana",     "Juan", "Rosario", "Mark",
+                                       "Kristine", "Ramon",     "Liza",    "Joel", "Marites", "Arnel",
+                                       "Grace",    "Ferdinand", "Jocelyn", "Rodel"};
+constexpr const char* kLastNames[] = {"Santos",   "Reyes",     "Cruz",       "Bautista", "Garcia",
+                                      "Mendoza",  "Dela Cruz", "Villanueva", "Ramos",    "Aquino",
+                                      "Castillo", "Flores",    "Navarro",    "Torres",   "Domingo"};
+constexpr const char* kLanguages[][2] = {{"fil", "en"}, {"fil", ""},    {"ceb", "fil"},
+                                         {"en", "fil"}, {"ilo", "fil"}, {"fil", "ar"}};
 
 struct Host {
   const char* iso3;
@@ -105,13 +106,13 @@ struct Host {
   double weight;     // share of the registrants (rough, not statistics)
 };
 
-constexpr Host kHosts[] = {{"SAU", "966", 20}, {"ARE", "971", 18}, {"USA", "1", 14}, {"JPN", "81", 8},
+constexpr Host kHosts[] = {{"SAU", "966", 20}, {"ARE", "971", 18}, {"USA", "1", 14},  {"JPN", "81", 8},
                            {"KWT", "965", 7},  {"QAT", "974", 7},  {"HKG", "852", 6}, {"SGP", "65", 5},
                            {"ITA", "39", 4},   {"CAN", "1", 4},    {"GBR", "44", 3},  {"KOR", "82", 2},
                            {"ESP", "34", 2}};
 
-constexpr const char* kVulnerabilities[] = {"child",        "older_person", "disability",
-                                            "pregnancy",    "medical_need", "isolated_domestic_worker",
+constexpr const char* kVulnerabilities[] = {"child",        "older_person",       "disability",
+                                            "pregnancy",    "medical_need",       "isolated_domestic_worker",
                                             "in_detention", "unaccompanied_child"};
 constexpr const char* kMemberBands[] = {"0-4", "5-17", "5-17", "18-59", "18-59", "60+"};
 constexpr const char* kMailDomains[] = {"gmail.com", "yahoo.com", "outlook.com", "example.ph"};
@@ -170,7 +171,8 @@ Result<int64_t> WriteCsv(const fs::path& path, int64_t rows, uint64_t seed, cons
     hosts.push_back(std::move(hc));
     total_weight += h.weight;
   }
-  if (hosts.empty()) return Status(amparo::StatusCode::kFailedPrecondition, "the gazetteer has no host country");
+  if (hosts.empty())
+    return Status(amparo::StatusCode::kFailedPrecondition, "the gazetteer has no host country");
 
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return amparo::Unavailable("cannot write " + path.string());
@@ -251,8 +253,8 @@ Result<int64_t> WriteCsv(const fs::path& path, int64_t rows, uint64_t seed, cons
                          "T09:30:00Z"
                    : "");
     cell(consented ? "notice-2024-01" : "");
-    cell("");  // created_at
-    cell("");  // updated_at
+    cell("");        // created_at
+    cell("");        // updated_at
     line += "\r\n";  // retention_until: default
     out << line;
   }
@@ -291,7 +293,8 @@ int64_t FileSizeOrZero(const fs::path& p) {
 
 struct Args {
   int64_t rows = 1'000'000;
-  int batch = 0;  // 0: ImportOptions' default
+  int batch = 0;       // 0: ImportOptions' default
+  int64_t commit = 0;  // 0: ImportOptions' default
   uint64_t seed = 1;
   std::string dir;
   bool keep = false;
@@ -307,6 +310,8 @@ bool ParseArgs(int argc, char** argv, Args* a) {
       a->rows = std::atoll(v);
     } else if (arg == "--batch" && (v = value())) {
       a->batch = std::atoi(v);
+    } else if (arg == "--commit" && (v = value())) {
+      a->commit = std::atoll(v);
     } else if (arg == "--seed" && (v = value())) {
       a->seed = std::strtoull(v, nullptr, 10);
     } else if (arg == "--dir" && (v = value())) {
@@ -316,9 +321,10 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     } else if (arg == "--no-sqlite") {
       a->sqlite = false;
     } else {
-      std::fprintf(stderr,
-                   "usage: bench-import [--rows N] [--batch ROWS] [--seed S] [--dir DIR] [--keep] "
-                   "[--no-sqlite]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench-import [--rows N] [--batch ROWS] [--commit ROWS] [--seed S] [--dir DIR] [--keep] "
+          "[--no-sqlite]\n");
       return false;
     }
   }
@@ -375,16 +381,19 @@ int Run(const Args& args) {
   options.gazetteer = gazetteer->get();
   options.source = csv.filename().string();
   if (args.batch > 0) options.batch_rows = args.batch;
+  if (args.commit > 0) options.commit_rows = args.commit;
   int64_t peak_rss_kb = 0;
   options.progress = [&](int64_t) { peak_rss_kb = std::max(peak_rss_kb, ProcStatusKb("VmRSS")); };
 
   std::ifstream in(csv, std::ios::binary);
+  double load_before[3] = {0, 0, 0};
+  getloadavg(load_before, 3);
   const int64_t rss_before_kb = ProcStatusKb("VmRSS");
   ResetPeakRss();
   double cpu0 = CpuSeconds();
   t0 = Steady::now();
-  auto report = amparo::gateway::ImportRegistrants(*db, token, in, amparo::gateway::RegistryFormat::kCsv, keys,
-                                                   amparo::SystemClock::Instance(), options);
+  auto report = amparo::gateway::ImportRegistrants(*db, token, in, amparo::gateway::RegistryFormat::kCsv,
+                                                   keys, amparo::SystemClock::Instance(), options);
   const double import_s = Seconds(Steady::now() - t0);
   const double import_cpu_s = CpuSeconds() - cpu0;
   peak_rss_kb = std::max(peak_rss_kb, ProcStatusKb("VmHWM"));
@@ -411,15 +420,17 @@ int Run(const Args& args) {
   const double rows = static_cast<double>(args.rows);
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);
-  std::printf("bench-import: %" PRId64 " CSV rows, %.1f MB, seed %" PRIu64 ", batch %d rows, load %.1f, dir %s\n",
-              args.rows, *csv_bytes / 1e6, args.seed, options.batch_rows, load[0], dir.c_str());
+  std::printf("bench-import: %" PRId64 " CSV rows, %.1f MB, seed %" PRIu64 ", batch %d rows, commit %" PRId64
+              " rows, load %.1f before / %.1f after (%d CPUs), dir %s\n",
+              args.rows, *csv_bytes / 1e6, args.seed, options.batch_rows, options.commit_rows, load_before[0],
+              load[0], static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)), dir.c_str());
   std::printf("  %-26s %8s %11s %8s %11s\n", "", "wall s", "rows/s", "cpu s", "rows/cpu-s");
   std::printf("  %-26s %8.2f\n", "generate CSV", generate_s);
-  std::printf("  %-26s %8.2f %11.0f %8.2f %11.0f   %" PRId64 " imported, %" PRId64 " rejected%s%s\n",
-              "amparo ImportRegistrants", import_s, rows / import_s, import_cpu_s, rows / import_cpu_s,
-              report->imported, report->rejected, report->errors.empty() ? "" : "; first: ",
-              report->errors.empty() ? ""
-                                     : (report->errors[0].field + ": " + report->errors[0].reason).c_str());
+  std::printf(
+      "  %-26s %8.2f %11.0f %8.2f %11.0f   %" PRId64 " imported, %" PRId64 " rejected%s%s\n",
+      "amparo ImportRegistrants", import_s, rows / import_s, import_cpu_s, rows / import_cpu_s,
+      report->imported, report->rejected, report->errors.empty() ? "" : "; first: ",
+      report->errors.empty() ? "" : (report->errors[0].field + ": " + report->errors[0].reason).c_str());
   if (args.sqlite) {
     if (sqlite_rc != 0) {
       std::printf("  sqlite3 .import failed (exit %d)\n", sqlite_rc);

@@ -179,16 +179,56 @@ inline constexpr std::string_view kAccessPurposes[] = {"registry-maintenance", "
 Result<Registrant> InsertRegistrant(Db& db, Registrant registrant, const RegistryKeys& keys,
                                     const Access& access, const Clock& clock);
 
+// A registrant made ready to store by RegistrantSealer: id and times
+// assigned, personal data sealed, the stored text columns built. Holds the
+// sealed bytes only, never the personal plaintext outside `registrant`.
+struct SealedRegistrant {
+  Registrant registrant;  // id, created_ms and updated_ms assigned
+  std::string sealed;     // registry_keys.h layout, bound to id and state
+  std::string key_id;     // the key that sealed it
+  std::string languages, vulnerabilities, household_members, consent;  // stored forms
+};
+
+// The per-row work of storing a registrant that needs no database: a bulk
+// import runs it on its reader thread so that the single SQLite writer only
+// binds and steps. Ids are 32 hex digits like NewId(): a random 80-bit
+// prefix per sealer and a 48-bit counter from a random start, so rows sealed
+// together get adjacent ids and the id-keyed B-trees take an import as
+// appends. Ids and nonces come from a ChaCha20 pool reseeded from the OS
+// every 16 KiB. Thread safety: one sealer per thread; `keys` and `clock`
+// must outlive it.
+class RegistrantSealer {
+ public:
+  RegistrantSealer(const RegistryKeys& keys, const Clock& clock);
+  RegistrantSealer(RegistrantSealer&&) noexcept;
+  ~RegistrantSealer();
+  // Moves `registrant` into `out` (whose buffers are reused) and fills the rest.
+  void Seal(Registrant registrant, SealedRegistrant* out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // Inserts registrants inside the caller's transaction (bulk import):
-// statements are prepared once. Insert() assigns id and times, seals the
-// personal data, bumps the sequence and enqueues the RegistryChange; it
-// does not audit. kAlreadyExists (field "external_ref") for a duplicate; the
-// failed row leaves nothing behind (SQLite statement atomicity) and the
-// transaction goes on.
+// statements are prepared once. Insert() assigns id and times (or takes a
+// SealedRegistrant's), seals the personal data, numbers the change with the
+// next registry sequence and enqueues the RegistryChange; it does not audit.
+// kAlreadyExists (field "external_ref") for a duplicate; the failed row
+// leaves nothing behind (SQLite statement atomicity), takes no sequence
+// number, and the transaction goes on. The registry sequence is read by
+// Prepare() and written back once by Finish(), and the outbox rows are
+// written in chunks, the last by Finish(): call Prepare() after the
+// transaction began and Finish() before it commits (a transaction committed
+// without Finish() would lose messages and leave the sequence behind).
 class RegistrantInserter {
  public:
   static Result<RegistrantInserter> Prepare(Db& db, const RegistryKeys& keys, const Clock& clock);
   Status Insert(Registrant& registrant);
+  // `row` must come from a RegistrantSealer over the same keys; its
+  // registrant is left as stored.
+  Status Insert(SealedRegistrant& row);
+  Status Finish();
   RegistrantInserter(RegistrantInserter&&) noexcept;
   ~RegistrantInserter();
 

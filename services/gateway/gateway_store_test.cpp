@@ -48,6 +48,26 @@ TEST_F(GatewayStoreTest, MigrationIsIdempotent) {
   EXPECT_EQ(*RegistrySequence(*db_), 0);
 }
 
+// The bulk-import schema: registrants clustered on (state, id) without a
+// rowid, and only the indexes a query or a constraint needs (each is a
+// B-tree every inserted row writes).
+TEST_F(GatewayStoreTest, RegistrantsTableIsClusteredOnStateAndIdWithTwoIndexes) {
+  auto q = db_->Prepare("SELECT name, \"unique\" FROM pragma_index_list('registrants') ORDER BY name");
+  ASSERT_TRUE(q.ok());
+  std::vector<std::string> indexes;
+  while (*q->Step()) indexes.push_back(q->ColumnText(0) + (q->ColumnInt(1) ? " unique" : ""));
+  EXPECT_EQ(indexes,
+            (std::vector<std::string>{"registrants_by_retention", "sqlite_autoindex_registrants_1 unique",
+                                      "sqlite_autoindex_registrants_2 unique"}));
+  // The primary key (autoindex 1) is (state, id); the table has no rowid.
+  auto pk =
+      db_->Prepare("SELECT group_concat(name, ',') FROM pragma_index_info('sqlite_autoindex_registrants_1')");
+  ASSERT_TRUE(pk.ok() && *pk->Step());
+  EXPECT_EQ(pk->ColumnText(0), "state,id");
+  auto rowid = db_->Prepare("SELECT rowid FROM registrants");
+  EXPECT_FALSE(rowid.ok());
+}
+
 TEST_F(GatewayStoreTest, ParseRoleAcceptsTheThreeRolesOnly) {
   EXPECT_EQ(*ParseRole("registrar"), Role::kRegistrar);
   EXPECT_EQ(*ParseRole("operator"), Role::kOperator);

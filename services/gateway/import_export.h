@@ -4,11 +4,13 @@
 //
 // Both stream: import reads the input once, validating each row with the
 // same code as a single create (registrant_json.h) and inserting valid rows
-// in transactions of `batch_rows`; export writes rows as it reads them.
-// Import reads and validates on a second thread while the calling thread
-// writes; memory stays bounded by four batches (the one being read, two
-// waiting, the one being written) and a 64 MB SQLite page cache for the
-// import's connection, whatever the file size.
+// in batches of `batch_rows`, a transaction spanning a few batches
+// (ImportOptions::commit_rows); export writes rows as it reads them.
+// Import reads, validates and seals (encrypts, assigns ids) on a second
+// thread while the calling thread writes; memory stays bounded by four
+// batches (the one being read, two waiting, the one being written) and a
+// 64 MB SQLite page cache for the import's connection, whatever the file
+// size.
 //
 // CSV: RFC 4180 (quotes, doubled quotes, CRLF or LF, a UTF-8 BOM is
 // tolerated), columns found by header name, in any order:
@@ -69,8 +71,14 @@ struct ImportReport {
 struct ImportOptions {
   const Gazetteer* gazetteer = nullptr;  // null: rows with place.name are rejected
   int retention_days = 730;
-  int batch_rows = 10000;                        // rows per transaction
-  // Parse and validate on a second thread while the calling thread writes
+  int batch_rows = 10000;  // rows per hand-off batch and audit entry
+  // A transaction spans batches until it holds commit_rows rows or has been
+  // open max_transaction_ms (checked after each batch): fewer commits write
+  // the randomly-hit external_ref index to the WAL fewer times. Other
+  // writers of the database wait for it (busy timeout 5 s): keep it short.
+  int64_t commit_rows = 50000;
+  int64_t max_transaction_ms = 1000;
+  // Parse, validate and seal on a second thread while the calling thread writes
   // (a bounded hand-off of 2 batches). false: everything on the caller's.
   bool parallel = true;
   size_t max_errors = 1000;                      // errors listed in the report (all are counted)
@@ -83,7 +91,7 @@ struct ImportOptions {
 
 // Imports into `token.state` (the token's role is not checked here: the
 // caller decides). Audit: one "registrant.import" entry per batch, actor
-// token.id, in the batch's transaction. A duplicate external_ref (in the
+// token.id, in the transaction that stores the batch's rows. A duplicate external_ref (in the
 // database or earlier in the file) rejects that row. Errors: a bad CSV
 // header (kInvalidArgument naming the column), an unreadable stream
 // (kUnavailable), database errors (batches before stay imported; the

@@ -231,6 +231,34 @@ TEST_F(RegistryTest, RotationKeepsOldRowsReadableAndReencryptMovesThemToTheNewKe
   EXPECT_EQ(GetRegistrant(*db_, "PHL", a->id, &only_new, access_, clock_)->full_name, "Maria Clara Santos");
 }
 
+// ReencryptRegistry walks the (state, id) primary key 1000 rows per
+// transaction: rows of two states, more than two transactions' worth, all
+// move to the new key and still open.
+TEST_F(RegistryTest, ReencryptWalksEveryStateAcrossTransactions) {
+  const auto old_keys = RegistryKeys::FromBytes(std::string(32, 'o'));
+  for (const char* state : {"PHL", "NPL"}) {
+    std::string csv = "external_ref,host_country,lat,lon,full_name\n";
+    for (int i = 0; i < 1300; ++i)
+      csv += "E" + std::to_string(i) + ",JPN,35,139,Name " + std::to_string(i) + "\n";
+    std::istringstream in(csv);
+    const Token token{"tok-" + std::string(state), state, Role::kRegistrar};
+    auto report = ImportRegistrants(*db_, token, in, RegistryFormat::kCsv, old_keys, clock_);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    ASSERT_EQ(report->imported, 1300);
+  }
+  const auto keys =
+      RegistryKeys::FromBytes(std::string(32, 'n'), {{old_keys.current_id(), std::string(32, 'o')}});
+  EXPECT_EQ(*ReencryptRegistry(*db_, keys), 2600);
+  EXPECT_EQ(*ReencryptRegistry(*db_, keys), 0);
+  auto usage = *RegistryKeyUsage(*db_);
+  ASSERT_EQ(usage.size(), 1u);
+  EXPECT_EQ(usage[0], (std::pair<std::string, int64_t>{keys.current_id(), 2600}));
+  const auto only_new = RegistryKeys::FromBytes(std::string(32, 'n'));
+  auto page = *ListRegistrants(*db_, "NPL", {}, "", 1000, &only_new, access_, clock_);
+  ASSERT_EQ(page.items.size(), 1000u);
+  EXPECT_EQ(page.items[0].full_name.rfind("Name ", 0), 0u);
+}
+
 TEST_F(RegistryTest, EveryReadAndWriteIsAuditedWithActorAndPurpose) {
   Access crisis{"tok-9", "crisis-response"};
   auto a = InsertRegistrant(*db_, Parse(kFullBody), keys_, access_, clock_);
@@ -306,11 +334,15 @@ TEST_F(RegistryTest, PatchSendsAnUpsertOnlyWhenMatchingFieldsChange) {
 
 TEST_F(RegistryTest, ListFiltersByHostCountryAdmin1AndFlag) {
   ASSERT_TRUE(InsertRegistrant(*db_, Parse(kFullBody), keys_, access_, clock_).ok());
-  ASSERT_TRUE(InsertRegistrant(*db_, Parse(R"({"external_ref":"b","host_country":"JPN","place":{"name":"Tokyo"},
+  ASSERT_TRUE(InsertRegistrant(*db_,
+                               Parse(R"({"external_ref":"b","host_country":"JPN","place":{"name":"Tokyo"},
                                    "vulnerabilities":["older_person"]})"),
-                   keys_, access_, clock_).ok());
-  ASSERT_TRUE(InsertRegistrant(*db_, Parse(R"({"external_ref":"c","host_country":"KOR","lat":37.5,"lon":127})"), keys_,
-                   access_, clock_).ok());
+                               keys_, access_, clock_)
+                  .ok());
+  ASSERT_TRUE(InsertRegistrant(*db_,
+                               Parse(R"({"external_ref":"c","host_country":"KOR","lat":37.5,"lon":127})"),
+                               keys_, access_, clock_)
+                  .ok());
   auto refs = [&](const RegistrantFilter& f) {
     std::vector<std::string> out;
     auto page = ListRegistrants(*db_, "PHL", f, "", 100, nullptr, access_, clock_);
@@ -361,6 +393,7 @@ TEST_F(RegistryTest, CsvImportReportsRejectedRowsAndImportsTheRest) {
   ImportOptions options;
   options.gazetteer = gazetteer_.get();
   options.batch_rows = 3;
+  options.commit_rows = 1;  // a commit (and a progress call) per batch
   std::vector<int64_t> progress;
   options.progress = [&](int64_t rows) { progress.push_back(rows); };
   auto report = ImportRegistrants(*db_, token_, in, RegistryFormat::kCsv, keys_, clock_, options);
@@ -402,6 +435,7 @@ TEST_F(RegistryTest, ImportInlineAndParallelAgreeOnRowsIdsAndChangeSequence) {
     std::istringstream in(csv);
     ImportOptions options;
     options.batch_rows = 4;
+    options.commit_rows = 1;  // a commit (and a progress call) per batch
     options.parallel = parallel;
     std::vector<int64_t> progress;
     options.progress = [&](int64_t rows) { progress.push_back(rows); };
@@ -436,12 +470,51 @@ TEST_F(RegistryTest, ImportInlineAndParallelAgreeOnRowsIdsAndChangeSequence) {
             "22:external_ref 23:external_ref @4@11@17@23");
 }
 
+// A transaction spans batches (commit_rows): every batch keeps its audit
+// entry, rows rejected in any batch are reported, the change sequence has
+// no gap where a duplicate took none, and the sequence written back once
+// per transaction is where the next single create continues.
+TEST_F(RegistryTest, ImportTransactionsSpanBatchesAndKeepTheSequenceContiguous) {
+  std::string csv = "external_ref,host_country,lat,lon\n";
+  for (int i = 1; i <= 10; ++i) csv += "R" + std::to_string(i % 8) + ",JPN,35,139\n";  // 9, 10 repeat 1, 2
+  csv += "R9,JPN,95,139\n";                                                            // row 11: lat
+  std::istringstream in(csv);
+  ImportOptions options;
+  options.batch_rows = 3;
+  options.commit_rows = 6;  // two batches per transaction
+  std::vector<int64_t> progress;
+  options.progress = [&](int64_t rows) { progress.push_back(rows); };
+  auto report = ImportRegistrants(*db_, token_, in, RegistryFormat::kCsv, keys_, clock_, options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->imported, 8);
+  EXPECT_EQ(report->rejected, 3);
+  std::string errors;
+  for (const auto& e : report->errors) errors += std::to_string(e.row) + ":" + e.field + " ";
+  // Per batch: the reader's rejects, then the writer's duplicates.
+  EXPECT_EQ(errors, "9:external_ref 11:lat 10:external_ref ");
+  // Batches end at rows 3, 6, 9 and 11 (the last); commits after 6 rows
+  // (row 6) and at the end.
+  EXPECT_EQ(progress, (std::vector<int64_t>{6, 11}));
+  EXPECT_EQ(AuditCount("registrant.import"), 4);
+  auto sent = Outbox();
+  ASSERT_EQ(sent.size(), 8u);
+  for (size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(sent[i].registry_change().sequence(), i + 1);
+  EXPECT_EQ(*RegistrySequence(*db_), 8);
+  ASSERT_TRUE(InsertRegistrant(*db_, Parse(kFullBody), keys_, access_, clock_).ok());
+  EXPECT_EQ(*RegistrySequence(*db_), 9);
+  sent = Outbox();
+  ASSERT_EQ(sent.size(), 9u);
+  EXPECT_EQ(sent[8].registry_change().sequence(), 9u);
+}
+
 TEST_F(RegistryTest, ExportAndImportRoundTripInBothFormats) {
   ASSERT_TRUE(InsertRegistrant(*db_, Parse(kFullBody), keys_, access_, clock_).ok());
-  ASSERT_TRUE(InsertRegistrant(*db_,
-                   Parse(R"({"external_ref":"q\"uote, d","host_country":"KOR","lat":37.5665,"lon":126.978,
+  ASSERT_TRUE(
+      InsertRegistrant(*db_,
+                       Parse(R"({"external_ref":"q\"uote, d","host_country":"KOR","lat":37.5665,"lon":126.978,
                                    "location_precision_m":50,"retention_until":"2031-05-01"})"),
-                   keys_, access_, clock_).ok());
+                       keys_, access_, clock_)
+          .ok());
   for (RegistryFormat format : {RegistryFormat::kCsv, RegistryFormat::kNdjson}) {
     std::ostringstream first;
     ASSERT_EQ(*ExportRegistrants(*db_, token_, first, format, keys_, clock_), 2);
@@ -480,8 +553,7 @@ TEST_F(RegistryTest, ExportAndImportRoundTripInBothFormats) {
 }
 
 TEST_F(RegistryTest, CsvExportDefusesFormulasAndImportRestoresTheText) {
-  ASSERT_TRUE(InsertRegistrant(*db_,
-                               Parse(R"x({"external_ref":"=HYPERLINK(\"http://x.example\",\"a\")",
+  ASSERT_TRUE(InsertRegistrant(*db_, Parse(R"x({"external_ref":"=HYPERLINK(\"http://x.example\",\"a\")",
                                    "full_name":"@SUM(A1:A9)","host_country":"KOR","lat":-37.5,"lon":-126.9,
                                    "contact":{"phone":"+639171234567"},"retention_until":"2031-05-01"})x"),
                                keys_, access_, clock_)
@@ -503,7 +575,8 @@ TEST_F(RegistryTest, CsvExportDefusesFormulasAndImportRestoresTheText) {
   ASSERT_EQ(report->imported, 1);
   std::ostringstream ndjson;
   ASSERT_EQ(*ExportRegistrants(other, token_, ndjson, RegistryFormat::kNdjson, keys_, clock_), 1);
-  EXPECT_NE(ndjson.str().find(R"x("external_ref":"=HYPERLINK(\"http://x.example\",\"a\")")x"), std::string::npos)
+  EXPECT_NE(ndjson.str().find(R"x("external_ref":"=HYPERLINK(\"http://x.example\",\"a\")")x"),
+            std::string::npos)
       << ndjson.str();
   EXPECT_NE(ndjson.str().find(R"x("full_name":"@SUM(A1:A9)")x"), std::string::npos);
   EXPECT_NE(ndjson.str().find(R"("phone":"+639171234567")"), std::string::npos);
