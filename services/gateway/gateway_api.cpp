@@ -815,6 +815,11 @@ bool IsUploadRoute(std::string_view method, std::string_view target) {
   return false;
 }
 
+bool IsBulkRoute(std::string_view method, std::string_view target) {
+  if (IsUploadRoute(method, target)) return true;
+  return method == "GET" && RouteLabel(target) == "/api/v1/registrants:export";
+}
+
 // ------------------------------------------------------------ GatewayApi
 
 GatewayApi::GatewayApi(Db& db, const Clock& clock, GatewayMetrics& metrics, const RegistryKeys& keys,

@@ -76,6 +76,9 @@ const std::vector<RouteInfo>& GatewayRoutes();
 // then streams the body to a file, bounded by max_import_bytes instead of
 // max_body_bytes.
 bool IsUploadRoute(std::string_view method, std::string_view target);
+// Bulk import and export: long requests the server runs on its bulk worker
+// (HttpServerOptions::bulk_handler) so that they never hold up the others.
+bool IsBulkRoute(std::string_view method, std::string_view target);
 
 struct GatewayApiOptions {
   int retention_days = 730;       // default retention of a new registrant

@@ -19,7 +19,8 @@ Result<std::unique_ptr<GatewayDaemon>> GatewayDaemon::Create(const Config& confi
 }
 
 GatewayDaemon::~GatewayDaemon() {
-  // The HTTP thread uses http_db_ and api_: stop it before they go.
+  // The HTTP thread and its bulk worker use http_db_, api_, bulk_db_ and
+  // bulk_api_: stop them before those go.
   if (server_) server_->Stop();
 }
 
@@ -36,6 +37,9 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   auto http_db = Db::Open(path);
   if (!http_db.ok()) return http_db.status();
   http_db_.emplace(std::move(http_db).value());
+  auto bulk_db = Db::Open(path);
+  if (!bulk_db.ok()) return bulk_db.status();
+  bulk_db_.emplace(std::move(bulk_db).value());
 
   AMPARO_RETURN_IF_ERROR(EnsureRegistryKey(config_.keys_dir));
   auto keys = RegistryKeys::Load(config_.keys_dir);
@@ -86,6 +90,7 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   api_options.import_batch_rows = config_.gateway.import_batch_rows;
   api_options.spool_dir = spool;
   api_ = std::make_unique<GatewayApi>(*http_db_, clock_, metrics_, *keys_, gazetteer_, api_options);
+  bulk_api_ = std::make_unique<GatewayApi>(*bulk_db_, clock_, metrics_, *keys_, gazetteer_, api_options);
   HttpServerOptions options;
   options.listen = config_.gateway.listen;
   options.max_body_bytes = config_.gateway.max_body_bytes;
@@ -94,6 +99,8 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   options.request_timeout_ms = config_.gateway.request_timeout_ms;
   GatewayApi* api = api_.get();
   options.upload_preflight = [api](const HttpRequest& request) { return api->Preflight(request); };
+  GatewayApi* bulk_api = bulk_api_.get();
+  options.bulk_handler = [bulk_api](const HttpRequest& request) { return bulk_api->Handle(request); };
   auto server = HttpServer::Start(
       options, [api](const HttpRequest& request) { return api->Handle(request); },
       [api](std::string_view first_message) -> Result<std::string> {

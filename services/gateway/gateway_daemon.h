@@ -83,6 +83,8 @@ class GatewayDaemon {
   std::optional<Db> http_db_;  // used only by the HTTP thread
   std::optional<Db> link_db_;  // used only by the link thread
   std::unique_ptr<GatewayApi> api_;
+  std::optional<Db> bulk_db_;             // used only by the HTTP server's bulk worker
+  std::unique_ptr<GatewayApi> bulk_api_;  // imports and exports, off the HTTP thread
   std::unique_ptr<LinkReceiver> inbox_;
   std::unique_ptr<LinkSender> to_rules_;
   std::unique_ptr<LinkSender> to_notify_;

@@ -107,6 +107,7 @@ class HttpServer::Impl {
     if (stopped_.exchange(true)) return;
     ioc_.stop();
     if (thread_.joinable()) thread_.join();
+    bulk_pool_.join();  // a bulk request under way finishes first (its own transactions)
     // Live clients hold sockets of this io_context: release them before it goes.
     clients_.clear();
   }
@@ -304,7 +305,17 @@ class HttpServer::Impl {
         }
         request.body = std::move(parser.get().body());
       }
-      HttpResponse response = handler_(request);
+      HttpResponse response;
+      if (options_.bulk_handler && IsBulkRoute(request.method, request.target)) {
+        // On the bulk worker; this coroutine resumes here when it is done,
+        // and the server thread serves everyone else meanwhile.
+        response = co_await asio::co_spawn(
+            bulk_pool_.get_executor(),
+            [this, &request]() -> asio::awaitable<HttpResponse> { co_return options_.bulk_handler(request); },
+            asio::use_awaitable);
+      } else {
+        response = handler_(request);
+      }
       upload_file.Remove();  // consumed: free the disk before answering
 
       if (!response.body_file.empty()) {
@@ -441,6 +452,7 @@ class HttpServer::Impl {
   LiveAuthenticator authenticator_;
   GatewayMetrics* metrics_;
   asio::io_context ioc_{1};
+  asio::thread_pool bulk_pool_{1};  // bulk_handler's worker; after ioc_: joined before it goes
   tcp::acceptor acceptor_;
   std::thread thread_;
   std::atomic<bool> stopped_{false};

@@ -56,6 +56,11 @@ struct HttpServerOptions {
   size_t live_queue_limit = 256;
   size_t live_message_max = 4096;
   int live_idle_timeout_ms = 60000;  // pings keep a healthy idle client alive
+  // When set, bulk requests (IsBulkRoute: import, export) run here, one at a
+  // time on a worker thread, instead of on the server thread, so that a
+  // minute-long import never holds up other requests or the live feed. It
+  // must not share a database connection with the main handler.
+  std::function<HttpResponse(const HttpRequest&)> bulk_handler;
 };
 
 class HttpServer {
