@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "services/gateway/console_html.h"
 #include "services/gateway/import_export.h"
+#include "services/gateway/json_fields.h"
 #include "services/gateway/operator_actions.h"
 #include "services/gateway/operator_events.h"
 #include "services/gateway/registrant_json.h"
@@ -79,18 +80,6 @@ json::value AlertValue(const StoredAlert& a) {
 }
 
 // ------------------------------------------------------------ validation
-
-// The first field of `o` not in `allowed` is an error naming it.
-Status RejectUnknownFields(const json::object& o, std::initializer_list<std::string_view> allowed) {
-  for (const auto& kv : o) {
-    if (std::find(allowed.begin(), allowed.end(), kv.key()) == allowed.end()) {
-      std::string accepted;
-      for (auto a : allowed) accepted += (accepted.empty() ? "" : ", ") + std::string(a);
-      return InvalidArgument("unknown field (accepted: " + accepted + ")", std::string(kv.key()));
-    }
-  }
-  return Status::Ok();
-}
 
 Result<std::string> RequiredString(const json::object& o, std::string_view field, size_t max_len) {
   auto it = o.find(field);

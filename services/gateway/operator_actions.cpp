@@ -12,6 +12,7 @@
 #include "common/json_text.h"
 #include "common/link.h"
 #include "services/gateway/civil_date.h"
+#include "services/gateway/json_fields.h"
 
 namespace amparo::gateway {
 namespace {
@@ -21,16 +22,6 @@ namespace json = boost::json;
 constexpr std::string_view kProducer = "amparo-gateway";
 constexpr std::string_view kRulesPeer = "rules";
 
-Status RejectUnknownFields(const json::object& o, std::initializer_list<std::string_view> allowed) {
-  for (const auto& kv : o) {
-    if (std::find(allowed.begin(), allowed.end(), kv.key()) == allowed.end()) {
-      std::string accepted;
-      for (auto a : allowed) accepted += (accepted.empty() ? "" : ", ") + std::string(a);
-      return InvalidArgument("unknown field (accepted: " + accepted + ")", std::string(kv.key()));
-    }
-  }
-  return Status::Ok();
-}
 
 // Code points of valid UTF-8 (Boost.JSON has validated the text).
 size_t Utf8Length(std::string_view s) {

@@ -9,6 +9,7 @@
 
 #include "common/json_text.h"
 #include "services/gateway/civil_date.h"
+#include "services/gateway/json_fields.h"
 
 namespace amparo::gateway {
 namespace {
@@ -19,20 +20,6 @@ constexpr int kDefaultPlacePrecisionM = 10'000;  // a gazetteer city centre is c
 
 std::string Join(std::string_view prefix, std::string_view field) {
   return prefix.empty() ? std::string(field) : std::string(prefix) + "." + std::string(field);
-}
-
-// The first field of `o` not in `allowed` is an error naming it: nothing
-// unexpected (an immigration status, say) can slip into the registry.
-Status RejectUnknownFields(const json::object& o, std::initializer_list<std::string_view> allowed,
-                           std::string_view prefix, std::initializer_list<std::string_view> ignored = {}) {
-  for (const auto& kv : o) {
-    if (std::find(allowed.begin(), allowed.end(), kv.key()) != allowed.end()) continue;
-    if (std::find(ignored.begin(), ignored.end(), kv.key()) != ignored.end()) continue;
-    std::string accepted;
-    for (auto a : allowed) accepted += (accepted.empty() ? "" : ", ") + std::string(a);
-    return InvalidArgument("unknown field (accepted: " + accepted + ")", Join(prefix, kv.key()));
-  }
-  return Status::Ok();
 }
 
 const json::value* Find(const json::object& o, std::string_view field) {
