@@ -488,6 +488,7 @@ struct PostgisBench {
 };
 
 struct Row {
+  explicit Row(std::string name) : system(std::move(name)) {}
   std::string system;
   double load_ms = NAN;
   double bytes_per_registrant = NAN;
