@@ -2,6 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <map>
+#include <string>
+#include <vector>
+
 namespace amparo {
 namespace {
 
@@ -17,6 +21,58 @@ Status SqliteError(sqlite3* db, int rc, std::string_view what) {
 }
 
 }  // namespace
+
+// Idle compiled statements of one connection, by SQL text. Single-threaded,
+// like the connection. Bounded: past kMaxIdle statements are finalized.
+class StatementCache {
+ public:
+  static constexpr size_t kMaxIdle = 256;
+
+  sqlite3_stmt* Take(std::string_view sql) {
+    auto it = idle_.find(sql);
+    if (it == idle_.end() || it->second.empty()) return nullptr;
+    sqlite3_stmt* stmt = it->second.back();
+    it->second.pop_back();
+    --count_;
+    return stmt;
+  }
+
+  void Put(sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    const char* sql = sqlite3_sql(stmt);
+    if (closed_ || count_ >= kMaxIdle || sql == nullptr) {
+      sqlite3_finalize(stmt);
+      return;
+    }
+    idle_[sql].push_back(stmt);
+    ++count_;
+  }
+
+  // The connection closes: finalize everything idle, and whatever comes back later.
+  void Close() {
+    closed_ = true;
+    for (auto& [sql, stmts] : idle_) {
+      for (sqlite3_stmt* stmt : stmts) sqlite3_finalize(stmt);
+    }
+    idle_.clear();
+    count_ = 0;
+  }
+
+ private:
+  std::map<std::string, std::vector<sqlite3_stmt*>, std::less<>> idle_;
+  size_t count_ = 0;
+  bool closed_ = false;
+};
+
+Db::Db(sqlite3* db, std::filesystem::path path)
+    : db_(db), path_(std::move(path)), cache_(std::make_shared<StatementCache>()) {}
+
+void Db::Close() {
+  if (cache_) cache_->Close();
+  if (db_) sqlite3_close_v2(db_);
+  db_ = nullptr;
+}
 
 Result<Db> Db::Open(const std::filesystem::path& path, const DbOptions& options) {
   sqlite3* raw = nullptr;
@@ -39,21 +95,23 @@ Result<Db> Db::Open(const std::filesystem::path& path, const DbOptions& options)
   return db;
 }
 
-Db::Db(Db&& other) noexcept : db_(other.db_), path_(std::move(other.path_)) { other.db_ = nullptr; }
+Db::Db(Db&& other) noexcept
+    : db_(other.db_), path_(std::move(other.path_)), cache_(std::move(other.cache_)) {
+  other.db_ = nullptr;
+}
 
 Db& Db::operator=(Db&& other) noexcept {
   if (this != &other) {
-    if (db_) sqlite3_close_v2(db_);
+    Close();
     db_ = other.db_;
     path_ = std::move(other.path_);
+    cache_ = std::move(other.cache_);
     other.db_ = nullptr;
   }
   return *this;
 }
 
-Db::~Db() {
-  if (db_) sqlite3_close_v2(db_);
-}
+Db::~Db() { Close(); }
 
 Status Db::Exec(std::string_view sql) {
   std::string s(sql);
@@ -68,11 +126,12 @@ Status Db::Exec(std::string_view sql) {
 }
 
 Result<Statement> Db::Prepare(std::string_view sql) {
+  if (sqlite3_stmt* cached = cache_->Take(sql)) return Statement(cached, db_, cache_);
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
                               &stmt, nullptr);
   if (rc != SQLITE_OK) return SqliteError(db_, rc, "preparing statement");
-  return Statement(stmt, db_);
+  return Statement(stmt, db_, cache_);
 }
 
 Status Db::Migrate(const std::vector<std::string>& migrations) {
@@ -123,23 +182,33 @@ Status Transaction::Commit() {
   return st;
 }
 
-Statement::Statement(Statement&& other) noexcept : stmt_(other.stmt_), db_(other.db_) {
+Statement::Statement(Statement&& other) noexcept
+    : stmt_(other.stmt_), db_(other.db_), cache_(std::move(other.cache_)) {
   other.stmt_ = nullptr;
 }
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
-    if (stmt_) sqlite3_finalize(stmt_);
+    Release();
     stmt_ = other.stmt_;
     db_ = other.db_;
+    cache_ = std::move(other.cache_);
     other.stmt_ = nullptr;
   }
   return *this;
 }
 
-Statement::~Statement() {
-  if (stmt_) sqlite3_finalize(stmt_);
+void Statement::Release() {
+  if (stmt_ == nullptr) return;
+  if (cache_) {
+    cache_->Put(stmt_);
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
 }
+
+Statement::~Statement() { Release(); }
 
 Statement& Statement::Bind(int index, int64_t value) {
   sqlite3_bind_int64(stmt_, index, value);

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@ struct sqlite3_stmt;
 namespace amparo {
 
 class Statement;
+class StatementCache;  // db.cpp: idle prepared statements of one connection
 
 struct DbOptions {
   // How long a writer waits for the lock before SQLITE_BUSY. Default 5 s.
@@ -42,6 +44,10 @@ class Db {
 
   // Runs one or more statements without results (DDL, PRAGMA).
   Status Exec(std::string_view sql);
+  // A statement for `sql`. Compiled statements are kept per connection: a
+  // Statement that goes out of scope is reset and kept (up to a bound), and
+  // the next Prepare of the same text reuses it instead of compiling again
+  // (the hot paths prepare the same few statements per message).
   Result<Statement> Prepare(std::string_view sql);
 
   // Applies `migrations[i]` for every i >= the stored user_version, each in
@@ -59,9 +65,11 @@ class Db {
   const std::filesystem::path& path() const { return path_; }
 
  private:
-  Db(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
+  Db(sqlite3* db, std::filesystem::path path);
+  void Close();
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
+  std::shared_ptr<StatementCache> cache_;
 };
 
 // RAII transaction: rolls back unless Commit() succeeded.
@@ -113,9 +121,12 @@ class Statement {
 
  private:
   friend class Db;
-  Statement(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
+  Statement(sqlite3_stmt* stmt, sqlite3* db, std::shared_ptr<StatementCache> cache)
+      : stmt_(stmt), db_(db), cache_(std::move(cache)) {}
+  void Release();  // back to the cache, or finalized
   sqlite3_stmt* stmt_ = nullptr;
   sqlite3* db_ = nullptr;
+  std::shared_ptr<StatementCache> cache_;
 };
 
 }  // namespace amparo
