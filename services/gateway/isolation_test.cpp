@@ -15,6 +15,7 @@
 #include "amparo/v1/envelope.pb.h"
 #include "common/crypto.h"
 #include "common/testing.h"
+#include "services/gateway/api_test_support.h"
 #include "services/gateway/gateway_api.h"
 
 namespace amparo::gateway {
@@ -137,13 +138,7 @@ class IsolationTest : public ::testing::Test {
 
   HttpResponse Call(const std::string& method, const std::string& target, const std::string& token,
                     const std::string& body = "") {
-    HttpRequest req;
-    req.method = method;
-    req.target = target;
-    if (!token.empty()) req.authorization = "Bearer " + token;
-    req.content_type = body.empty() ? "" : "application/json";
-    req.body = body;
-    return api_->Handle(req);
+    return api_->Handle(MakeApiRequest(method, target, token, body));
   }
 
   static std::string Fill(std::string target, const std::map<std::string, std::string>& ids) {

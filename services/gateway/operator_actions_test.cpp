@@ -9,6 +9,7 @@
 #include "common/alert_json.h"
 #include "common/link.h"
 #include "common/testing.h"
+#include "services/gateway/api_test_support.h"
 #include "services/gateway/gateway_api.h"
 #include "services/gateway/operator_actions.h"
 
@@ -39,14 +40,7 @@ class OperatorActionsTest : public ::testing::Test {
 
   HttpResponse Call(const std::string& method, const std::string& target, const std::string& token,
                     const std::string& body = "", const std::string& purpose = "") {
-    HttpRequest req;
-    req.method = method;
-    req.target = target;
-    req.authorization = "Bearer " + token;
-    req.content_type = body.empty() ? "" : "application/json";
-    req.body = body;
-    req.purpose = purpose;
-    return api_->Handle(req);
+    return api_->Handle(MakeApiRequest(method, target, token, body, purpose));
   }
 
   static json::object Body(const HttpResponse& r) { return json::parse(r.body).as_object(); }

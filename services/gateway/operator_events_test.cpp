@@ -15,6 +15,7 @@
 #include "common/crypto.h"
 #include "common/link.h"
 #include "common/testing.h"
+#include "services/gateway/api_test_support.h"
 #include "services/gateway/gateway_api.h"
 #include "services/gateway/operator_events.h"
 
@@ -49,14 +50,7 @@ class OperatorEventsTest : public ::testing::Test {
 
   HttpResponse Call(const std::string& method, const std::string& target, const std::string& token,
                     const std::string& body = "", const std::string& purpose = "") {
-    HttpRequest req;
-    req.method = method;
-    req.target = target;
-    req.authorization = "Bearer " + token;
-    req.content_type = body.empty() ? "" : "application/json";
-    req.purpose = purpose;
-    req.body = body;
-    return api_->Handle(req);
+    return api_->Handle(MakeApiRequest(method, target, token, body, purpose));
   }
 
   // Posts kManilaFlood as PHL's operator; returns the event_id.
