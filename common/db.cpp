@@ -74,7 +74,22 @@ void Db::Close() {
   db_ = nullptr;
 }
 
+namespace {
+
+// SQLite counts every allocation behind a global mutex by default
+// (SQLITE_CONFIG_MEMSTATUS) for sqlite3_memory_used(), which nothing here
+// reads; the count cost a lock per allocation (several per inserted row).
+// Must run before the library initialises, so before the first open; once
+// it has (some other caller opened first), sqlite3_config refuses harmlessly.
+void ConfigureSqliteOnce() {
+  static const int rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)rc;
+}
+
+}  // namespace
+
 Result<Db> Db::Open(const std::filesystem::path& path, const DbOptions& options) {
+  ConfigureSqliteOnce();
   sqlite3* raw = nullptr;
   int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;
@@ -159,6 +174,41 @@ Status Db::Migrate(const std::vector<std::string>& migrations) {
   return Status::Ok();
 }
 
+Result<bool> Db::SetPageSizeIfEmpty(int bytes) {
+  if (bytes < 512 || bytes > 65536 || (bytes & (bytes - 1)) != 0) {
+    return InvalidArgument("must be a power of two from 512 to 65536", "page_size");
+  }
+  auto read = [this](const char* sql) -> Result<int64_t> {
+    auto q = Prepare(sql);
+    if (!q.ok()) return q.status();
+    auto row = q->Step();
+    if (!row.ok()) return row.status();
+    return *row ? q->ColumnInt(0) : 0;
+  };
+  auto tables = read("SELECT count(*) FROM sqlite_schema");
+  if (!tables.ok()) return tables.status();
+  auto current = read("PRAGMA page_size");
+  if (!current.ok()) return current.status();
+  if (*tables > 0 || *current == bytes) return false;
+  // A WAL database's page size is fixed: leave WAL, set the size, rebuild
+  // the (empty) file with it, and go back.
+  auto mode = Prepare("PRAGMA journal_mode");
+  if (!mode.ok()) return mode.status();
+  auto row = mode->Step();
+  if (!row.ok()) return row.status();
+  const std::string journal = *row ? mode->ColumnText(0) : "delete";
+  mode->Reset();
+  AMPARO_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=DELETE; PRAGMA page_size=" + std::to_string(bytes) +
+                              "; VACUUM; PRAGMA journal_mode=" + journal));
+  auto now = read("PRAGMA page_size");
+  if (!now.ok()) return now.status();
+  if (*now != bytes) {
+    return Status(StatusCode::kFailedPrecondition,
+                  path_.string() + ": the page size stayed " + std::to_string(*now) + " (another connection open?)");
+  }
+  return true;
+}
+
 Status Db::Begin() { return Exec("BEGIN IMMEDIATE"); }
 Status Db::Commit() { return Exec("COMMIT"); }
 void Db::Rollback() {
@@ -224,6 +274,14 @@ Statement& Statement::Bind(int index, std::string_view text) {
 }
 Statement& Statement::BindBlob(int index, std::string_view bytes) {
   sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Statement& Statement::BindRef(int index, std::string_view text) {
+  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  return *this;
+}
+Statement& Statement::BindBlobRef(int index, std::string_view bytes) {
+  sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
   return *this;
 }
 Statement& Statement::BindNull(int index) {

@@ -55,6 +55,14 @@ class Db {
   // that has shipped: append a new one.
   Status Migrate(const std::vector<std::string>& migrations);
 
+  // Gives a database that holds no table yet pages of `bytes` (a power of
+  // two, 512-65536), before its first migration: large rows written in bulk
+  // cost less in fewer, larger pages. A database with any table keeps its
+  // page size (changing it rewrites the whole file). Needs no other open
+  // connection to the file (it leaves WAL mode for a moment). Returns
+  // whether the size changed.
+  Result<bool> SetPageSizeIfEmpty(int bytes);
+
   Status Begin();     // BEGIN IMMEDIATE: takes the write lock now
   Status Commit();
   void Rollback();    // never fails from the caller's point of view
@@ -105,6 +113,10 @@ class Statement {
   Statement& Bind(int index, std::string_view text);
   Statement& Bind(int index, const char* text) { return Bind(index, std::string_view(text)); }
   Statement& BindBlob(int index, std::string_view bytes);
+  // Without a copy (SQLITE_STATIC): the bytes must stay alive and unchanged
+  // until the statement is next Run() or Reset() (both clear the bindings).
+  Statement& BindRef(int index, std::string_view text);
+  Statement& BindBlobRef(int index, std::string_view bytes);
   Statement& BindNull(int index);
 
   // True: a row is ready. False: done. Errors: returned as status.

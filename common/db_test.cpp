@@ -64,6 +64,28 @@ TEST(DbTest, ReusedStatementsComeBackResetWithoutBindingsAndSurviveTheirDb) {
   late.reset();
 }
 
+TEST(DbTest, APageSizeIsSetOnlyWhileTheDatabaseIsEmptyAndStaysInWal) {
+  testing::TempDir dir;
+  {
+    auto db = Db::Open(dir / "big.db");
+    ASSERT_TRUE(db.ok());
+    auto changed = db->SetPageSizeIfEmpty(16384);
+    ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+    EXPECT_TRUE(*changed);
+    EXPECT_FALSE(*db->SetPageSizeIfEmpty(16384));  // already so
+    ASSERT_TRUE(db->Migrate({"CREATE TABLE t(x)"}).ok());
+    EXPECT_FALSE(*db->SetPageSizeIfEmpty(8192));   // holds a table: kept
+    EXPECT_EQ(db->SetPageSizeIfEmpty(1000).status().field(), "page_size");
+  }
+  auto db = Db::Open(dir / "big.db");
+  auto q = db->Prepare("PRAGMA page_size");
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->ColumnInt(0), 16384);
+  auto mode = db->Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(*mode->Step());
+  EXPECT_EQ(mode->ColumnText(0), "wal");
+}
+
 TEST(DbTest, RefusesNewerSchema) {
   testing::TempDir dir;
   auto db = Db::Open(dir / "a.db");
