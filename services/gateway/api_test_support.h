@@ -3,7 +3,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
+#include "amparo/v1/envelope.pb.h"
 #include "services/gateway/gateway_api.h"
 
 namespace amparo::gateway {
@@ -20,6 +22,20 @@ inline HttpRequest MakeApiRequest(const std::string& method, const std::string& 
   req.purpose = purpose;
   req.body = body;
   return req;
+}
+
+// The registry changes `envelopes` carry, in order: a registry_change
+// message's one change, every change of a registry_changes batch; other
+// payloads are skipped.
+inline std::vector<v1::RegistryChange> RegistryChangesIn(const std::vector<v1::Envelope>& envelopes) {
+  std::vector<v1::RegistryChange> changes;
+  for (const auto& e : envelopes) {
+    if (e.has_registry_change()) changes.push_back(e.registry_change());
+    if (e.has_registry_changes()) {
+      for (const auto& c : e.registry_changes().changes()) changes.push_back(c);
+    }
+  }
+  return changes;
 }
 
 }  // namespace amparo::gateway

@@ -15,6 +15,7 @@
 #include "common/crypto.h"
 #include "common/link.h"
 #include "common/testing.h"
+#include "services/gateway/api_test_support.h"
 #include "services/gateway/civil_date.h"
 #include "services/gateway/gateway_store.h"
 #include "services/gateway/import_export.h"
@@ -414,7 +415,8 @@ TEST_F(RegistryTest, CsvImportReportsRejectedRowsAndImportsTheRest) {
   EXPECT_EQ(one.languages, (std::vector<std::string>{"fil", "en"}));
   EXPECT_EQ(one.vulnerabilities, (std::vector<std::string>{"child", "older_person"}));
   EXPECT_TRUE(one.consent.crisis_contact);
-  EXPECT_EQ(Outbox().size(), 2u);
+  EXPECT_EQ(RegistryChangesIn(Outbox()).size(), 2u);
+  EXPECT_EQ(Outbox().size(), 1u);  // one registry_changes message for the two rows
   EXPECT_GE(AuditCount("registrant.import"), 1);
 }
 
@@ -449,19 +451,25 @@ TEST_F(RegistryTest, ImportInlineAndParallelAgreeOnRowsIdsAndChangeSequence) {
     for (const auto& e : report->errors) text += std::to_string(e.row) + ":" + e.field + " ";
     for (int64_t p : progress) text += "@" + std::to_string(p);
     reports.push_back(text);
+    // One message per transaction (a commit per batch here): a batch of
+    // the rows stored, or a plain registry_change for a lone row.
     auto sent = *PendingOutbound(db, "rules");
-    ASSERT_EQ(sent.size(), 14u);
-    std::set<std::string> ids, message_ids;
-    for (size_t i = 0; i < sent.size(); ++i) {
-      EXPECT_EQ(sent[i].registry_change().sequence(), i + 1);
-      const std::string& id = sent[i].registry_change().location().registrant_id();
+    std::set<std::string> message_ids;
+    for (const auto& m : sent) message_ids.insert(m.message_id());
+    EXPECT_EQ(sent.size(), 4u);  // transactions end at rows 4, 11, 17, 23
+    EXPECT_EQ(message_ids.size(), 4u);
+    auto changes = RegistryChangesIn(sent);
+    ASSERT_EQ(changes.size(), 14u);
+    std::set<std::string> ids;
+    for (size_t i = 0; i < changes.size(); ++i) {
+      EXPECT_EQ(changes[i].sequence(), i + 1);
+      EXPECT_EQ(changes[i].kind(), v1::RegistryChange::KIND_UPSERT);
+      const std::string& id = changes[i].location().registrant_id();
       EXPECT_EQ(id.size(), 32u);
       EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
       ids.insert(id);
-      message_ids.insert(sent[i].message_id());
     }
     EXPECT_EQ(ids.size(), 14u);
-    EXPECT_EQ(message_ids.size(), 14u);
     EXPECT_EQ(*RegistrySequence(db), 14);
   }
   EXPECT_EQ(reports[0], reports[1]);
@@ -496,15 +504,17 @@ TEST_F(RegistryTest, ImportTransactionsSpanBatchesAndKeepTheSequenceContiguous) 
   // (row 6) and at the end.
   EXPECT_EQ(progress, (std::vector<int64_t>{6, 11}));
   EXPECT_EQ(AuditCount("registrant.import"), 4);
-  auto sent = Outbox();
-  ASSERT_EQ(sent.size(), 8u);
-  for (size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(sent[i].registry_change().sequence(), i + 1);
+  auto changes = RegistryChangesIn(Outbox());
+  ASSERT_EQ(changes.size(), 8u);
+  for (size_t i = 0; i < changes.size(); ++i) EXPECT_EQ(changes[i].sequence(), i + 1);
+  EXPECT_EQ(Outbox().size(), 2u);  // one registry_changes message per transaction
   EXPECT_EQ(*RegistrySequence(*db_), 8);
   ASSERT_TRUE(InsertRegistrant(*db_, Parse(kFullBody), keys_, access_, clock_).ok());
   EXPECT_EQ(*RegistrySequence(*db_), 9);
-  sent = Outbox();
-  ASSERT_EQ(sent.size(), 9u);
-  EXPECT_EQ(sent[8].registry_change().sequence(), 9u);
+  auto sent = Outbox();
+  ASSERT_EQ(sent.size(), 3u);
+  ASSERT_TRUE(sent[2].has_registry_change());  // a lone change goes unbatched
+  EXPECT_EQ(sent[2].registry_change().sequence(), 9u);
 }
 
 TEST_F(RegistryTest, ExportAndImportRoundTripInBothFormats) {

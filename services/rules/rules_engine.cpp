@@ -603,6 +603,8 @@ Status RulesEngine::Dispatch(const v1::Envelope& envelope, Db& db) {
       return HandleCrisisEvent(envelope.crisis_event(), db);
     case v1::Envelope::kRegistryChange:
       return HandleRegistryChange(envelope.registry_change(), db);
+    case v1::Envelope::kRegistryChanges:
+      return HandleRegistryChanges(envelope.registry_changes(), db);
     case v1::Envelope::kSnapshotChunk:
       return HandleSnapshotChunk(envelope.snapshot_chunk(), db);
     case v1::Envelope::kRegistrySequenceMark:
@@ -613,8 +615,8 @@ Status RulesEngine::Dispatch(const v1::Envelope& envelope, Db& db) {
       return HandleOperatorDecision(envelope.operator_decision(), db);
     default:
       return InvalidArgument(
-          "amparo-rules accepts crisis_event, registry_change, snapshot_chunk, registry_sequence_mark, silence "
-          "and operator_decision only",
+          "amparo-rules accepts crisis_event, registry_change, registry_changes, snapshot_chunk, "
+          "registry_sequence_mark, silence and operator_decision only",
           "payload");
   }
 }
@@ -837,6 +839,24 @@ Status RulesEngine::HandleRegistryChange(const v1::RegistryChange& change, Db& d
   }
   ++stats_.registry_changes;
   registry_changed_ = true;
+  return Status::Ok();
+}
+
+Status RulesEngine::HandleRegistryChanges(const v1::RegistryChangeBatch& batch, Db& db) {
+  if (batch.changes().empty()) return InvalidArgument("a batch needs at least one change", "changes");
+  for (int i = 0; i < batch.changes_size(); ++i) {
+    const v1::RegistryChange& change = batch.changes(i);
+    Status st = HandleRegistryChange(change, db);
+    if (st.code() == StatusCode::kInvalidArgument) {
+      ++stats_.invalid_changes;
+      log::Warn("registry change skipped",
+                {{"sequence", std::to_string(change.sequence())},
+                 {"field", "changes[" + std::to_string(i) + "]." + st.field()},
+                 {"reason", st.message()}});
+      continue;
+    }
+    AMPARO_RETURN_IF_ERROR(st);
+  }
   return Status::Ok();
 }
 

@@ -92,6 +92,7 @@ inline constexpr char kNotifyPeer[] = "notify";
 struct RulesStats {
   uint64_t registry_changes = 0;  // applied
   uint64_t stale_changes = 0;     // ignored: sequence not newer
+  uint64_t invalid_changes = 0;   // skipped inside a registry_changes batch (logged)
   uint64_t events = 0;            // revisions evaluated
   uint64_t stale_events = 0;      // ignored: revision not newer
   uint64_t alerts = 0;            // alert revisions enqueued
@@ -115,12 +116,17 @@ class RulesEngine {
                                                      const RegistrySyncOptions& sync_options = {});
 
   // LinkReceiver handler: runs inside the caller's open transaction on `db`.
-  // Dispatches crisis_event, registry_change, snapshot_chunk and
-  // registry_sequence_mark; any other payload is
+  // Dispatches crisis_event, registry_change, registry_changes,
+  // snapshot_chunk and registry_sequence_mark; any other payload is
   // INVALID_ARGUMENT (dead-lettered by the link). Malformed input is
   // INVALID_ARGUMENT naming the field; database errors are returned as is.
   Status Handle(const v1::Envelope& envelope, Db& db);
   Status HandleRegistryChange(const v1::RegistryChange& change, Db& db);
+  // Each change in order, as HandleRegistryChange. A change that is
+  // INVALID_ARGUMENT on its own is logged, counted (invalid_changes) and
+  // skipped: it would have been dead-lettered alone, and the rest of the
+  // batch is good. Any other error fails the whole batch (retried).
+  Status HandleRegistryChanges(const v1::RegistryChangeBatch& batch, Db& db);
   Status HandleCrisisEvent(const v1::CrisisEvent& event, Db& db);
   Status HandleSnapshotChunk(const v1::SnapshotChunk& chunk, Db& db);
   Status HandleSilence(const v1::Silence& silence, Db& db);

@@ -458,6 +458,42 @@ TEST_F(RulesEngineTest, RejectsBadChangesWithTheFieldAndWritesNothing) {
   EXPECT_EQ(q->ColumnInt(1), 1);
 }
 
+// A registry_changes batch (a bulk import's) applies each change as if it
+// came alone: a change that is invalid on its own is skipped and counted,
+// the others apply, and the sequence has advanced past every valid one.
+TEST_F(RulesEngineTest, ABatchOfRegistryChangesAppliesEachAndSkipsOnlyTheInvalidOne) {
+  ASSERT_TRUE(Apply(Upsert(1, 1, "PHL", "JPN", 10, 10)).ok());
+  FakeClock clock;
+  v1::Envelope batch = MakeEnvelope("amparo-gateway", clock);
+  auto* changes = batch.mutable_registry_changes();
+  *changes->add_changes() = Upsert(2, 2, "PHL", "JPN", 20, 20).registry_change();
+  *changes->add_changes() = Upsert(3, 3, "PHL", "JPN", 95, 20).registry_change();  // lat out of range
+  *changes->add_changes() = Upsert(4, 1, "IDN", "JPN", 10, 10).registry_change();  // another state's id
+  *changes->add_changes() = Delete(5, 1, "PHL").registry_change();
+  *changes->add_changes() = Upsert(6, 4, "IDN", "KOR", 37.5, 127).registry_change();
+  ASSERT_TRUE(Apply(batch).ok());
+  EXPECT_EQ(engine_->stats().registry_changes, 4u);  // 1 alone, then 2, 5 and 6
+  EXPECT_EQ(engine_->stats().invalid_changes, 2u);
+  EXPECT_FALSE(engine_->index().Contains(TestId(1)));
+  EXPECT_TRUE(engine_->index().Contains(TestId(2)));
+  EXPECT_FALSE(engine_->index().Contains(TestId(3)));
+  EXPECT_TRUE(engine_->index().Contains(TestId(4)));
+  auto q = db_->Prepare("SELECT registrant_id, state, deleted FROM registrants ORDER BY registrant_id");
+  std::string rows;
+  while (*q->Step()) rows += q->ColumnText(0).substr(30) + q->ColumnText(1) + std::to_string(q->ColumnInt(2)) + " ";
+  EXPECT_EQ(rows, "01PHL1 02PHL0 04IDN0 ");
+  // Applied again (a redelivery): nothing moves. 2, 5 and 6 are stale, and
+  // so is 4 now that its registrant's deletion (5) is newer; 3 is invalid again.
+  ASSERT_TRUE(Apply(batch).ok());
+  EXPECT_EQ(engine_->stats().registry_changes, 4u);
+  EXPECT_EQ(engine_->stats().stale_changes, 4u);
+  EXPECT_EQ(engine_->stats().invalid_changes, 3u);
+  EXPECT_TRUE(engine_->index().Contains(TestId(4)));
+  v1::Envelope empty = MakeEnvelope("amparo-gateway", clock);
+  empty.mutable_registry_changes();
+  EXPECT_EQ(Apply(empty).field(), "changes");
+}
+
 TEST_F(RulesEngineTest, ReconcileIndexUndoesChangesOfARolledBackTransaction) {
   ASSERT_TRUE(Apply(Upsert(1, 1, "PHL", "JPN", 10, 10)).ok());
   {
