@@ -479,12 +479,18 @@ std::vector<HouseholdMember> MembersFromText(std::string_view text) {
   return out;
 }
 
+// The consent column: a JSON object with one-letter keys (c: crisis
+// contact, a: share aggregates with partners, i: share with international
+// organisations, r: recorded_ms, v: notice version). Rows written before
+// 2026-11 spell the keys out ("crisis_contact", ...); both read the same.
+// The short keys save ~90 of a registrant row's ~470 bytes, which a bulk
+// import writes a million times.
 std::string ConsentText(const Consent& c) {
-  return json::serialize(json::object{{"crisis_contact", c.crisis_contact},
-                                      {"share_aggregate_with_partners", c.share_aggregate_with_partners},
-                                      {"share_with_international_orgs", c.share_with_international_orgs},
-                                      {"recorded_ms", c.recorded_ms},
-                                      {"notice_version", c.notice_version}});
+  return json::serialize(json::object{{"c", c.crisis_contact},
+                                      {"a", c.share_aggregate_with_partners},
+                                      {"i", c.share_with_international_orgs},
+                                      {"r", c.recorded_ms},
+                                      {"v", c.notice_version}});
 }
 
 Consent ConsentFromText(const std::string& text) {
@@ -493,14 +499,21 @@ Consent ConsentFromText(const std::string& text) {
   json::value v = json::parse(text, ec);
   if (ec || !v.is_object()) return c;
   const json::object& o = v.as_object();
-  auto flag = [&](const char* key) { return o.contains(key) && o.at(key).is_bool() && o.at(key).as_bool(); };
-  c.crisis_contact = flag("crisis_contact");
-  c.share_aggregate_with_partners = flag("share_aggregate_with_partners");
-  c.share_with_international_orgs = flag("share_with_international_orgs");
-  if (o.contains("recorded_ms") && o.at("recorded_ms").is_int64())
-    c.recorded_ms = o.at("recorded_ms").as_int64();
-  if (o.contains("notice_version") && o.at("notice_version").is_string()) {
-    c.notice_version = std::string(o.at("notice_version").as_string());
+  // `key` (short) or `long_key` (before 2026-11).
+  auto find = [&](const char* key, const char* long_key) -> const json::value* {
+    if (const json::value* found = o.if_contains(key)) return found;
+    return o.if_contains(long_key);
+  };
+  auto flag = [&](const char* key, const char* long_key) {
+    const json::value* f = find(key, long_key);
+    return f != nullptr && f->is_bool() && f->as_bool();
+  };
+  c.crisis_contact = flag("c", "crisis_contact");
+  c.share_aggregate_with_partners = flag("a", "share_aggregate_with_partners");
+  c.share_with_international_orgs = flag("i", "share_with_international_orgs");
+  if (const json::value* r = find("r", "recorded_ms"); r != nullptr && r->is_int64()) c.recorded_ms = r->as_int64();
+  if (const json::value* n = find("v", "notice_version"); n != nullptr && n->is_string()) {
+    c.notice_version = std::string(n->as_string());
   }
   return c;
 }
@@ -779,15 +792,15 @@ void WriteJsonArray(const std::vector<std::string>& values, std::string* out) {
 
 // The same text as ConsentText().
 void WriteConsent(const Consent& c, std::string* out) {
-  out->assign("{\"crisis_contact\":");
+  out->assign("{\"c\":");
   *out += c.crisis_contact ? "true" : "false";
-  *out += ",\"share_aggregate_with_partners\":";
+  *out += ",\"a\":";
   *out += c.share_aggregate_with_partners ? "true" : "false";
-  *out += ",\"share_with_international_orgs\":";
+  *out += ",\"i\":";
   *out += c.share_with_international_orgs ? "true" : "false";
-  *out += ",\"recorded_ms\":";
+  *out += ",\"r\":";
   *out += std::to_string(c.recorded_ms);
-  *out += ",\"notice_version\":";
+  *out += ",\"v\":";
   AppendJsonString(*out, c.notice_version);
   *out += '}';
 }

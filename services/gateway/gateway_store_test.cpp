@@ -88,6 +88,47 @@ TEST_F(GatewayStoreTest, AnExistingDatabaseKeepsItsPageSize) {
   EXPECT_EQ(page->ColumnInt(0), 4096);
 }
 
+// Consent is stored with one-letter keys (by the single insert and by the
+// bulk import's sealer alike); rows an older binary wrote with the keys
+// spelled out read back the same.
+TEST_F(GatewayStoreTest, ConsentIsStoredCompactlyAndTheLongFormStillReads) {
+  Registrant r = Sample("ref-c");
+  r.consent = {true, false, true, 1704879000000, "notice-2024-01"};
+  auto single = InsertRegistrant(*db_, r, keys_, access_, clock_);
+  ASSERT_TRUE(single.ok()) << single.status().ToString();
+  auto inserter = RegistrantInserter::Prepare(*db_, keys_, clock_);
+  ASSERT_TRUE(inserter.ok());
+  Registrant bulk = Sample("ref-d");
+  bulk.consent = r.consent;
+  ASSERT_TRUE(inserter->Insert(bulk).ok());
+  ASSERT_TRUE(inserter->Finish().ok());
+  auto stored = db_->Prepare("SELECT consent FROM registrants ORDER BY external_ref");
+  ASSERT_TRUE(stored.ok());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(*stored->Step());
+    EXPECT_EQ(stored->ColumnText(0), R"({"c":true,"a":false,"i":true,"r":1704879000000,"v":"notice-2024-01"})");
+  }
+  stored->Reset();
+  ASSERT_TRUE(db_->Exec("UPDATE registrants SET consent = '{\"crisis_contact\":true,"
+                        "\"share_aggregate_with_partners\":true,\"share_with_international_orgs\":false,"
+                        "\"recorded_ms\":1600000000000,\"notice_version\":\"old\"}' WHERE external_ref = 'ref-d'")
+                  .ok());
+  auto old = GetRegistrant(*db_, "PHL", bulk.id, &keys_, access_, clock_);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old->consent.crisis_contact);
+  EXPECT_TRUE(old->consent.share_aggregate_with_partners);
+  EXPECT_FALSE(old->consent.share_with_international_orgs);
+  EXPECT_EQ(old->consent.recorded_ms, 1600000000000);
+  EXPECT_EQ(old->consent.notice_version, "old");
+  auto compact = GetRegistrant(*db_, "PHL", single->id, &keys_, access_, clock_);
+  ASSERT_TRUE(compact.ok());
+  EXPECT_TRUE(compact->consent.crisis_contact);
+  EXPECT_FALSE(compact->consent.share_aggregate_with_partners);
+  EXPECT_TRUE(compact->consent.share_with_international_orgs);
+  EXPECT_EQ(compact->consent.recorded_ms, 1704879000000);
+  EXPECT_EQ(compact->consent.notice_version, "notice-2024-01");
+}
+
 TEST_F(GatewayStoreTest, ParseRoleAcceptsTheThreeRolesOnly) {
   EXPECT_EQ(*ParseRole("registrar"), Role::kRegistrar);
   EXPECT_EQ(*ParseRole("operator"), Role::kOperator);
