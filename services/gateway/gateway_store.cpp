@@ -893,11 +893,8 @@ struct RegistrantInserter::Impl {
     envelope.set_sent_ms(clock->NowMs());
     Status st;
     if (batch->changes_size() == 1) {
-      v1::Envelope single;
-      single.set_message_id(envelope.message_id());
-      single.set_producer(envelope.producer());
-      single.set_sent_ms(envelope.sent_ms());
-      *single.mutable_registry_change() = batch->changes(0);
+      v1::Envelope single = envelope;  // the header (schema version, producer, id, time)
+      *single.mutable_registry_change() = batch->changes(0);  // replaces the batch (oneof)
       st = EnqueueOutbound(*db, "rules", single);
     } else {
       st = EnqueueOutbound(*db, "rules", envelope);

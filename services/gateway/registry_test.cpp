@@ -515,6 +515,11 @@ TEST_F(RegistryTest, ImportTransactionsSpanBatchesAndKeepTheSequenceContiguous) 
   ASSERT_EQ(sent.size(), 3u);
   ASSERT_TRUE(sent[2].has_registry_change());  // a lone change goes unbatched
   EXPECT_EQ(sent[2].registry_change().sequence(), 9u);
+  for (const auto& m : sent) {  // a whole envelope header either way
+    EXPECT_EQ(m.schema_version(), MakeEnvelope("x", clock_).schema_version());
+    EXPECT_EQ(m.producer(), "amparo-gateway");
+    EXPECT_EQ(m.message_id().size(), 32u);
+  }
 }
 
 TEST_F(RegistryTest, ExportAndImportRoundTripInBothFormats) {
