@@ -112,7 +112,7 @@ struct GatewayOptions {
   double rate_limit_per_s = 50;      // requests per second per token, 0.01..100000
   double rate_limit_burst = 200;     // token bucket size per token, 1..1000000
   int64_t max_import_bytes = int64_t{256} << 20;  // bulk import bodies; larger get 413
-  int import_batch_rows = 10000;     // rows per import transaction, 1..100000
+  int import_batch_rows = 50000;     // rows per import batch (sorted, audited, handed off), 1..100000
   std::filesystem::path gazetteer;   // place-name data; empty = the bundled file
 };
 

@@ -871,6 +871,14 @@ void RegistrantSealer::Seal(Registrant registrant, SealedRegistrant* out) {
   out->key_id = m.keys->current_id();
 }
 
+void WipePersonal(Registrant* r) {
+  for (std::string* s : {&r->full_name, &r->contact.email, &r->contact.phone, &r->emergency_contact.name,
+                         &r->emergency_contact.phone, &r->emergency_contact.email}) {
+    sodium_memzero(s->data(), s->size());
+    std::string().swap(*s);
+  }
+}
+
 // Changes go to rules kChangesPerMessage at a time, in one registry_changes
 // envelope (registry.proto RegistryChangeBatch): one outbox row, one message
 // id and one set of index entries per message instead of per registrant,

@@ -210,6 +210,12 @@ class RegistrantSealer {
   std::unique_ptr<Impl> impl_;
 };
 
+// Zeroes and frees the personal fields (full name, contact channels,
+// emergency contact) of a registrant whose sealed form is all that will be
+// stored: a bulk import's rows go to the writer without them, so plaintext
+// personal data lives only between parsing and sealing.
+void WipePersonal(Registrant* r);
+
 // Inserts registrants inside the caller's transaction (bulk import):
 // statements are prepared once. Insert() assigns id and times (or takes a
 // SealedRegistrant's), seals the personal data, numbers the change with the

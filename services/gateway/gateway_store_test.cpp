@@ -129,6 +129,21 @@ TEST_F(GatewayStoreTest, ConsentIsStoredCompactlyAndTheLongFormStillReads) {
   EXPECT_EQ(compact->consent.notice_version, "notice-2024-01");
 }
 
+TEST_F(GatewayStoreTest, WipePersonalEmptiesOnlyThePersonalFields) {
+  Registrant r = Sample("ref-w");
+  r.full_name = "Maria Clara de los Santos y Mendoza";  // longer than the small-string buffer
+  r.contact = {"maria.santos@example.org", "+81312345678"};
+  r.emergency_contact = {"Jose Santos", "+639171234567", "jose@example.org"};
+  WipePersonal(&r);
+  EXPECT_TRUE(r.full_name.empty() && r.contact.email.empty() && r.contact.phone.empty());
+  EXPECT_TRUE(r.emergency_contact.name.empty() && r.emergency_contact.phone.empty() &&
+              r.emergency_contact.email.empty());
+  EXPECT_EQ(r.full_name.capacity(), std::string().capacity());  // the buffer is gone, not just cleared
+  EXPECT_EQ(r.external_ref, "ref-w");
+  EXPECT_EQ(r.host_country, "JPN");
+  EXPECT_EQ(r.vulnerabilities, (std::vector<std::string>{"child", "trafficking_victim"}));
+}
+
 TEST_F(GatewayStoreTest, ParseRoleAcceptsTheThreeRolesOnly) {
   EXPECT_EQ(*ParseRole("registrar"), Role::kRegistrar);
   EXPECT_EQ(*ParseRole("operator"), Role::kOperator);

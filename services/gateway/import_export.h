@@ -71,7 +71,12 @@ struct ImportReport {
 struct ImportOptions {
   const Gazetteer* gazetteer = nullptr;  // null: rows with place.name are rejected
   int retention_days = 730;
-  int batch_rows = 10000;  // rows per hand-off batch and audit entry
+  // Rows per hand-off batch and audit entry. A batch is written in
+  // external_ref order, so the one index a file hits at random is walked
+  // once per batch: 50k-row batches cost the writer ~4.7 us per row, 10k
+  // ~5.6 (1M rows; docs/PERFORMANCE.md "Import"), for ~2 KB of memory per
+  // row in flight (up to ~4 batches).
+  int batch_rows = 50000;
   // A transaction spans batches until it holds commit_rows rows or has been
   // open max_transaction_ms (checked after each batch): fewer commits write
   // the randomly-hit external_ref index to the WAL fewer times. Other
