@@ -153,6 +153,20 @@ Status RegistrySync::Advance(Db& db, RegistrySyncState& state) const {
   return Status::Ok();
 }
 
+Status RegistrySync::RecordRun(Db& db, uint64_t first, uint64_t last) {
+  if (first == 0 || last < first) return InvalidArgument("an empty or zero run", "sequence");
+  auto state = State(db);
+  if (!state.ok()) return state.status();
+  RegistrySyncState& s = *state;
+  if (s.ahead_ranges != 0 || s.applied_sequence + 1 != first) {
+    for (uint64_t seq = first; seq <= last; ++seq) AMPARO_RETURN_IF_ERROR(RecordChange(db, seq));
+    return Status::Ok();
+  }
+  s.applied_sequence = last;
+  s.known_sequence = std::max(s.known_sequence, last);
+  return Save(db, s);
+}
+
 Status RegistrySync::RecordChange(Db& db, uint64_t sequence) {
   auto state = State(db);
   if (!state.ok()) return state.status();

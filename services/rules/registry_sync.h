@@ -102,6 +102,9 @@ class RegistrySync {
   // Records that change `sequence` was handled (applied, or stale for its
   // registrant): moves the high-water mark or the ranges above it.
   Status RecordChange(Db& db, uint64_t sequence);
+  // RecordChange for every sequence from `first` to `last`, in one read and
+  // one write of the state when they continue the high-water mark.
+  Status RecordRun(Db& db, uint64_t first, uint64_t last);
   // The gateway had reached `mark.sequence`.
   Status RecordMark(Db& db, const v1::RegistrySequenceMark& mark);
   // Stages one chunk; true when it completed the awaited snapshot and the

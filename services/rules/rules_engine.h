@@ -170,6 +170,10 @@ class RulesEngine {
   const RegistrySync& sync() const { return sync_; }
 
  private:
+  // HandleRegistryChange; `deferred`: the caller has established that the
+  // change is above everything recorded (not covered) and records its
+  // sequence itself, whether it was applied or stale.
+  Status ApplyRegistryChange(const v1::RegistryChange& change, Db& db, bool deferred);
   RulesEngine(const RulesOptions& options, const Clock& clock, const RegistrySyncOptions& sync_options)
       : options_(options), clock_(clock), sync_(sync_options, clock), policy_(AlertPolicy::Default()) {}
   Status LoadIndex(Db& db);

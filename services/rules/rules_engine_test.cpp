@@ -482,6 +482,13 @@ TEST_F(RulesEngineTest, ABatchOfRegistryChangesAppliesEachAndSkipsOnlyTheInvalid
   std::string rows;
   while (*q->Step()) rows += q->ColumnText(0).substr(30) + q->ColumnText(1) + std::to_string(q->ColumnInt(2)) + " ";
   EXPECT_EQ(rows, "01PHL1 02PHL0 04IDN0 ");
+  // As one message per change: 1-2 applied in order, 3 and 4 never
+  // recorded (a gap a snapshot will fill), 5-6 held above it.
+  auto sync = engine_->sync().State(*db_);
+  ASSERT_TRUE(sync.ok());
+  EXPECT_EQ(sync->applied_sequence, 2u);
+  EXPECT_EQ(sync->known_sequence, 6u);
+  EXPECT_EQ(sync->ahead_ranges, 1);
   // Applied again (a redelivery): nothing moves. 2, 5 and 6 are stale, and
   // so is 4 now that its registrant's deletion (5) is newer; 3 is invalid again.
   ASSERT_TRUE(Apply(batch).ok());
@@ -492,6 +499,41 @@ TEST_F(RulesEngineTest, ABatchOfRegistryChangesAppliesEachAndSkipsOnlyTheInvalid
   v1::Envelope empty = MakeEnvelope("amparo-gateway", clock);
   empty.mutable_registry_changes();
   EXPECT_EQ(Apply(empty).field(), "changes");
+}
+
+// A bulk import's batches in order move the high-water mark by the whole
+// run, stale changes included; a batch that arrives ahead of the mark is
+// held above it and joined when the missing batch comes.
+TEST_F(RulesEngineTest, BatchesInOrderMoveTheMarkByTheRunAndAnEarlyBatchWaitsAboveIt) {
+  FakeClock clock;
+  auto batch_of = [&](uint64_t first, uint64_t count) {
+    v1::Envelope env = MakeEnvelope("amparo-gateway", clock);
+    for (uint64_t s = first; s < first + count; ++s) {
+      *env.mutable_registry_changes()->add_changes() =
+          Upsert(s, s, "PHL", "JPN", 10 + static_cast<double>(s) / 1000, 20).registry_change();
+    }
+    return env;
+  };
+  ASSERT_TRUE(Apply(batch_of(1, 300)).ok());
+  auto sync = engine_->sync().State(*db_);
+  EXPECT_EQ(sync->applied_sequence, 300u);
+  EXPECT_EQ(sync->ahead_ranges, 0);
+  ASSERT_TRUE(Apply(batch_of(501, 100)).ok());  // 301-500 not here yet
+  sync = engine_->sync().State(*db_);
+  EXPECT_EQ(sync->applied_sequence, 300u);
+  EXPECT_EQ(sync->known_sequence, 600u);
+  EXPECT_TRUE(sync->has_gap());
+  v1::Envelope middle = batch_of(301, 200);
+  // One registrant of the run changed later already (a newer single change): stale, still counted.
+  ASSERT_TRUE(Apply(Upsert(601, 350, "PHL", "JPN", 50, 50)).ok());
+  ASSERT_TRUE(Apply(middle).ok());
+  sync = engine_->sync().State(*db_);
+  EXPECT_EQ(sync->applied_sequence, 601u);
+  EXPECT_EQ(sync->ahead_ranges, 0);
+  EXPECT_FALSE(sync->has_gap());
+  EXPECT_EQ(engine_->index().Size(), 600u);
+  EXPECT_EQ(engine_->stats().stale_changes, 1u);
+  EXPECT_EQ(engine_->index().QueryCircle({50, 50}, 1, 10).size(), 1u);  // 350 kept its newer position
 }
 
 TEST_F(RulesEngineTest, ReconcileIndexUndoesChangesOfARolledBackTransaction) {
