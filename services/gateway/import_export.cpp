@@ -3,15 +3,25 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <istream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <ostream>
 #include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/audit.h"
 #include "common/json_text.h"
@@ -24,94 +34,191 @@ namespace json = boost::json;
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
-// A bounded RFC 4180 record reader over a buffered istream.
+// The first ',' or '\n' in p[from, end), else end. Most cells are shorter
+// than 16 bytes: one SSE2 compare finds their end.
+size_t FindCommaOrNewline(const char* p, size_t from, size_t end) {
+#if defined(__SSE2__)
+  const __m128i comma = _mm_set1_epi8(','), newline = _mm_set1_epi8('\n');
+  for (; from + 16 <= end; from += 16) {
+    const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + from));
+    const int hits =
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(chunk, comma), _mm_cmpeq_epi8(chunk, newline)));
+    if (hits != 0) return from + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(hits)));
+  }
+#endif
+  while (from < end && p[from] != ',' && p[from] != '\n') ++from;
+  return from;
+}
+
+// A bounded RFC 4180 record reader over an istream. Cells are views into
+// its own buffer: an unquoted cell is never copied, a quoted one is
+// unescaped in place (it only shrinks), so a record costs no allocation
+// once the buffer and the cell vector have grown to fit.
 class CsvReader {
  public:
-  CsvReader(std::istream& in, size_t max_record_bytes) : in_(in), max_record_bytes_(max_record_bytes) {}
+  CsvReader(std::istream& in, size_t max_record_bytes)
+      : in_(in),
+        max_record_bytes_(max_record_bytes),
+        limit_(std::max(max_record_bytes, max_record_bytes + 1)),  // + 1 unless that wraps
+        capacity_(std::min(kInitialBuffer, limit_)),
+        buffer_(std::make_unique<char[]>(capacity_)) {}
 
-  // Reads the next record into `fields`. Returns false at end of input.
-  // kInvalidArgument for an over-long record or an unterminated quote (the
-  // rest of that record is skipped), kUnavailable when the stream fails.
-  // The strings already in `fields` are reused (their capacity kept): a
-  // million records allocate next to nothing.
-  Result<bool> Next(std::vector<std::string>* fields) {
-    if (Peek() == kEof) {
-      fields->clear();
+  // Reads the next record; its cells are then cells(). Returns false at
+  // end of input. kInvalidArgument for a record longer than
+  // max_record_bytes (its bytes including the line end) or a quote left
+  // open at the end of the input (the rest of that record is skipped),
+  // kUnavailable when the stream fails.
+  Result<bool> Next() {
+    cells_.clear();
+    spans_.clear();
+    too_long_ = false;
+    dropped_ = 0;
+    Cursor cur;
+    if (begin_ == end_ && !More(&cur)) {
+      if (in_.bad()) return Unavailable("reading the input failed");
       return false;
     }
-    size_t count = 0;
-    auto next_field = [&]() -> std::string* {
-      if (count == fields->size()) fields->emplace_back();
-      std::string* f = &(*fields)[count++];
-      f->clear();
-      return f;
-    };
-    std::string* field = next_field();
-    size_t bytes = 0;
-    bool quoted = false, was_quoted = false, too_long = false;
-    while (true) {
-      int c = Get();
-      if (c == kEof) {
-        if (quoted) return InvalidArgument("unterminated quoted field", "");
-        break;
-      }
-      if (++bytes > max_record_bytes_) too_long = true;
-      if (quoted) {
-        if (c == '"') {
-          if (Peek() == '"') {
-            Get();
-            if (!too_long) *field += '"';
-          } else {
-            quoted = false;
+    bool last_cell = false;
+    while (!last_cell) {
+      cur.start = cur.w = cur.k;
+      if (cur.k == Available() && !More(&cur)) {
+        last_cell = true;  // "a," at the end of the input: an empty last cell
+      } else if (Data()[cur.k] == '"') {
+        // A quote opens a quoted part only as a cell's first byte; "" in it is a quote.
+        ++cur.k;
+        while (true) {
+          char* p = Data();
+          const void* quote = std::memchr(p + cur.k, '"', Available() - cur.k);
+          Keep(&cur,
+               quote == nullptr ? Available() : static_cast<size_t>(static_cast<const char*>(quote) - p));
+          if (quote == nullptr) {
+            if (More(&cur)) continue;
+            begin_ = end_;
+            if (in_.bad()) return Unavailable("reading the input failed");
+            return InvalidArgument("unterminated quoted field", "");
           }
-        } else if (!too_long) {
-          *field += static_cast<char>(c);
+          ++cur.k;
+          if (cur.k == Available() && !More(&cur)) {
+            last_cell = true;
+            break;
+          }
+          if (Data()[cur.k] != '"') break;
+          Data()[cur.w++] = '"';
+          ++cur.k;
         }
-        continue;
       }
-      if (c == '"' && field->empty() && !was_quoted) {
-        quoted = was_quoted = true;
-      } else if (c == ',') {
-        field = next_field();
-        was_quoted = false;
-      } else if (c == '\r' && Peek() == '\n') {
-        continue;
-      } else if (c == '\n') {
-        break;
-      } else if (!too_long) {
-        *field += static_cast<char>(c);
-      }
+      if (!last_cell) last_cell = ScanUnquoted(&cur);
+      if (!too_long_) spans_.push_back({cur.start, cur.w - cur.start});
     }
-    fields->resize(count);
+    const size_t record_bytes = dropped_ + cur.k;
+    const char* base = Data();
+    begin_ += cur.k;
     if (in_.bad()) return Unavailable("reading the input failed");
-    if (too_long) {
+    if (too_long_ || record_bytes > max_record_bytes_) {
       return InvalidArgument("the record is longer than " + std::to_string(max_record_bytes_) + " bytes", "");
     }
+    for (const auto& [offset, length] : spans_) cells_.emplace_back(base + offset, length);
     return true;
   }
 
+  // The cells of the record Next() read; valid until the next call.
+  const std::vector<std::string_view>& cells() const { return cells_; }
+
+  // Next(), with the cells copied into `fields` (for the header).
+  Result<bool> Next(std::vector<std::string>* fields) {
+    fields->clear();
+    auto more = Next();
+    if (more.ok() && *more) fields->assign(cells_.begin(), cells_.end());
+    return more;
+  }
+
  private:
-  static constexpr int kEof = -1;
-  int Peek() {
-    if (pos_ == len_ && !Fill()) return kEof;
-    return static_cast<unsigned char>(buffer_[pos_]);
+  static constexpr size_t kInitialBuffer = 1 << 16;
+
+  // Offsets from the record's first byte (Data()).
+  struct Cursor {
+    size_t k = 0;         // next byte to read
+    size_t w = 0;         // where the current cell's next byte goes (w <= k)
+    size_t start = 0;     // the current cell's first byte
+    size_t unquoted = 0;  // where the unquoted part of the current cell began
+  };
+
+  char* Data() { return buffer_.get() + begin_; }
+  size_t Available() const { return end_ - begin_; }
+
+  // The cell's bytes [cur->k, stop) follow what it holds so far.
+  void Keep(Cursor* cur, size_t stop) {
+    if (cur->w != cur->k) std::memmove(Data() + cur->w, Data() + cur->k, stop - cur->k);
+    cur->w += stop - cur->k;
+    cur->k = stop;
   }
-  int Get() {
-    int c = Peek();
-    if (c != kEof) ++pos_;
-    return c;
+
+  // The unquoted part of a cell, up to its comma or the line end. True when
+  // the record ends with this cell.
+  bool ScanUnquoted(Cursor* cur) {
+    cur->unquoted = cur->k;
+    while (true) {
+      const char* p = Data();
+      const size_t available = Available();
+      const size_t end = FindCommaOrNewline(p, cur->k, available);
+      Keep(cur, end);
+      if (end == available) {
+        if (More(cur)) continue;
+        return true;  // end of input
+      }
+      ++cur->k;
+      if (p[end] == ',') return false;
+      // CRLF: the CR belongs to the line end (a lone CR stays in the cell).
+      if (end > cur->unquoted && p[end - 1] == '\r') --cur->w;
+      return true;
+    }
   }
-  bool Fill() {
-    in_.read(buffer_, sizeof buffer_);
-    len_ = static_cast<size_t>(in_.gcount());
-    pos_ = 0;
-    return len_ > 0;
+
+  // Makes more of the input available after what `cur` has read (called
+  // when it has read everything available): moves the record to the front
+  // of the buffer (cursor offsets stay valid) or grows the buffer up to the
+  // record bound. A record past the bound is too long: its bytes are
+  // dropped as they are read and `cur` starts over at 0 (its cells no
+  // longer matter). False at the end of the input.
+  bool More(Cursor* cur) {
+    if (eof_) return false;
+    if (begin_ > 0) {
+      std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (end_ == capacity_) {
+      if (capacity_ < limit_) {
+        const size_t grown = std::min(limit_, capacity_ * 2);
+        auto bigger = std::make_unique<char[]>(grown);
+        std::memcpy(bigger.get(), buffer_.get(), end_);
+        buffer_ = std::move(bigger);
+        capacity_ = grown;
+      } else {
+        too_long_ = true;
+        dropped_ += cur->k;
+        *cur = Cursor();
+        begin_ = end_ = 0;
+      }
+    }
+    in_.read(buffer_.get() + end_, static_cast<std::streamsize>(capacity_ - end_));
+    const auto got = static_cast<size_t>(in_.gcount());
+    end_ += got;
+    if (got == 0) eof_ = true;
+    return got > 0;
   }
 
   std::istream& in_;
-  size_t max_record_bytes_;
-  char buffer_[1 << 16];
-  size_t pos_ = 0, len_ = 0;
+  const size_t max_record_bytes_;
+  const size_t limit_;  // the buffer never grows past one record of the bound
+  size_t capacity_;
+  std::unique_ptr<char[]> buffer_;
+  size_t begin_ = 0, end_ = 0;  // unread input: the current record starts at begin_
+  bool eof_ = false;
+  bool too_long_ = false;                         // the current record outgrew the buffer
+  size_t dropped_ = 0;                            // its bytes dropped so far
+  std::vector<std::pair<size_t, size_t>> spans_;  // the current record's cells: offset, length
+  std::vector<std::string_view> cells_;
 };
 
 // Reads one line (without the newline) of at most `max` bytes; longer
@@ -177,8 +284,9 @@ const std::map<std::string, CellKind, std::less<>>& CsvColumnKinds() {
   return *kinds;
 }
 
-std::vector<std::string> SplitList(std::string_view cell) {
-  std::vector<std::string> out;
+// Splits "fil; en;;" into {"fil", "en"}: items trimmed of spaces, empty
+// ones dropped. Appends views into `cell` to `out`.
+void SplitList(std::string_view cell, std::vector<std::string_view>* out) {
   size_t start = 0;
   while (start <= cell.size()) {
     size_t end = cell.find(';', start);
@@ -186,15 +294,15 @@ std::vector<std::string> SplitList(std::string_view cell) {
     std::string_view item = cell.substr(start, end - start);
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (!item.empty()) out.emplace_back(item);
+    if (!item.empty()) out->push_back(item);
     start = end + 1;
   }
-  return out;
 }
 
 struct CsvColumn {
   std::string name;
   CellKind kind;
+  RegistrantField field = RegistrantField::kExternalRef;  // unless kIgnored
 };
 
 // CSV injection (OWASP "CSV Injection"): a spreadsheet runs a cell that
@@ -215,92 +323,142 @@ std::string FormulaGuard(std::string_view text) {
   out += text;
   return out;
 }
-std::string UndoFormulaGuard(std::string_view cell) {
+std::string_view UndoFormulaGuard(std::string_view cell) {
   if (cell.size() >= 2 && cell.front() == '\'' && StartsLikeFormula(cell.substr(1))) cell.remove_prefix(1);
-  return std::string(cell);
+  return cell;
 }
 
-// One CSV record as the JSON object a client would POST.
-// `storage` holds the object's memory (a per-row arena on the import's path).
-Result<json::object> CsvRowToJson(const std::vector<CsvColumn>& columns,
-                                  const std::vector<std::string>& cells, const json::storage_ptr& storage) {
-  if (cells.size() != columns.size()) {
-    return InvalidArgument(
-        "has " + std::to_string(cells.size()) + " cells, the header " + std::to_string(columns.size()), "");
+// One CSV record as ValidateRegistrant reads it: each cell typed by its
+// column (an empty cell is an absent field; a group such as contact is
+// present when one of its cells is), so a row is accepted exactly when the
+// same registrant POSTed as JSON would be. Reused across rows: Load()
+// replaces the previous record; views point into the reader's buffer.
+class CsvRecordFields final : public RegistrantSource {
+ private:
+  // A cell typed by its column's kind; only the member of that kind is set.
+  struct Value {
+    bool present = false;
+    std::string_view text;
+    double number = 0;
+    int64_t integer = 0;
+    bool boolean = false;
+    size_t first = 0, count = 0;  // lists: items_[first, first + count); members: members_ count
+  };
+  // The cell's value as its kind's member, nullopt when the cell is empty.
+  template <auto member>
+  auto Typed(RegistrantField field) const {
+    const Value& v = values_[static_cast<size_t>(field)];
+    using T = std::remove_cvref_t<decltype(v.*member)>;
+    return v.present ? std::optional<T>(v.*member) : std::nullopt;
   }
-  json::object o(storage);
-  for (size_t i = 0; i < columns.size(); ++i) {
-    const std::string& cell = cells[i];
-    const CsvColumn& column = columns[i];
-    if (cell.empty() || column.kind == CellKind::kIgnored) continue;
-    json::value v(storage);
-    switch (column.kind) {
-      case CellKind::kString:
-        v = UndoFormulaGuard(cell);
-        break;
-      case CellKind::kNumber: {
-        double d = 0;
-        auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), d);
-        if (ec != std::errc() || end != cell.data() + cell.size())
-          return InvalidArgument("must be a number", column.name);
-        v = d;
-        break;
-      }
-      case CellKind::kInteger: {
-        int64_t n = 0;
-        auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), n);
-        if (ec != std::errc() || end != cell.data() + cell.size()) {
-          return InvalidArgument("must be a whole number", column.name);
+
+ public:
+  // Types the cells in column order: the first cell that is not its
+  // column's type (a number, a whole number, true|false, age_band:ISO3
+  // items) is the row's error, before any other check.
+  Status Load(const std::vector<CsvColumn>& columns, const std::vector<std::string_view>& cells) {
+    if (cells.size() != columns.size()) {
+      return InvalidArgument(
+          "has " + std::to_string(cells.size()) + " cells, the header " + std::to_string(columns.size()), "");
+    }
+    for (auto& v : values_) v.present = false;
+    groups_.fill(false);
+    items_.clear();
+    members_.clear();
+    for (size_t i = 0; i < columns.size(); ++i) {
+      const std::string_view cell = cells[i];
+      const CsvColumn& column = columns[i];
+      if (cell.empty() || column.kind == CellKind::kIgnored) continue;
+      Value& v = values_[static_cast<size_t>(column.field)];
+      switch (column.kind) {
+        case CellKind::kString:
+          v.text = UndoFormulaGuard(cell);
+          break;
+        case CellKind::kNumber: {
+          auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), v.number);
+          if (ec != std::errc() || end != cell.data() + cell.size())
+            return InvalidArgument("must be a number", column.name);
+          break;
         }
-        v = n;
-        break;
-      }
-      case CellKind::kBool:
-        if (cell == "true" || cell == "1" || cell == "yes") {
-          v = true;
-        } else if (cell == "false" || cell == "0" || cell == "no") {
-          v = false;
-        } else {
-          return InvalidArgument("must be true or false", column.name);
-        }
-        break;
-      case CellKind::kList: {
-        json::array a(storage);
-        for (auto& item : SplitList(cell)) a.emplace_back(item);
-        v = std::move(a);
-        break;
-      }
-      case CellKind::kMembers: {
-        json::array a(storage);
-        for (const auto& item : SplitList(cell)) {
-          size_t colon = item.find(':');
-          if (colon == std::string::npos) {
-            return InvalidArgument("'" + item + "' is not age_band:NATIONALITY, e.g. 18-59:PHL", column.name);
+        case CellKind::kInteger: {
+          auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), v.integer);
+          if (ec != std::errc() || end != cell.data() + cell.size()) {
+            return InvalidArgument("must be a whole number", column.name);
           }
-          a.push_back(json::object(
-              {{"age_band", item.substr(0, colon)}, {"nationality", item.substr(colon + 1)}}, storage));
+          break;
         }
-        v = json::object({{"members", std::move(a)}}, storage);
-        break;
+        case CellKind::kBool:
+          if (cell == "true" || cell == "1" || cell == "yes") {
+            v.boolean = true;
+          } else if (cell == "false" || cell == "0" || cell == "no") {
+            v.boolean = false;
+          } else {
+            return InvalidArgument("must be true or false", column.name);
+          }
+          break;
+        case CellKind::kList:
+          v.first = items_.size();
+          SplitList(cell, &items_);
+          v.count = items_.size() - v.first;
+          break;
+        case CellKind::kMembers: {
+          const size_t first = items_.size();
+          SplitList(cell, &items_);
+          for (size_t k = first; k < items_.size(); ++k) {
+            const std::string_view item = items_[k];
+            const size_t colon = item.find(':');
+            if (colon == std::string_view::npos) {
+              return InvalidArgument(
+                  "'" + std::string(item) + "' is not age_band:NATIONALITY, e.g. 18-59:PHL", column.name);
+            }
+            members_.push_back({item.substr(0, colon), item.substr(colon + 1)});
+          }
+          items_.resize(first);
+          v.count = members_.size();
+          break;
+        }
+        case CellKind::kIgnored:
+          break;
       }
-      case CellKind::kIgnored:
-        break;
+      v.present = true;
+      if (auto group = RegistrantFieldGroup(column.field)) groups_[static_cast<size_t>(*group)] = true;
     }
-    if (column.kind == CellKind::kMembers) {
-      o["household"] = std::move(v);
-      continue;
-    }
-    size_t dot = column.name.find('.');
-    if (dot == std::string::npos) {
-      o[column.name] = std::move(v);
-    } else {
-      std::string parent = column.name.substr(0, dot);
-      if (!o.contains(parent)) o[parent] = json::object();
-      o[parent].as_object()[column.name.substr(dot + 1)] = std::move(v);
-    }
+    return Status::Ok();
   }
-  return o;
-}
+
+  // The header has refused unknown columns already.
+  Status CheckUnknownFields() const override { return Status::Ok(); }
+  Status CheckUnknownFields(RegistrantGroup) const override { return Status::Ok(); }
+  Result<bool> HasGroup(RegistrantGroup group) const override { return groups_[static_cast<size_t>(group)]; }
+
+  Result<std::optional<std::string_view>> String(RegistrantField field) const override {
+    return Typed<&Value::text>(field);
+  }
+  Result<std::optional<double>> Number(RegistrantField field) const override {
+    return Typed<&Value::number>(field);
+  }
+  Result<std::optional<int64_t>> Integer(RegistrantField field) const override {
+    return Typed<&Value::integer>(field);
+  }
+  Result<std::optional<bool>> Bool(RegistrantField field) const override {
+    return Typed<&Value::boolean>(field);
+  }
+  Result<std::optional<size_t>> ListSize(RegistrantField field) const override {
+    return Typed<&Value::count>(field);
+  }
+  Result<std::string_view> ListString(RegistrantField field, size_t index) const override {
+    return items_[values_[static_cast<size_t>(field)].first + index];
+  }
+  Result<HouseholdMemberView> Member(size_t index, std::string_view) const override {
+    return HouseholdMemberView{members_[index].first, members_[index].second};
+  }
+
+ private:
+  std::array<Value, kRegistrantFieldCount> values_;
+  std::array<bool, kRegistrantGroupCount> groups_{};  // by RegistrantGroup
+  std::vector<std::string_view> items_;
+  std::vector<std::pair<std::string_view, std::string_view>> members_;
+};
 
 Result<std::vector<CsvColumn>> ParseCsvHeader(std::vector<std::string> header) {
   if (!header.empty() && header[0].rfind(kBom, 0) == 0) header[0].erase(0, kBom.size());
@@ -317,7 +475,14 @@ Result<std::vector<CsvColumn>> ParseCsvHeader(std::vector<std::string> header) {
     for (const auto& c : columns) {
       if (c.name == name) return InvalidArgument("repeated CSV column '" + name + "'", name);
     }
-    columns.push_back({name, it->second});
+    CsvColumn column{name, it->second};
+    // Every column but the ignored ones is the registrant field of that name.
+    if (column.kind != CellKind::kIgnored) {
+      auto field = RegistrantFieldNamed(name);
+      if (!field) return Internal("CSV column '" + name + "' is no registrant field");
+      column.field = *field;
+    }
+    columns.push_back(std::move(column));
   }
   for (const char* required : {"external_ref", "host_country"}) {
     if (std::none_of(columns.begin(), columns.end(),
@@ -346,8 +511,14 @@ struct Batch {
 };
 
 // A bounded hand-off of batches from the reader thread to the writer: at
-// most `capacity` batches wait, so memory stays bounded by (capacity + 2)
+// most `capacity` batches wait, and at most `capacity` written ones go back
+// to the reader for reuse, so memory stays bounded by (2 * capacity + 2)
 // batches whatever the file size. Close() wakes both sides for good.
+//
+// Reuse matters for speed: the reader fills a written batch's rows again
+// (their strings keep their capacity), and what the rows held is freed on
+// the reader's thread, which allocated it. Freed on the writer's, every
+// free took the reader's malloc arena lock against the reader's mallocs.
 class BatchQueue {
  public:
   explicit BatchQueue(size_t capacity) : capacity_(capacity) {}
@@ -374,12 +545,26 @@ class BatchQueue {
     closed_ = true;
     not_full_.notify_all();
   }
+  // The writer hands back a batch it has written.
+  void Recycle(Batch batch) {
+    std::lock_guard lock(mu_);
+    if (spent_.size() < capacity_) spent_.push_back(std::move(batch));
+  }
+  // A written batch to fill again, or an empty one.
+  Batch TakeSpent() {
+    std::lock_guard lock(mu_);
+    if (spent_.empty()) return Batch();
+    Batch b = std::move(spent_.front());
+    spent_.pop_front();
+    return b;
+  }
 
  private:
   const size_t capacity_;
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
   std::deque<Batch> queue_;
+  std::deque<Batch> spent_;
   bool closed_ = false;
 };
 
@@ -389,9 +574,11 @@ class BatchQueue {
 // clock.
 class RowValidator {
  public:
+  // `spent` gives the batch to fill next: a written one to reuse, or an
+  // empty one.
   RowValidator(const Token& token, const RegistryKeys& keys, const Clock& clock, const ImportOptions& options,
-               std::function<bool(Batch)> emit)
-      : token_(token), options_(options), emit_(std::move(emit)), sealer_(keys, clock) {
+               std::function<bool(Batch)> emit, std::function<Batch()> spent)
+      : token_(token), options_(options), emit_(std::move(emit)), spent_(std::move(spent)), sealer_(keys, clock) {
     validation_.gazetteer = options.gazetteer;
     validation_.retention_days = options.retention_days;
     validation_.clock = &clock;
@@ -424,6 +611,25 @@ class RowValidator {
     return Emit(false, Status::Ok());
   }
 
+  // A CSV record: `loaded` is CsvRecordFields::Load's result for it. The
+  // row is validated straight into the batch (no JSON object in between).
+  bool Accept(int64_t row, const Status& loaded, const RegistrantSource& fields) {
+    batch_.rows_read = row;
+    if (!loaded.ok()) {
+      Reject(row, loaded);
+      return true;
+    }
+    Registrant& registrant =
+        validated_.emplace_back(std::piecewise_construct, std::forward_as_tuple(row), std::tuple<>()).second;
+    if (Status st = ValidateRegistrant(fields, token_.state, validation_, &registrant); !st.ok()) {
+      validated_.pop_back();
+      Reject(row, st);
+      return true;
+    }
+    if (static_cast<int>(validated_.size()) < options_.batch_rows) return true;
+    return Emit(false, Status::Ok());
+  }
+
   // The final batch: end of input, or `status` when reading failed.
   void Finish(Status status) { Emit(true, std::move(status)); }
 
@@ -448,9 +654,14 @@ class RowValidator {
       auto& [row, registrant] = validated_[order_[i]];
       batch_.rows[i].row = row;
       sealer_.Seal(std::move(registrant), &batch_.rows[i].sealed);
+      WipePersonal(&batch_.rows[i].sealed.registrant);
     }
     validated_.clear();
-    Batch next;
+    Batch next = spent_();
+    next.rejects.clear();
+    next.rejected = 0;
+    next.status = Status::Ok();
+    next.last = false;
     next.rows_read = batch_.rows_read;
     std::swap(next, batch_);
     next.last = last;
@@ -461,6 +672,7 @@ class RowValidator {
   const Token& token_;
   const ImportOptions& options_;
   std::function<bool(Batch)> emit_;
+  std::function<Batch()> spent_;
   RegistrantValidation validation_;
   RegistrantSealer sealer_;
   std::vector<std::pair<int64_t, Registrant>> validated_;  // this batch's valid rows, file order
@@ -602,10 +814,9 @@ class BatchWriter {
 void ReadRows(std::istream& in, RegistryFormat format, CsvReader* csv, const std::vector<CsvColumn>& columns,
               const ImportOptions& options, RowValidator& validator) {
   if (format == RegistryFormat::kCsv) {
-    std::vector<std::string> cells;
-    std::vector<unsigned char> row_buffer(8 * 1024);
+    CsvRecordFields fields;
     for (int64_t row = 1;; ++row) {
-      auto more = csv->Next(&cells);
+      auto more = csv->Next();
       if (!more.ok() && more.status().code() != StatusCode::kInvalidArgument) {
         return validator.Finish(more.status());
       }
@@ -614,20 +825,12 @@ void ReadRows(std::istream& in, RegistryFormat format, CsvReader* csv, const std
         if (!validator.Accept(row, more.status())) return;
         continue;
       }
+      const std::vector<std::string_view>& cells = csv->cells();
       if (cells.size() == 1 && cells[0].empty()) {
         validator.Reject(row, InvalidArgument("the row is empty", ""));
         continue;
       }
-      // One arena per row for the JSON object, on a reused buffer (a row
-      // needs ~3 KB; more spills to the heap), so the detour through JSON
-      // costs no malloc/free per value. A fresh resource per row: Boost
-      // 1.81's monotonic_resource::release() leaves it unusable.
-      bool go_on;
-      {
-        json::monotonic_resource row_memory(row_buffer.data(), row_buffer.size());
-        go_on = validator.Accept(row, CsvRowToJson(columns, cells, json::storage_ptr(&row_memory)));
-      }
-      if (!go_on) return;
+      if (!validator.Accept(row, fields.Load(columns, cells), fields)) return;
     }
   } else {
     std::string line;
@@ -657,19 +860,21 @@ void ReadRows(std::istream& in, RegistryFormat format, CsvReader* csv, const std
 //  - WAL auto-checkpoint: by default every commit past 1000 WAL pages
 //    copies the WAL back into the database, so the index pages every batch
 //    touches (the external_ref index is random) were copied once per
-//    batch. Checkpointing every 64 MB of WAL copies them once per several
-//    batches; the WAL file stays bounded by that plus one transaction, and
-//    is checkpointed when the import ends.
+//    batch. Checkpointing every 256 MB of WAL (counted in pages of the
+//    database's size: 16 KiB for a new gateway database) copies them once
+//    per several batches; the WAL file stays bounded by that plus one
+//    transaction, and is checkpointed when the import ends.
 class ImportConnectionSettings {
  public:
   explicit ImportConnectionSettings(Db& db) : db_(db) {
     previous_cache_ = ReadPragma("cache_size", previous_cache_);
     previous_checkpoint_ = ReadPragma("wal_autocheckpoint", previous_checkpoint_);
     (void)db_.Exec("PRAGMA cache_size = -" + std::to_string(kImportCacheKib));
-    (void)db_.Exec("PRAGMA wal_autocheckpoint = " + std::to_string(kImportCheckpointPages));
+    const int64_t page_bytes = std::max<int64_t>(512, ReadPragma("page_size", 4096));
+    (void)db_.Exec("PRAGMA wal_autocheckpoint = " + std::to_string(kImportCheckpointBytes / page_bytes));
   }
   ~ImportConnectionSettings() {
-    // The WAL the import leaves (up to kImportCheckpointPages) is copied
+    // The WAL the import leaves (up to kImportCheckpointBytes) is copied
     // back now, on the import's time, not by whichever write comes next.
     (void)db_.Exec("PRAGMA wal_checkpoint(PASSIVE)");
     (void)db_.Exec("PRAGMA cache_size = " + std::to_string(previous_cache_));
@@ -684,7 +889,7 @@ class ImportConnectionSettings {
     return row.ok() && *row ? q->ColumnInt(0) : fallback;
   }
   static constexpr int kImportCacheKib = 64 * 1024;
-  static constexpr int kImportCheckpointPages = 64 * 1024;  // 256 MB of 4 KiB pages
+  static constexpr int64_t kImportCheckpointBytes = int64_t{256} << 20;
   Db& db_;
   int64_t previous_cache_ = -2000;
   int64_t previous_checkpoint_ = 1000;
@@ -825,25 +1030,31 @@ Result<ImportReport> ImportRegistrants(Db& db, const Token& token, std::istream&
   BatchWriter writer(db, token, keys, clock, options);
   if (!options.parallel) {
     Status failed;
-    RowValidator validator(token, keys, clock, options, [&](Batch batch) {
-      if (!batch.status.ok()) {
-        (void)writer.Flush();  // earlier batches stay imported, as documented
-        failed = batch.status;
-        return false;
-      }
-      failed = writer.Write(batch);
-      return failed.ok();
-    });
+    Batch spare;
+    RowValidator validator(
+        token, keys, clock, options,
+        [&](Batch batch) {
+          if (!batch.status.ok()) {
+            (void)writer.Flush();  // earlier batches stay imported, as documented
+            failed = batch.status;
+            return false;
+          }
+          failed = writer.Write(batch);
+          spare = std::move(batch);
+          return failed.ok();
+        },
+        [&] { return std::exchange(spare, Batch()); });
     ReadRows(in, format, csv ? &*csv : nullptr, columns, options, validator);
     if (!failed.ok()) return failed;
     return std::move(writer.report());
   }
   // Reading, parsing and validating on a second thread while this one
   // writes: the two halves cost about the same per row.
-  BatchQueue queue(2);
+  BatchQueue queue(1);
   std::thread reader([&] {
-    RowValidator validator(token, keys, clock, options,
-                           [&](Batch batch) { return queue.Push(std::move(batch)); });
+    RowValidator validator(
+        token, keys, clock, options, [&](Batch batch) { return queue.Push(std::move(batch)); },
+        [&] { return queue.TakeSpent(); });
     ReadRows(in, format, csv ? &*csv : nullptr, columns, options, validator);
   });
   Status failed;
@@ -856,6 +1067,7 @@ Result<ImportReport> ImportRegistrants(Db& db, const Token& token, std::istream&
     }
     failed = writer.Write(batch);
     if (!failed.ok() || batch.last) break;
+    queue.Recycle(std::move(batch));
   }
   queue.Close();  // a reader blocked on a full queue returns
   reader.join();

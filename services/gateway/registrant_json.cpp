@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
-#include <set>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/json_text.h"
 #include "services/gateway/civil_date.h"
@@ -18,9 +21,47 @@ namespace json = boost::json;
 
 constexpr int kDefaultPlacePrecisionM = 10'000;  // a gazetteer city centre is city-level at best
 
-std::string Join(std::string_view prefix, std::string_view field) {
-  return prefix.empty() ? std::string(field) : std::string(prefix) + "." + std::string(field);
-}
+using Field = RegistrantField;
+using Group = RegistrantGroup;
+
+struct FieldInfo {
+  std::string_view name;  // dotted: the error's field and the CSV column
+  std::optional<Group> group;
+  std::string_view key;  // the key inside its group (or at the top level)
+};
+
+constexpr FieldInfo kFields[kRegistrantFieldCount] = {
+    {"external_ref", std::nullopt, "external_ref"},
+    {"full_name", std::nullopt, "full_name"},
+    {"host_country", std::nullopt, "host_country"},
+    {"lat", std::nullopt, "lat"},
+    {"lon", std::nullopt, "lon"},
+    {"location_precision_m", std::nullopt, "location_precision_m"},
+    {"place.name", Group::kPlace, "name"},
+    {"place.country", Group::kPlace, "country"},
+    {"household_size", std::nullopt, "household_size"},
+    {"household.members", Group::kHousehold, "members"},
+    {"languages", std::nullopt, "languages"},
+    {"contact.email", Group::kContact, "email"},
+    {"contact.phone", Group::kContact, "phone"},
+    {"emergency_contact.name", Group::kEmergencyContact, "name"},
+    {"emergency_contact.phone", Group::kEmergencyContact, "phone"},
+    {"emergency_contact.email", Group::kEmergencyContact, "email"},
+    {"travel_document_expiry", std::nullopt, "travel_document_expiry"},
+    {"vulnerabilities", std::nullopt, "vulnerabilities"},
+    {"consent.crisis_contact", Group::kConsent, "crisis_contact"},
+    {"consent.share_aggregate_with_partners", Group::kConsent, "share_aggregate_with_partners"},
+    {"consent.share_with_international_orgs", Group::kConsent, "share_with_international_orgs"},
+    {"consent.recorded_at", Group::kConsent, "recorded_at"},
+    {"consent.notice_version", Group::kConsent, "notice_version"},
+    {"retention_until", std::nullopt, "retention_until"},
+};
+
+const FieldInfo& Info(Field field) { return kFields[static_cast<size_t>(field)]; }
+std::string Name(Field field) { return std::string(Info(field).name); }
+
+constexpr std::string_view kGroupNames[] = {"place", "household", "contact", "emergency_contact", "consent"};
+std::string_view GroupName(Group group) { return kGroupNames[static_cast<size_t>(group)]; }
 
 const json::value* Find(const json::object& o, std::string_view field) {
   auto it = o.find(field);
@@ -33,26 +74,154 @@ bool HasControlCharacters(std::string_view s) {
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
-// nullopt when absent; error when present but not a fitting string.
-Result<std::optional<std::string>> OptionalString(const json::object& o, std::string_view field,
-                                                  std::string_view prefix, size_t max_len) {
-  const json::value* v = Find(o, field);
-  if (v == nullptr) return std::optional<std::string>();
-  const std::string name = Join(prefix, field);
-  if (!v->is_string()) return InvalidArgument("must be a string", name);
-  std::string s(v->get_string());
-  if (s.empty()) return InvalidArgument("must not be empty (leave it out instead)", name);
-  if (s.size() > max_len)
-    return InvalidArgument("must be at most " + std::to_string(max_len) + " bytes", name);
-  if (HasControlCharacters(s)) return InvalidArgument("must not contain control characters", name);
-  return std::optional<std::string>(std::move(s));
+// A registrant as a JSON object (a POST body, a merged patch, an NDJSON
+// line): JSON's types and nesting; a JSON null is an absent field.
+class JsonRegistrantSource final : public RegistrantSource {
+ public:
+  JsonRegistrantSource(const json::object& o, bool allow_read_only_fields)
+      : o_(o), allow_read_only_fields_(allow_read_only_fields) {}
+
+  Status CheckUnknownFields() const override {
+    const std::initializer_list<std::string_view> read_only = {"id", "state", "admin1", "created_at",
+                                                               "updated_at"};
+    return RejectUnknownFields(
+        o_,
+        {"external_ref", "full_name", "host_country", "lat", "lon", "location_precision_m", "place",
+         "household_size", "household", "languages", "contact", "emergency_contact", "travel_document_expiry",
+         "vulnerabilities", "consent", "retention_until"},
+        "", allow_read_only_fields_ ? read_only : std::initializer_list<std::string_view>{});
+  }
+
+  Status CheckUnknownFields(Group group) const override {
+    const json::object* g = GroupObject(group);
+    if (g == nullptr) return Status::Ok();
+    switch (group) {
+      case Group::kPlace:
+        return RejectUnknownFields(*g, {"name", "country"}, "place");
+      case Group::kHousehold:
+        return RejectUnknownFields(*g, {"members"}, "household");
+      case Group::kContact:
+        return RejectUnknownFields(*g, {"email", "phone"}, "contact");
+      case Group::kEmergencyContact:
+        return RejectUnknownFields(*g, {"name", "phone", "email"}, "emergency_contact");
+      case Group::kConsent:
+        return RejectUnknownFields(*g,
+                                   {"crisis_contact", "share_aggregate_with_partners",
+                                    "share_with_international_orgs", "recorded_at", "notice_version"},
+                                   "consent");
+    }
+    return Status::Ok();
+  }
+
+  Result<bool> HasGroup(Group group) const override {
+    const json::value* v = Find(o_, GroupName(group));
+    if (v == nullptr) return false;
+    if (!v->is_object()) return InvalidArgument("must be an object", std::string(GroupName(group)));
+    return true;
+  }
+
+  Result<std::optional<std::string_view>> String(Field field) const override {
+    const json::value* v = Value(field);
+    if (v == nullptr) return std::optional<std::string_view>();
+    if (!v->is_string()) return InvalidArgument("must be a string", Name(field));
+    return std::optional<std::string_view>(v->get_string());
+  }
+
+  Result<std::optional<double>> Number(Field field) const override {
+    const json::value* v = Value(field);
+    if (v == nullptr) return std::optional<double>();
+    if (!v->is_number()) return InvalidArgument("must be a number", Name(field));
+    return std::optional<double>(v->to_number<double>());
+  }
+
+  Result<std::optional<int64_t>> Integer(Field field) const override {
+    const json::value* v = Value(field);
+    if (v == nullptr) return std::optional<int64_t>();
+    if (v->is_int64()) return std::optional<int64_t>(v->get_int64());
+    if (v->is_uint64()) return std::optional<int64_t>(std::numeric_limits<int64_t>::max());
+    return InvalidArgument("must be a whole number", Name(field));
+  }
+
+  Result<std::optional<bool>> Bool(Field field) const override {
+    const json::value* v = Value(field);
+    if (v == nullptr) return std::optional<bool>();
+    if (!v->is_bool()) return InvalidArgument("must be true or false", Name(field));
+    return std::optional<bool>(v->get_bool());
+  }
+
+  Result<std::optional<size_t>> ListSize(Field field) const override {
+    const json::value* v = Value(field);
+    if (v == nullptr) return std::optional<size_t>();
+    if (!v->is_array()) {
+      return InvalidArgument(
+          field == Field::kHouseholdMembers ? "must be an array" : "must be an array of strings",
+          Name(field));
+    }
+    return std::optional<size_t>(v->get_array().size());
+  }
+
+  Result<std::string_view> ListString(Field field, size_t index) const override {
+    const json::value& item = Value(field)->get_array()[index];
+    if (!item.is_string()) return InvalidArgument("must be an array of strings", Name(field));
+    return std::string_view(item.get_string());
+  }
+
+  Result<HouseholdMemberView> Member(size_t index, std::string_view where) const override {
+    const json::value& item = Value(Field::kHouseholdMembers)->get_array()[index];
+    if (!item.is_object()) {
+      return InvalidArgument(std::string(where) + "must be an object", "household.members");
+    }
+    const json::object& m = item.get_object();
+    for (const auto& kv : m) {
+      if (kv.key() != "age_band" && kv.key() != "nationality") {
+        return InvalidArgument(std::string(where) + "unknown field " + std::string(kv.key()) +
+                                   " (accepted: age_band, nationality)",
+                               "household.members");
+      }
+    }
+    auto text = [&](std::string_view key) {
+      const json::value* v = Find(m, key);
+      return v != nullptr && v->is_string() ? std::optional<std::string_view>(v->get_string()) : std::nullopt;
+    };
+    return HouseholdMemberView{text("age_band"), text("nationality")};
+  }
+
+ private:
+  const json::object* GroupObject(Group group) const {
+    const json::value* v = Find(o_, GroupName(group));
+    return v != nullptr && v->is_object() ? &v->get_object() : nullptr;
+  }
+  const json::value* Value(Field field) const {
+    const FieldInfo& info = Info(field);
+    const json::object* container = info.group ? GroupObject(*info.group) : &o_;
+    return container == nullptr ? nullptr : Find(*container, info.key);
+  }
+
+  const json::object& o_;
+  bool allow_read_only_fields_;
+};
+
+// ---- The rules (the one implementation; sources only type the values). ----
+
+// nullopt when absent; an error when present but not a fitting string.
+Result<std::optional<std::string_view>> TextField(const RegistrantSource& source, Field field,
+                                                  size_t max_len) {
+  auto text = source.String(field);
+  if (!text.ok() || !*text) return text;
+  std::string_view s = **text;
+  if (s.empty()) return InvalidArgument("must not be empty (leave it out instead)", Name(field));
+  if (s.size() > max_len) {
+    return InvalidArgument("must be at most " + std::to_string(max_len) + " bytes", Name(field));
+  }
+  if (HasControlCharacters(s)) return InvalidArgument("must not contain control characters", Name(field));
+  return text;
 }
 
-Result<std::string> RequiredString(const json::object& o, std::string_view field, size_t max_len) {
-  auto s = OptionalString(o, field, "", max_len);
-  if (!s.ok()) return s.status();
-  if (!*s) return InvalidArgument("is required", std::string(field));
-  return **s;
+Result<std::string_view> RequiredText(const RegistrantSource& source, Field field, size_t max_len) {
+  auto text = TextField(source, field, max_len);
+  if (!text.ok()) return text.status();
+  if (!*text) return InvalidArgument("is required", Name(field));
+  return **text;
 }
 
 Status CheckIso3(std::string_view value, const std::string& field) {
@@ -61,103 +230,86 @@ Status CheckIso3(std::string_view value, const std::string& field) {
   return Status::Ok();
 }
 
-Result<std::optional<double>> OptionalNumber(const json::object& o, std::string_view field, double min,
-                                             double max) {
-  const json::value* v = Find(o, field);
-  if (v == nullptr) return std::optional<double>();
-  if (!v->is_number()) return InvalidArgument("must be a number", std::string(field));
-  double d = v->to_number<double>();
+Result<std::optional<double>> NumberField(const RegistrantSource& source, Field field, double min,
+                                          double max) {
+  auto number = source.Number(field);
+  if (!number.ok() || !*number) return number;
+  const double d = **number;
   if (!std::isfinite(d) || d < min || d > max) {
     return InvalidArgument("must be within " + JsonText(json::value(min)) + ".." + JsonText(json::value(max)),
-                           std::string(field));
+                           Name(field));
   }
-  return std::optional<double>(d);
+  return number;
 }
 
-Result<std::optional<int64_t>> OptionalInt(const json::object& o, std::string_view field, int64_t min,
-                                           int64_t max) {
-  const json::value* v = Find(o, field);
-  if (v == nullptr) return std::optional<int64_t>();
-  if (!(v->is_int64() || v->is_uint64()))
-    return InvalidArgument("must be a whole number", std::string(field));
-  if (!v->is_int64() || v->get_int64() < min || v->get_int64() > max) {
-    return InvalidArgument("must be within " + std::to_string(min) + ".." + std::to_string(max),
-                           std::string(field));
+Result<std::optional<int64_t>> IntegerField(const RegistrantSource& source, Field field, int64_t min,
+                                            int64_t max) {
+  auto number = source.Integer(field);
+  if (!number.ok() || !*number) return number;
+  if (**number < min || **number > max) {
+    return InvalidArgument("must be within " + std::to_string(min) + ".." + std::to_string(max), Name(field));
   }
-  return std::optional<int64_t>(v->get_int64());
+  return number;
 }
 
-Result<std::vector<std::string>> OptionalStringArray(const json::object& o, std::string_view field,
-                                                     size_t max_items) {
-  std::vector<std::string> out;
-  const json::value* v = Find(o, field);
-  if (v == nullptr) return out;
-  if (!v->is_array()) return InvalidArgument("must be an array of strings", std::string(field));
-  const auto& a = v->get_array();
-  if (a.size() > max_items) {
-    return InvalidArgument("must have at most " + std::to_string(max_items) + " items", std::string(field));
+// Reads a list of distinct strings into `out` (cleared first).
+Status StringListField(const RegistrantSource& source, Field field, size_t max_items,
+                       std::vector<std::string>* out) {
+  out->clear();
+  auto size = source.ListSize(field);
+  if (!size.ok()) return size.status();
+  if (!*size) return Status::Ok();
+  if (**size > max_items) {
+    return InvalidArgument("must have at most " + std::to_string(max_items) + " items", Name(field));
   }
-  std::set<std::string> seen;
-  for (const auto& item : a) {
-    if (!item.is_string()) return InvalidArgument("must be an array of strings", std::string(field));
-    std::string s(item.get_string());
-    if (!seen.insert(s).second) return InvalidArgument("'" + s + "' is repeated", std::string(field));
-    out.push_back(std::move(s));
+  out->reserve(**size);
+  for (size_t i = 0; i < **size; ++i) {
+    auto item = source.ListString(field, i);
+    if (!item.ok()) return item.status();
+    if (std::find(out->begin(), out->end(), *item) != out->end()) {
+      return InvalidArgument("'" + std::string(*item) + "' is repeated", Name(field));
+    }
+    out->emplace_back(*item);
   }
-  return out;
+  return Status::Ok();
 }
 
-Result<const json::object*> OptionalObject(const json::object& o, std::string_view field) {
-  const json::value* v = Find(o, field);
-  if (v == nullptr) return static_cast<const json::object*>(nullptr);
-  if (!v->is_object()) return InvalidArgument("must be an object", std::string(field));
-  return &v->get_object();
-}
-
-Result<std::optional<bool>> OptionalBool(const json::object& o, std::string_view field,
-                                         std::string_view prefix) {
-  const json::value* v = Find(o, field);
-  if (v == nullptr) return std::optional<bool>();
-  if (!v->is_bool()) return InvalidArgument("must be true or false", Join(prefix, field));
-  return std::optional<bool>(v->get_bool());
-}
-
-Status ParseLocation(const json::object& o, const RegistrantValidation& validation, Registrant* r) {
-  auto lat = OptionalNumber(o, "lat", -90, 90);
+Status ValidateLocation(const RegistrantSource& source, const RegistrantValidation& validation,
+                        Registrant* r) {
+  auto lat = NumberField(source, Field::kLat, -90, 90);
   if (!lat.ok()) return lat.status();
-  auto lon = OptionalNumber(o, "lon", -180, 180);
+  auto lon = NumberField(source, Field::kLon, -180, 180);
   if (!lon.ok()) return lon.status();
-  auto precision = OptionalInt(o, "location_precision_m", 1, 1'000'000);
+  auto precision = IntegerField(source, Field::kLocationPrecisionM, 1, 1'000'000);
   if (!precision.ok()) return precision.status();
-  auto place = OptionalObject(o, "place");
+  auto place = source.HasGroup(Group::kPlace);
   if (!place.ok()) return place.status();
   if (lat->has_value() != lon->has_value()) {
     return InvalidArgument("lat and lon go together", lat->has_value() ? "lon" : "lat");
   }
-  if (!lat->has_value() && *place == nullptr) {
+  if (!lat->has_value() && !*place) {
     return InvalidArgument("is required (or give place {name, country})", "lat");
   }
-  if (*place != nullptr) {
-    const json::object& p = **place;
-    AMPARO_RETURN_IF_ERROR(RejectUnknownFields(p, {"name", "country"}, "place"));
-    auto name = OptionalString(p, "name", "place", 200);
+  if (*place) {
+    AMPARO_RETURN_IF_ERROR(source.CheckUnknownFields(Group::kPlace));
+    auto name = RequiredText(source, Field::kPlaceName, 200);
     if (!name.ok()) return name.status();
-    if (!*name) return InvalidArgument("is required", "place.name");
-    auto country = OptionalString(p, "country", "place", 3);
+    auto country = TextField(source, Field::kPlaceCountry, 3);
     if (!country.ok()) return country.status();
-    std::string place_country = country->value_or(r->host_country);
+    const std::string_view place_country = country->value_or(r->host_country);
     AMPARO_RETURN_IF_ERROR(CheckIso3(place_country, "place.country"));
     if (place_country != r->host_country) return InvalidArgument("must be the host_country", "place.country");
     if (validation.gazetteer == nullptr) {
       return InvalidArgument("place names cannot be resolved: no gazetteer is loaded", "place");
     }
-    auto resolved = validation.gazetteer->Resolve(**name, place_country);
+    auto resolved = validation.gazetteer->Resolve(*name, place_country);
     if (!resolved.ok()) {
-      return InvalidArgument("no place '" + **name + "' in " + place_country + " in the gazetteer",
-                             "place.name");
+      return InvalidArgument(
+          "no place '" + std::string(*name) + "' in " + std::string(place_country) + " in the gazetteer",
+          "place.name");
     }
-    r->place_name = **name;
-    r->admin1 = resolved->admin1;
+    r->place_name.assign(*name);
+    r->admin1 = std::move(resolved->admin1);
     // Coordinates given with a place win: the place then only names it.
     r->lat = lat->has_value() ? **lat : resolved->lat;
     r->lon = lon->has_value() ? **lon : resolved->lon;
@@ -165,52 +317,43 @@ Status ParseLocation(const json::object& o, const RegistrantValidation& validati
         static_cast<int>(precision->value_or(lat->has_value() ? 0 : kDefaultPlacePrecisionM));
     return Status::Ok();
   }
+  r->place_name.clear();
+  r->admin1.clear();
   r->lat = **lat;
   r->lon = **lon;
   r->location_precision_m = static_cast<int>(precision->value_or(0));
   return Status::Ok();
 }
 
-Status ParseHousehold(const json::object& o, Registrant* r) {
-  auto household = OptionalObject(o, "household");
+Status ValidateHousehold(const RegistrantSource& source, Registrant* r) {
+  r->household_members.clear();
+  auto household = source.HasGroup(Group::kHousehold);
   if (!household.ok()) return household.status();
-  if (*household != nullptr) {
-    AMPARO_RETURN_IF_ERROR(RejectUnknownFields(**household, {"members"}, "household"));
-    const json::value* members = Find(**household, "members");
-    if (members != nullptr) {
-      if (!members->is_array()) return InvalidArgument("must be an array", "household.members");
-      if (members->get_array().size() > 49)
-        return InvalidArgument("must have at most 49 items", "household.members");
-      size_t index = 0;
-      for (const auto& item : members->get_array()) {
-        const std::string where = "member " + std::to_string(index++) + ": ";
-        if (!item.is_object()) return InvalidArgument(where + "must be an object", "household.members");
-        const json::object& m = item.get_object();
-        for (const auto& kv : m) {
-          if (kv.key() != "age_band" && kv.key() != "nationality") {
-            return InvalidArgument(
-                where + "unknown field " + std::string(kv.key()) + " (accepted: age_band, nationality)",
-                "household.members");
-          }
-        }
-        const json::value* band = Find(m, "age_band");
-        const json::value* nationality = Find(m, "nationality");
-        if (band == nullptr || !band->is_string() ||
-            std::find(std::begin(kAgeBands), std::end(kAgeBands), band->get_string()) ==
-                std::end(kAgeBands)) {
+  if (*household) {
+    AMPARO_RETURN_IF_ERROR(source.CheckUnknownFields(Group::kHousehold));
+    auto count = source.ListSize(Field::kHouseholdMembers);
+    if (!count.ok()) return count.status();
+    if (*count) {
+      if (**count > 49) return InvalidArgument("must have at most 49 items", "household.members");
+      r->household_members.reserve(**count);
+      for (size_t index = 0; index < **count; ++index) {
+        const std::string where = "member " + std::to_string(index) + ": ";
+        auto member = source.Member(index, where);
+        if (!member.ok()) return member.status();
+        const auto& band = member->age_band;
+        if (!band || std::find(std::begin(kAgeBands), std::end(kAgeBands), *band) == std::end(kAgeBands)) {
           return InvalidArgument(where + "age_band must be one of 0-4, 5-17, 18-59, 60+",
                                  "household.members");
         }
-        if (nationality == nullptr || !nationality->is_string() || !IsIso3(nationality->get_string())) {
+        if (!member->nationality || !IsIso3(*member->nationality)) {
           return InvalidArgument(where + "nationality must be an ISO 3166-1 alpha-3 code",
                                  "household.members");
         }
-        r->household_members.push_back(
-            {std::string(band->get_string()), std::string(nationality->get_string())});
+        r->household_members.push_back({std::string(*band), std::string(*member->nationality)});
       }
     }
   }
-  auto size = OptionalInt(o, "household_size", 1, 50);
+  auto size = IntegerField(source, Field::kHouseholdSize, 1, 50);
   if (!size.ok()) return size.status();
   const int derived = 1 + static_cast<int>(r->household_members.size());
   // Members may be listed partly, never beyond the stated size.
@@ -223,62 +366,75 @@ Status ParseHousehold(const json::object& o, Registrant* r) {
   return Status::Ok();
 }
 
-Status ParseContact(const json::object& o, Registrant* r) {
-  auto contact = OptionalObject(o, "contact");
-  if (!contact.ok()) return contact.status();
-  if (*contact != nullptr) {
-    AMPARO_RETURN_IF_ERROR(RejectUnknownFields(**contact, {"email", "phone"}, "contact"));
-    auto email = OptionalString(**contact, "email", "contact", 254);
-    if (!email.ok()) return email.status();
-    if (*email && !IsEmailAddress(**email))
-      return InvalidArgument("is not an e-mail address", "contact.email");
-    auto phone = OptionalString(**contact, "phone", "contact", 16);
-    if (!phone.ok()) return phone.status();
-    if (*phone && !IsE164Phone(**phone)) {
-      return InvalidArgument("must be an E.164 number, e.g. +639171234567", "contact.phone");
-    }
-    r->contact = {email->value_or(""), phone->value_or("")};
+// Optional contact channels: an e-mail address, an E.164 phone number.
+Result<std::optional<std::string_view>> EmailField(const RegistrantSource& source, Field field) {
+  auto email = TextField(source, field, 254);
+  if (email.ok() && *email && !IsEmailAddress(**email)) {
+    return InvalidArgument("is not an e-mail address", Name(field));
   }
-  auto emergency = OptionalObject(o, "emergency_contact");
-  if (!emergency.ok()) return emergency.status();
-  if (*emergency != nullptr) {
-    AMPARO_RETURN_IF_ERROR(RejectUnknownFields(**emergency, {"name", "phone", "email"}, "emergency_contact"));
-    auto name = OptionalString(**emergency, "name", "emergency_contact", 200);
-    if (!name.ok()) return name.status();
-    auto phone = OptionalString(**emergency, "phone", "emergency_contact", 16);
-    if (!phone.ok()) return phone.status();
-    if (*phone && !IsE164Phone(**phone)) {
-      return InvalidArgument("must be an E.164 number, e.g. +639171234567", "emergency_contact.phone");
-    }
-    auto email = OptionalString(**emergency, "email", "emergency_contact", 254);
+  return email;
+}
+Result<std::optional<std::string_view>> PhoneField(const RegistrantSource& source, Field field) {
+  auto phone = TextField(source, field, 16);
+  if (phone.ok() && *phone && !IsE164Phone(**phone)) {
+    return InvalidArgument("must be an E.164 number, e.g. +639171234567", Name(field));
+  }
+  return phone;
+}
+
+Status ValidateContact(const RegistrantSource& source, Registrant* r) {
+  auto contact = source.HasGroup(Group::kContact);
+  if (!contact.ok()) return contact.status();
+  r->contact.email.clear();
+  r->contact.phone.clear();
+  if (*contact) {
+    AMPARO_RETURN_IF_ERROR(source.CheckUnknownFields(Group::kContact));
+    auto email = EmailField(source, Field::kContactEmail);
     if (!email.ok()) return email.status();
-    if (*email && !IsEmailAddress(**email)) {
-      return InvalidArgument("is not an e-mail address", "emergency_contact.email");
-    }
-    r->emergency_contact = {name->value_or(""), phone->value_or(""), email->value_or("")};
+    auto phone = PhoneField(source, Field::kContactPhone);
+    if (!phone.ok()) return phone.status();
+    r->contact.email.assign(email->value_or(""));
+    r->contact.phone.assign(phone->value_or(""));
+  }
+  auto emergency = source.HasGroup(Group::kEmergencyContact);
+  if (!emergency.ok()) return emergency.status();
+  r->emergency_contact.name.clear();
+  r->emergency_contact.phone.clear();
+  r->emergency_contact.email.clear();
+  if (*emergency) {
+    AMPARO_RETURN_IF_ERROR(source.CheckUnknownFields(Group::kEmergencyContact));
+    auto name = TextField(source, Field::kEmergencyContactName, 200);
+    if (!name.ok()) return name.status();
+    auto phone = PhoneField(source, Field::kEmergencyContactPhone);
+    if (!phone.ok()) return phone.status();
+    auto email = EmailField(source, Field::kEmergencyContactEmail);
+    if (!email.ok()) return email.status();
+    r->emergency_contact.name.assign(name->value_or(""));
+    r->emergency_contact.phone.assign(phone->value_or(""));
+    r->emergency_contact.email.assign(email->value_or(""));
   }
   return Status::Ok();
 }
 
-Status ParseConsent(const json::object& o, const RegistrantValidation& validation, Registrant* r) {
-  auto consent = OptionalObject(o, "consent");
+Status ValidateConsent(const RegistrantSource& source, const RegistrantValidation& validation,
+                       Registrant* r) {
+  r->consent.crisis_contact = r->consent.share_aggregate_with_partners =
+      r->consent.share_with_international_orgs = false;
+  r->consent.recorded_ms = 0;
+  r->consent.notice_version.clear();
+  auto consent = source.HasGroup(Group::kConsent);
   if (!consent.ok()) return consent.status();
-  if (*consent == nullptr) return Status::Ok();
-  const json::object& c = **consent;
-  AMPARO_RETURN_IF_ERROR(
-      RejectUnknownFields(c,
-                          {"crisis_contact", "share_aggregate_with_partners", "share_with_international_orgs",
-                           "recorded_at", "notice_version"},
-                          "consent"));
+  if (!*consent) return Status::Ok();
+  AMPARO_RETURN_IF_ERROR(source.CheckUnknownFields(Group::kConsent));
   for (auto [field, target] :
-       {std::pair{"crisis_contact", &r->consent.crisis_contact},
-        std::pair{"share_aggregate_with_partners", &r->consent.share_aggregate_with_partners},
-        std::pair{"share_with_international_orgs", &r->consent.share_with_international_orgs}}) {
-    auto b = OptionalBool(c, field, "consent");
+       {std::pair{Field::kConsentCrisisContact, &r->consent.crisis_contact},
+        std::pair{Field::kConsentShareAggregateWithPartners, &r->consent.share_aggregate_with_partners},
+        std::pair{Field::kConsentShareWithInternationalOrgs, &r->consent.share_with_international_orgs}}) {
+    auto b = source.Bool(field);
     if (!b.ok()) return b.status();
     *target = b->value_or(false);
   }
-  auto recorded = OptionalString(c, "recorded_at", "consent", 40);
+  auto recorded = TextField(source, Field::kConsentRecordedAt, 40);
   if (!recorded.ok()) return recorded.status();
   if (*recorded) {
     auto ms = ParseRfc3339(**recorded);
@@ -290,9 +446,9 @@ Status ParseConsent(const json::object& o, const RegistrantValidation& validatio
   } else {
     r->consent.recorded_ms = validation.clock->NowMs();
   }
-  auto notice = OptionalString(c, "notice_version", "consent", 64);
+  auto notice = TextField(source, Field::kConsentNoticeVersion, 64);
   if (!notice.ok()) return notice.status();
-  r->consent.notice_version = notice->value_or("");
+  r->consent.notice_version.assign(notice->value_or(""));
   return Status::Ok();
 }
 
@@ -374,66 +530,76 @@ Result<json::object> ParseJsonObject(std::string_view body) {
   return std::move(v.as_object());
 }
 
-Result<Registrant> RegistrantFromJson(const json::object& o, std::string_view state,
-                                      const RegistrantValidation& validation) {
-  const std::initializer_list<std::string_view> read_only = {"id", "state", "admin1", "created_at",
-                                                             "updated_at"};
-  AMPARO_RETURN_IF_ERROR(RejectUnknownFields(
-      o,
-      {"external_ref", "full_name", "host_country", "lat", "lon", "location_precision_m", "place",
-       "household_size", "household", "languages", "contact", "emergency_contact", "travel_document_expiry",
-       "vulnerabilities", "consent", "retention_until"},
-      "", validation.allow_read_only_fields ? read_only : std::initializer_list<std::string_view>{}));
-  Registrant r;
-  r.state = std::string(state);
-  auto ref = RequiredString(o, "external_ref", 128);
+std::string_view RegistrantFieldName(RegistrantField field) { return Info(field).name; }
+
+std::optional<RegistrantField> RegistrantFieldNamed(std::string_view name) {
+  for (size_t i = 0; i < kRegistrantFieldCount; ++i) {
+    if (kFields[i].name == name) return static_cast<RegistrantField>(i);
+  }
+  return std::nullopt;
+}
+
+std::optional<RegistrantGroup> RegistrantFieldGroup(RegistrantField field) { return Info(field).group; }
+
+Status ValidateRegistrant(const RegistrantSource& source, std::string_view state,
+                          const RegistrantValidation& validation, Registrant* out) {
+  AMPARO_RETURN_IF_ERROR(source.CheckUnknownFields());
+  Registrant& r = *out;
+  r.state.assign(state);
+  auto ref = RequiredText(source, Field::kExternalRef, 128);
   if (!ref.ok()) return ref.status();
-  r.external_ref = *ref;
-  auto name = OptionalString(o, "full_name", "", 200);
+  r.external_ref.assign(*ref);
+  auto name = TextField(source, Field::kFullName, 200);
   if (!name.ok()) return name.status();
-  r.full_name = name->value_or("");
-  auto host = RequiredString(o, "host_country", 64);
+  r.full_name.assign(name->value_or(""));
+  auto host = RequiredText(source, Field::kHostCountry, 64);
   if (!host.ok()) return host.status();
   AMPARO_RETURN_IF_ERROR(CheckIso3(*host, "host_country"));
-  r.host_country = *host;
-  AMPARO_RETURN_IF_ERROR(ParseLocation(o, validation, &r));
-  AMPARO_RETURN_IF_ERROR(ParseHousehold(o, &r));
+  r.host_country.assign(*host);
+  AMPARO_RETURN_IF_ERROR(ValidateLocation(source, validation, &r));
+  AMPARO_RETURN_IF_ERROR(ValidateHousehold(source, &r));
 
-  auto languages = OptionalStringArray(o, "languages", 16);
-  if (!languages.ok()) return languages.status();
-  for (const auto& tag : *languages) {
+  AMPARO_RETURN_IF_ERROR(StringListField(source, Field::kLanguages, 16, &r.languages));
+  for (const auto& tag : r.languages) {
     if (!IsLanguageTag(tag))
       return InvalidArgument("'" + tag + "' is not a BCP-47 language tag", "languages");
   }
-  r.languages = *languages;
-  AMPARO_RETURN_IF_ERROR(ParseContact(o, &r));
+  AMPARO_RETURN_IF_ERROR(ValidateContact(source, &r));
 
   const int64_t today = DayOfMs(validation.clock->NowMs());
-  auto expiry = OptionalString(o, "travel_document_expiry", "", 10);
+  auto expiry = TextField(source, Field::kTravelDocumentExpiry, 10);
   if (!expiry.ok()) return expiry.status();
+  r.travel_document_expiry.clear();
   if (*expiry) {
     if (!ParseIsoDate(**expiry))
       return InvalidArgument("must be a date YYYY-MM-DD", "travel_document_expiry");
-    r.travel_document_expiry = **expiry;
+    r.travel_document_expiry.assign(**expiry);
   }
-  auto vulnerabilities = OptionalStringArray(o, "vulnerabilities", std::size(kVulnerabilityNames));
-  if (!vulnerabilities.ok()) return vulnerabilities.status();
-  for (const auto& v : *vulnerabilities) {
+  AMPARO_RETURN_IF_ERROR(
+      StringListField(source, Field::kVulnerabilities, std::size(kVulnerabilityNames), &r.vulnerabilities));
+  for (const auto& v : r.vulnerabilities) {
     if (auto bit = VulnerabilityBit(v); !bit.ok()) return bit.status();
   }
-  r.vulnerabilities = *vulnerabilities;
-  AMPARO_RETURN_IF_ERROR(ParseConsent(o, validation, &r));
+  AMPARO_RETURN_IF_ERROR(ValidateConsent(source, validation, &r));
 
-  auto retention = OptionalString(o, "retention_until", "", 10);
+  auto retention = TextField(source, Field::kRetentionUntil, 10);
   if (!retention.ok()) return retention.status();
   if (*retention) {
     auto day = ParseIsoDate(**retention);
     if (!day) return InvalidArgument("must be a date YYYY-MM-DD", "retention_until");
     if (*day < today) return InvalidArgument("must not be in the past", "retention_until");
-    r.retention_until = **retention;
+    r.retention_until.assign(**retention);
   } else {
     r.retention_until = FormatIsoDate(today + validation.retention_days);
   }
+  return Status::Ok();
+}
+
+Result<Registrant> RegistrantFromJson(const json::object& o, std::string_view state,
+                                      const RegistrantValidation& validation) {
+  Registrant r;
+  AMPARO_RETURN_IF_ERROR(
+      ValidateRegistrant(JsonRegistrantSource(o, validation.allow_read_only_fields), state, validation, &r));
   return r;
 }
 

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -77,6 +79,19 @@ class RegistryTest : public ::testing::Test {
     q->Bind(1, action);
     EXPECT_TRUE(*q->Step());
     return q->ColumnInt(0);
+  }
+  // Every registrant of PHL, decrypted, by external_ref.
+  std::map<std::string, Registrant> RegistrantsByRef() {
+    std::map<std::string, Registrant> out;
+    std::string cursor;
+    while (true) {
+      auto page = ListRegistrants(*db_, "PHL", {}, cursor, 1000, &keys_, access_, clock_);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) return out;
+      for (auto& r : page->items) out[r.external_ref] = std::move(r);
+      if (!page->next_cursor) return out;
+      cursor = *page->next_cursor;
+    }
   }
   std::string FileBytes(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -595,6 +610,111 @@ TEST_F(RegistryTest, CsvExportDefusesFormulasAndImportRestoresTheText) {
       << ndjson.str();
   EXPECT_NE(ndjson.str().find(R"x("full_name":"@SUM(A1:A9)")x"), std::string::npos);
   EXPECT_NE(ndjson.str().find(R"("phone":"+639171234567")"), std::string::npos);
+}
+
+// The CSV reader's buffer holds one record of the bound (max_row_bytes
+// 120: 121 bytes), so records and quoted cells cross refills everywhere;
+// a first row of growing length shifts every later byte across them.
+// Quoted cells keep commas and doubled quotes, a line break inside quotes
+// stays in its cell (and full_name refuses it), a record of exactly the
+// bound (its line end included) is read, longer ones are rejected with
+// their row, and a quote left open at the end rejects the last row.
+TEST_F(RegistryTest, CsvReaderQuotesRecordBoundAndOpenQuoteAcrossBufferRefills) {
+  ImportOptions options;
+  options.max_row_bytes = 120;
+  auto quote = [](const std::string& text) {
+    std::string out = "\"";
+    for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+  };
+  std::map<std::string, std::string> names;  // external_ref -> full_name
+  for (int shift = 0; shift < 48; ++shift) {
+    SCOPED_TRACE("shift " + std::to_string(shift));
+    const std::string p = "S" + std::to_string(shift) + "-";
+    std::string csv = "external_ref,full_name,host_country,lat,lon\r\n";
+    csv += p + "pad," + std::string(shift + 1, 'p') + ",JPN,35,139\r\n";  // row 1
+    for (int i = 0; i < 12; ++i) {                                        // rows 2-13
+      const std::string name = "Santos, \"Ria\"" + std::string(i * 3, '"') + " Maria";
+      csv += p + "q" + std::to_string(i) + "," + quote(name) + ",JPN,35,139\r\n";
+      names[p + "q" + std::to_string(i)] = name;
+    }
+    csv += p + "crlf," + quote("Line\r\nbreak, two") + ",JPN,35,139\r\n";  // row 14
+    const std::string fixed = ",JPN,35,139\r\n";
+    const std::string exact_ref = p + "exact,";
+    const std::string exact_name(120 - exact_ref.size() - fixed.size(), 'e');
+    csv += exact_ref + exact_name + fixed;  // row 15: 120 bytes
+    names[p + "exact"] = exact_name;
+    csv += p + "over," + std::string(120 - (p.size() + 5) - fixed.size() + 1, 'o') + fixed;  // row 16: 121
+    csv += p + "long," + quote(std::string(300, 'l') + "\r\n" + std::string(300, 'l')) + fixed;  // row 17
+    csv += p + "after,,JPN,35,139\n";                                                            // row 18
+    names[p + "after"] = "";
+    csv += p + "open,\"Santos, Maria,JPN,35,139\r\n";  // row 19: the quote never closes
+    std::istringstream in(csv);
+    auto report = ImportRegistrants(*db_, token_, in, RegistryFormat::kCsv, keys_, clock_, options);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->imported, 15);
+    std::vector<std::string> errors;
+    for (const auto& e : report->errors)
+      errors.push_back(std::to_string(e.row) + ":" + e.field + ":" + e.reason);
+    EXPECT_EQ(errors, (std::vector<std::string>{"14:full_name:must not contain control characters",
+                                                "16::the record is longer than 120 bytes",
+                                                "17::the record is longer than 120 bytes",
+                                                "19::unterminated quoted field"}));
+  }
+  const auto stored = RegistrantsByRef();
+  EXPECT_EQ(stored.size(), 48u * 15);
+  for (const auto& [ref, name] : names) {
+    auto it = stored.find(ref);
+    ASSERT_NE(it, stored.end()) << ref;
+    EXPECT_EQ(it->second.full_name, name) << ref;
+  }
+}
+
+// A quoted cell of the longest full_name (200 bytes once its doubled
+// quotes are undone) is accepted; one byte more is refused. A cell that is
+// not its column's type is the row's error before any other check, as it
+// was when rows went through JSON (external_ref is missing here too).
+TEST_F(RegistryTest, CsvCellOfTheMaximumLengthAndCellTypeErrorsFirst) {
+  const std::string longest = std::string(100, '"') + std::string(100, 'n');
+  const std::string quoted_longest = "\"" + std::string(200, '"') + std::string(100, 'n') + "\"";
+  std::istringstream in(
+      "external_ref,full_name,host_country,lat,lon,household_size\n"
+      "M1," +
+      quoted_longest + ",JPN,35,139,\n" + "M2," + quoted_longest.substr(0, quoted_longest.size() - 1) +
+      "n\",JPN,35,139,\n" + ",,JPN,north,139,\n" + "M4,,JPN,35,139,2.5\n");
+  auto report = ImportRegistrants(*db_, token_, in, RegistryFormat::kCsv, keys_, clock_);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->imported, 1);
+  std::vector<std::string> errors;
+  for (const auto& e : report->errors)
+    errors.push_back(std::to_string(e.row) + ":" + e.field + ":" + e.reason);
+  EXPECT_EQ(errors,
+            (std::vector<std::string>{"2:full_name:must be at most 200 bytes", "3:lat:must be a number",
+                                      "4:household_size:must be a whole number"}));
+  const auto stored = RegistrantsByRef();
+  ASSERT_EQ(stored.count("M1"), 1u);
+  EXPECT_EQ(stored.at("M1").full_name, longest);
+}
+
+// The CSV columns are the registrant fields' names (the names errors
+// give), so an import row and a JSON body report the same field.
+TEST(RegistrantFieldTest, NamesAreTheCsvColumnsAndTheErrorFields) {
+  const auto& columns = RegistryCsvColumns();
+  for (size_t i = 0; i < kRegistrantFieldCount; ++i) {
+    const auto field = static_cast<RegistrantField>(i);
+    const std::string_view name = RegistrantFieldName(field);
+    EXPECT_NE(std::find(columns.begin(), columns.end(), name), columns.end()) << name;
+    EXPECT_EQ(RegistrantFieldNamed(name), field) << name;
+  }
+  EXPECT_EQ(RegistrantFieldName(RegistrantField::kExternalRef), "external_ref");
+  EXPECT_EQ(RegistrantFieldName(RegistrantField::kPlaceCountry), "place.country");
+  EXPECT_EQ(RegistrantFieldName(RegistrantField::kHouseholdMembers), "household.members");
+  EXPECT_EQ(RegistrantFieldName(RegistrantField::kEmergencyContactEmail), "emergency_contact.email");
+  EXPECT_EQ(RegistrantFieldName(RegistrantField::kConsentNoticeVersion), "consent.notice_version");
+  EXPECT_EQ(RegistrantFieldName(RegistrantField::kRetentionUntil), "retention_until");
+  EXPECT_EQ(RegistrantFieldGroup(RegistrantField::kContactPhone), RegistrantGroup::kContact);
+  EXPECT_EQ(RegistrantFieldGroup(RegistrantField::kLanguages), std::nullopt);
+  EXPECT_EQ(RegistrantFieldNamed("immigration_status"), std::nullopt);
 }
 
 TEST_F(RegistryTest, NdjsonImportValidatesEachLine) {
