@@ -107,6 +107,7 @@ Result<Db> Db::Open(const std::filesystem::path& path, const DbOptions& options)
         db.Exec(options.full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
   }
   AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
+  AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA cache_size=-" + std::to_string(options.cache_kib)));
   return db;
 }
 

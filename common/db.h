@@ -31,6 +31,12 @@ struct DbOptions {
   // guarantee "nothing accepted is lost" needs it). Default true.
   bool full_sync = true;
   bool read_only = false;
+  // SQLite's page cache per connection (PRAGMA cache_size), allocated as
+  // used. SQLite's own default (2 MiB) is smaller than one batch of alerts
+  // (link.batch messages in one transaction): it then spills dirty pages to
+  // the WAL mid-transaction and re-reads pages through the kernel. Default
+  // 64 MiB.
+  int cache_kib = 64 * 1024;
 };
 
 class Db {

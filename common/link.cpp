@@ -408,86 +408,93 @@ Status LinkReceiver::Bind() {
   return Status::Ok();
 }
 
-Status LinkReceiver::Pump() {
-  while (true) {
-    struct Incoming {
-      std::string identity, message_id, body;
-    };
-    std::vector<Incoming> batch;
-    while (static_cast<int>(batch.size()) < options_.batch) {
-      zmq::message_t identity;
-      if (!Recv(socket_, identity, zmq::recv_flags::dontwait)) break;
-      std::vector<zmq::message_t> parts;
-      bool more = identity.more();
-      while (more) {
-        zmq::message_t m;
-        (void)Recv(socket_, m, zmq::recv_flags::none);
-        more = m.more();
-        parts.push_back(std::move(m));
-      }
-      if (parts.size() != 2) {
-        ++stats_.rejected;
-        log::Warn("link: dropped malformed frame set", {{"frames", std::to_string(parts.size() + 1)}});
-        continue;
-      }
-      batch.push_back({identity.to_string(), parts[0].to_string(), parts[1].to_string()});
+std::vector<LinkReceiver::Incoming> LinkReceiver::ReceiveBatch() {
+  std::vector<Incoming> batch;
+  while (static_cast<int>(batch.size()) < options_.batch) {
+    zmq::message_t identity;
+    if (!Recv(socket_, identity, zmq::recv_flags::dontwait)) break;
+    std::vector<zmq::message_t> parts;
+    bool more = identity.more();
+    while (more) {
+      zmq::message_t m;
+      (void)Recv(socket_, m, zmq::recv_flags::none);
+      more = m.more();
+      parts.push_back(std::move(m));
     }
-    if (batch.empty()) return Status::Ok();
+    if (parts.size() != 2) {
+      ++stats_.rejected;
+      log::Warn("link: dropped malformed frame set", {{"frames", std::to_string(parts.size() + 1)}});
+      continue;
+    }
+    batch.push_back({identity.to_string(), parts[0].to_string(), parts[1].to_string()});
+  }
+  return batch;
+}
 
-    auto tx = Transaction::Begin(db_);
-    if (!tx.ok()) return tx.status();
-    auto ins = db_.Prepare(
-        "INSERT INTO link_inbox(message_id, envelope, received_ms, processed_ms, error) VALUES(?,?,?,?,?) "
-        "ON CONFLICT(message_id) DO NOTHING");
-    if (!ins.ok()) return ins.status();
-    int64_t now = clock_.NowMs();
-    for (const auto& in : batch) {
-      v1::Envelope env;
-      std::string error;
-      if (!env.ParseFromString(in.body)) {
-        error = "envelope does not parse";
-      } else if (env.message_id() != in.message_id) {
-        error = "envelope message_id does not match its frame";
-      } else if (env.schema_version() != kSchemaVersion) {
-        error = "unknown schema_version " + std::to_string(env.schema_version());
-      }
-      ins->Bind(1, in.message_id).BindBlob(2, in.body).Bind(3, now);
-      if (error.empty()) {
-        ins->BindNull(4).BindNull(5);
-      } else {
-        // Kept as a dead letter, never processed; acknowledged so the
-        // sender does not resend it forever.
-        ins->Bind(4, now).Bind(5, error);
-        ++stats_.rejected;
-        log::Error("link: rejected message", {{"message_id", in.message_id}, {"error", error}});
-      }
-      AMPARO_RETURN_IF_ERROR(ins->Run());
-      if (db_.Changes() == 0) ++stats_.duplicates;
-      else ++stats_.received;
+Status LinkReceiver::StoreBatch(const std::vector<Incoming>& batch) {
+  auto ins = db_.Prepare(
+      "INSERT INTO link_inbox(message_id, envelope, received_ms, processed_ms, error) VALUES(?,?,?,?,?) "
+      "ON CONFLICT(message_id) DO NOTHING");
+  if (!ins.ok()) return ins.status();
+  int64_t now = clock_.NowMs();
+  for (const auto& in : batch) {
+    v1::Envelope env;
+    std::string error;
+    if (!env.ParseFromString(in.body)) {
+      error = "envelope does not parse";
+    } else if (env.message_id() != in.message_id) {
+      error = "envelope message_id does not match its frame";
+    } else if (env.schema_version() != kSchemaVersion) {
+      error = "unknown schema_version " + std::to_string(env.schema_version());
     }
-    AMPARO_RETURN_IF_ERROR(tx->Commit());
-    // Acknowledge only what is committed.
-    for (const auto& in : batch) {
-      try {
-        if (!Send(socket_, zmq::buffer(in.identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) continue;
-        Send(socket_, zmq::str_buffer(kAck), zmq::send_flags::sndmore);
-        Send(socket_, zmq::buffer(in.message_id), zmq::send_flags::none);
-      } catch (const zmq::error_t&) {
-        // The sender will resend and we will acknowledge the duplicate.
-      }
+    ins->Bind(1, in.message_id).BindBlob(2, in.body).Bind(3, now);
+    if (error.empty()) {
+      ins->BindNull(4).BindNull(5);
+    } else {
+      // Kept as a dead letter, never processed; acknowledged so the
+      // sender does not resend it forever.
+      ins->Bind(4, now).Bind(5, error);
+      ++stats_.rejected;
+      log::Error("link: rejected message", {{"message_id", in.message_id}, {"error", error}});
+    }
+    AMPARO_RETURN_IF_ERROR(ins->Run());
+    if (db_.Changes() == 0) ++stats_.duplicates;
+    else ++stats_.received;
+  }
+  return Status::Ok();
+}
+
+void LinkReceiver::Acknowledge(const std::vector<Incoming>& batch) {
+  for (const auto& in : batch) {
+    try {
+      if (!Send(socket_, zmq::buffer(in.identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        continue;
+      Send(socket_, zmq::str_buffer(kAck), zmq::send_flags::sndmore);
+      Send(socket_, zmq::buffer(in.message_id), zmq::send_flags::none);
+    } catch (const zmq::error_t&) {
+      // The sender will resend and we will acknowledge the duplicate.
     }
   }
 }
 
-Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max) {
+Status LinkReceiver::Pump() {
+  while (true) {
+    std::vector<Incoming> batch = ReceiveBatch();
+    if (batch.empty()) return Status::Ok();
+    auto tx = Transaction::Begin(db_);
+    if (!tx.ok()) return tx.status();
+    AMPARO_RETURN_IF_ERROR(StoreBatch(batch));
+    AMPARO_RETURN_IF_ERROR(tx->Commit());
+    // Acknowledge only what is committed.
+    Acknowledge(batch);
+  }
+}
+
+Result<std::vector<LinkReceiver::PendingRow>> LinkReceiver::LoadPending(int max) {
   auto next = db_.Prepare(
       "SELECT seq, message_id, envelope FROM link_inbox WHERE processed_ms IS NULL ORDER BY seq LIMIT ?");
   if (!next.ok()) return next.status();
-  struct Row {
-    int64_t seq;
-    std::string id, body;
-  };
-  std::vector<Row> rows;
+  std::vector<PendingRow> rows;
   next->Bind(1, max);
   while (true) {
     auto r = next->Step();
@@ -496,17 +503,14 @@ Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max) {
     rows.push_back({next->ColumnInt(0), next->ColumnText(1), next->ColumnBlob(2)});
   }
   next->Reset();
+  return rows;
+}
 
+Result<int> LinkReceiver::ProcessRows(const std::vector<PendingRow>& rows, const Handler& handler,
+                                      int* processed, int* failed) {
   auto mark = db_.Prepare("UPDATE link_inbox SET processed_ms = ?, envelope = ?, error = ? WHERE seq = ?");
   if (!mark.ok()) return mark.status();
-  if (rows.empty()) return 0;
-  // Group commit: one transaction (one fsync) for the batch, a savepoint per
-  // message, so a failing handler's partial work is rolled back alone while
-  // the messages before it commit together with their marks.
-  auto tx = Transaction::Begin(db_);
-  if (!tx.ok()) return tx.status();
   int done = 0;
-  int processed = 0, failed = 0;
   for (const auto& row : rows) {
     v1::Envelope env;
     env.ParseFromString(row.body);  // checked when stored
@@ -517,7 +521,7 @@ Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max) {
       mark->Bind(1, clock_.NowMs()).BindNull(2).BindNull(3).Bind(4, row.seq);
       AMPARO_RETURN_IF_ERROR(mark->Run());
       AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
-      ++processed;
+      ++*processed;
       ++done;
       continue;
     }
@@ -525,16 +529,53 @@ Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max) {
     AMPARO_RETURN_IF_ERROR(db_.Exec("ROLLBACK TO link_message"));
     AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
     if (st.IsRetryable()) break;  // try again, in order, next time
-    log::Error("link: message failed, kept as dead letter", {{"message_id", row.id}, {"error", st.ToString()}});
+    log::Error("link: message failed, kept as dead letter",
+               {{"message_id", row.id}, {"error", st.ToString()}});
     mark->Bind(1, clock_.NowMs()).BindBlob(2, row.body).Bind(3, st.ToString()).Bind(4, row.seq);
     AMPARO_RETURN_IF_ERROR(mark->Run());
-    ++failed;
+    ++*failed;
     ++done;
   }
+  return done;
+}
+
+Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max) {
+  auto rows = LoadPending(max);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return 0;
+  // Group commit: one transaction (one fsync) for the batch, a savepoint per
+  // message, so a failing handler's partial work is rolled back alone while
+  // the messages before it commit together with their marks.
+  auto tx = Transaction::Begin(db_);
+  if (!tx.ok()) return tx.status();
+  int processed = 0, failed = 0;
+  auto done = ProcessRows(*rows, handler, &processed, &failed);
+  if (!done.ok()) return done.status();
   AMPARO_RETURN_IF_ERROR(tx->Commit());
   stats_.processed += processed;
   stats_.failed += failed;
-  return done;
+  return *done;
+}
+
+Result<int> LinkReceiver::PumpAndProcess(const Handler& handler, int max) {
+  std::vector<Incoming> batch = ReceiveBatch();
+  if (batch.empty()) return ProcessPending(handler, max);  // nothing to store or acknowledge
+  auto tx = Transaction::Begin(db_);
+  if (!tx.ok()) return tx.status();
+  AMPARO_RETURN_IF_ERROR(StoreBatch(batch));
+  // This transaction sees what it just stored.
+  auto rows = LoadPending(max);
+  if (!rows.ok()) return rows.status();
+  int processed = 0, failed = 0;
+  auto done = ProcessRows(*rows, handler, &processed, &failed);
+  if (!done.ok()) return done.status();
+  AMPARO_RETURN_IF_ERROR(tx->Commit());
+  // Acknowledge only what is committed (stored, and processed as far as the
+  // handler allowed).
+  Acknowledge(batch);
+  stats_.processed += processed;
+  stats_.failed += failed;
+  return *done;
 }
 
 Result<int64_t> LinkReceiver::Backlog() {

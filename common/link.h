@@ -167,12 +167,42 @@ class LinkReceiver {
   // state, as amparo-rules does with its index). Returns how many were
   // processed or dead-lettered.
   Result<int> ProcessPending(const Handler& handler, int max);
+  // Pump() and ProcessPending() in ONE transaction: stores up to
+  // `link.batch` messages that arrived, processes up to `max` stored ones
+  // (oldest first, as ProcessPending: what was stored before comes first),
+  // commits once and only then acknowledges what it stored. A message on its
+  // way through costs one commit (one fsync) here instead of two. Handler
+  // errors behave as in ProcessPending; when anything else fails (or the
+  // commit does), nothing of the call is kept or acknowledged: the sender
+  // resends, and the caller reconciles any memory state as after a failed
+  // ProcessPending. Returns how many were processed or dead-lettered (0 when
+  // nothing arrived and nothing was pending).
+  Result<int> PumpAndProcess(const Handler& handler, int max);
   zmq::socket_t& socket() { return socket_; }
   const LinkStats& stats() const { return stats_; }
   // Unprocessed messages in the inbox.
   Result<int64_t> Backlog();
 
  private:
+  struct Incoming {
+    std::string identity, message_id, body;
+  };
+  struct PendingRow {
+    int64_t seq;
+    std::string id, body;
+  };
+  // Reads up to options_.batch frame sets without blocking.
+  std::vector<Incoming> ReceiveBatch();
+  // Inserts `batch` into link_inbox inside the caller's transaction.
+  Status StoreBatch(const std::vector<Incoming>& batch);
+  // Acknowledges `batch` (call after its commit).
+  void Acknowledge(const std::vector<Incoming>& batch);
+  Result<std::vector<PendingRow>> LoadPending(int max);
+  // Runs `handler` on `rows` inside the caller's transaction (savepoint per
+  // message); counts into *processed / *failed. Returns how many were done.
+  Result<int> ProcessRows(const std::vector<PendingRow>& rows, const Handler& handler, int* processed,
+                          int* failed);
+
   Db& db_;
   std::string endpoint_;
   LinkOptions options_;

@@ -210,6 +210,77 @@ TEST_F(LinkTest, RetryableHandlerErrorKeepsOrderAndPermanentErrorDeadLetters) {
   EXPECT_EQ(dead->ColumnText(0), "INVALID_ARGUMENT: bad event");
 }
 
+TEST_F(LinkTest, PumpAndProcessStoresProcessesAndAcknowledgesInOneCommit) {
+  LinkContext ctx;
+  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(receiver.Bind().ok());
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
+  ASSERT_TRUE(sender.Start().ok());
+  // One message stored by a plain Pump() and left pending: it goes first.
+  ASSERT_TRUE(Enqueue(Event(clock_, "old")).ok());
+  ASSERT_TRUE(PumpUntil(sender, &receiver, [&] { return *sender.Depth() == 0; }));
+  ASSERT_EQ(*receiver.Backlog(), 1);
+
+  std::vector<std::string> seen;
+  auto handler = [&](const v1::Envelope& env, Db& db) -> Status {
+    EXPECT_TRUE(db.Exec("CREATE TABLE IF NOT EXISTS work(id TEXT)").ok());
+    EXPECT_TRUE(db.Exec("INSERT INTO work VALUES('" + env.crisis_event().source_id() + "')").ok());
+    seen.push_back(env.crisis_event().source_id());
+    return Status::Ok();
+  };
+  for (auto id : {"a", "b", "c"}) ASSERT_TRUE(Enqueue(Event(clock_, id)).ok());
+  int done = 0;
+  for (int i = 0; i < 500 && done < 4; ++i) {
+    ASSERT_TRUE(sender.Pump().ok());
+    auto n = receiver.PumpAndProcess(handler, 10);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    done += *n;
+    if (done < 4) std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(done, 4);
+  EXPECT_EQ(seen, (std::vector<std::string>{"old", "a", "b", "c"}));
+  EXPECT_EQ(*receiver.Backlog(), 0);
+  EXPECT_EQ(receiver.stats().received, 4u);
+  EXPECT_EQ(receiver.stats().processed, 4u);
+  // Acknowledged after the commit: the sender's outbox empties.
+  ASSERT_TRUE(PumpUntil(sender, nullptr, [&] { return *sender.Depth() == 0; }));
+
+  // The call's transaction fails (here a handler that breaks the rules and
+  // ends it): nothing of the call is kept, not even the stored message, and
+  // nothing is acknowledged, so the sender resends and the message is
+  // processed once when things recover.
+  ASSERT_TRUE(Enqueue(Event(clock_, "d")).ok());
+  Status failed;
+  for (int i = 0; i < 500 && failed.ok(); ++i) {
+    ASSERT_TRUE(sender.Pump().ok());
+    auto n = receiver.PumpAndProcess(
+        [&](const v1::Envelope&, Db& db) {
+          EXPECT_TRUE(db.Exec("ROLLBACK").ok());
+          return Status::Ok();
+        },
+        10);
+    if (!n.ok()) failed = n.status();
+    else std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(*receiver.Backlog(), 0);  // rolled back: not stored
+  EXPECT_EQ(*sender.Depth(), 1);      // not acknowledged
+  done = 0;
+  for (int i = 0; i < 500 && done < 1; ++i) {  // resent after resend_after_ms
+    ASSERT_TRUE(sender.Pump().ok());
+    auto n = receiver.PumpAndProcess(handler, 10);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    done += *n;
+    if (done < 1) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(done, 1);
+  EXPECT_EQ(seen, (std::vector<std::string>{"old", "a", "b", "c", "d"}));
+  ASSERT_TRUE(PumpUntil(sender, nullptr, [&] { return *sender.Depth() == 0; }));
+  auto q = receiver_db_->Prepare("SELECT group_concat(id) FROM work");
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->ColumnText(0), "old,a,b,c,d");
+}
+
 TEST_F(LinkTest, RejectsEnvelopeWithUnknownSchemaVersion) {
   LinkContext ctx;
   LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
