@@ -14,6 +14,10 @@ constexpr double kDeg = std::numbers::pi / 180;
 constexpr double kMarginKm = 1e-3;
 // Slack for the planar polygon tests, in degrees (~0.1 mm).
 constexpr double kPlaneEps = 1e-9;
+// Slack of a circle's rejection box, in degrees (~11 cm of latitude). The
+// box's own rounding (and DistanceKm's) is below 1e-12 degrees, so a point
+// outside the widened box is outside by the exact test too.
+constexpr double kBoxSlackDeg = 1e-6;
 
 bool LonInRange(double lon, double min_lon, double max_lon) {
   for (double l : {lon, lon - 360, lon + 360}) {
@@ -63,10 +67,20 @@ SearchArea SearchAreaFromProto(const v1::Area& area, bool with_geocodes) {
 CircleShape::CircleShape(const SearchCircle& circle)
     : circle_(circle),
       bounds_(geo::BoundingBox(circle.center, circle.radius_km)),
+      reject_{bounds_.min_lat - kBoxSlackDeg, bounds_.min_lon - kBoxSlackDeg, bounds_.max_lat + kBoxSlackDeg,
+              bounds_.max_lon + kBoxSlackDeg},
+      // Within the slack of a pole every longitude is near: no longitude test.
+      all_lons_(reject_.max_lon - reject_.min_lon >= 360 || reject_.max_lat >= 90 || reject_.min_lat <= -90),
       sin_lat_(std::sin(circle.center.lat * kDeg)),
       cos_lat_(std::cos(circle.center.lat * kDeg)) {}
 
 bool CircleShape::Contains(geo::LatLon p) const {
+  // Most points a query meets (an index's delta, sparse leaves) are far from
+  // the circle: the box settles them without trigonometry. A great-circle
+  // distance is never shorter than the latitude difference, and
+  // geo::BoundingBox's longitude span is the cap's widest (see geo.h).
+  if (p.lat < reject_.min_lat || p.lat > reject_.max_lat) return false;
+  if (!all_lons_ && !LonInRange(p.lon, reject_.min_lon, reject_.max_lon)) return false;
   return geo::DistanceKm(circle_.center, p) <= circle_.radius_km;
 }
 

@@ -66,6 +66,9 @@ enum class Overlap { kOutside, kBoundary, kInside };
 class CircleShape {
  public:
   explicit CircleShape(const SearchCircle& circle);
+  // Exactly geo::DistanceKm(center, p) <= radius_km. Points outside the
+  // circle's lat/lon box (widened against rounding) are rejected with a few
+  // comparisons; only those inside it pay the haversine.
   bool Contains(geo::LatLon p) const;
   // kInside only when every point of `rect` is inside, kOutside only when
   // none is, with a 1 m safety margin against rounding (so callers may take
@@ -79,6 +82,8 @@ class CircleShape {
  private:
   SearchCircle circle_;
   geo::Box bounds_;
+  geo::Box reject_;  // bounds_ widened by a rounding margin: no point outside it can be inside
+  bool all_lons_;    // reject_ spans every longitude
   double sin_lat_, cos_lat_;
 };
 

@@ -5,6 +5,8 @@
 #include <boost/geometry.hpp>
 #include <cmath>
 #include <random>
+#include <numbers>
+#include <algorithm>
 
 namespace amparo::rules {
 namespace {
@@ -64,6 +66,58 @@ TEST(CircleShapeTest, ClassificationNeverContradictsThePointTest) {
   EXPECT_GT(inside, 1000);
   EXPECT_GT(outside, 1000);
   EXPECT_GT(boundary, 500);
+}
+
+// The point `km` great-circle kilometres from `c` along `bearing` (radians).
+geo::LatLon Destination(geo::LatLon c, double bearing, double km) {
+  constexpr double kRad = std::numbers::pi / 180;
+  const double a = km / geo::kEarthRadiusKm, phi = c.lat * kRad;
+  const double lat = std::asin(std::clamp(
+      std::sin(phi) * std::cos(a) + std::cos(phi) * std::sin(a) * std::cos(bearing), -1.0, 1.0));
+  const double lon = c.lon * kRad + std::atan2(std::sin(bearing) * std::sin(a) * std::cos(phi),
+                                               std::cos(a) - std::sin(phi) * std::sin(lat));
+  return {lat / kRad, std::remainder(lon / kRad, 360.0)};
+}
+
+TEST(CircleShapeTest, ContainsIsExactlyTheHaversineTestNearTheRimAndTheBox) {
+  // Contains() rejects points outside the circle's box before the haversine:
+  // it must never disagree with DistanceKm <= radius, above all on the rim,
+  // at the box's widest longitudes, across the antimeridian and near poles.
+  std::mt19937_64 rng(29);
+  std::uniform_real_distribution<double> u(0, 1);
+  int inside = 0, outside = 0;
+  for (int i = 0; i < 4000; ++i) {
+    geo::LatLon c{-90 + 180 * u(rng), -180 + 360 * u(rng)};
+    if (i % 8 == 0) c.lat = (u(rng) < 0.5 ? -1 : 1) * (89 + u(rng));  // near a pole
+    if (i % 8 == 1) c.lon = u(rng) < 0.5 ? -179.99 : 179.99;          // at the antimeridian
+    const double radius = i % 50 == 0 ? 0 : std::pow(10.0, -2 + 6.3 * u(rng));  // 0, 10 m .. 20,000 km
+    CircleShape circle({c, radius});
+    std::vector<geo::LatLon> points = {c, {90, 0}, {-90, 0}, {c.lat, -180}, {c.lat, 180}};
+    for (int k = 0; k < 40; ++k) {
+      // On the rim and a hair either side of it, in every direction.
+      const double bearing = 2 * std::numbers::pi * u(rng);
+      for (double f : {1.0, 1 - 1e-9, 1 + 1e-9, 1 - 1e-6, 1 + 1e-6, 0.5, 1.5}) {
+        points.push_back(Destination(c, bearing, radius * f));
+      }
+    }
+    // The box's widest longitudes and its corners (and just beyond them).
+    const geo::Box& b = circle.bounds();
+    for (double dl : {0.0, 1e-9, -1e-9, 1e-7, -1e-7}) {
+      for (double lat : {b.min_lat, b.max_lat, c.lat, (b.min_lat + b.max_lat) / 2}) {
+        for (double lon : {b.min_lon + dl, b.max_lon - dl, b.min_lon - dl, b.max_lon + dl}) {
+          points.push_back({std::clamp(lat + dl, -90.0, 90.0), std::remainder(lon, 360.0)});
+        }
+      }
+    }
+    for (const auto& p : points) {
+      const bool want = geo::DistanceKm(c, p) <= radius;
+      ASSERT_EQ(circle.Contains(p), want) << "centre " << c.lat << "," << c.lon << " radius " << radius
+                                          << " point " << p.lat << "," << p.lon;
+      (want ? inside : outside)++;
+    }
+  }
+  EXPECT_GT(inside, 100000);
+  EXPECT_GT(outside, 100000);
 }
 
 SearchPolygon RandomPolygon(std::mt19937_64& rng, bool across_antimeridian) {
