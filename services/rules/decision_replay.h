@@ -10,8 +10,8 @@
 // field by field.
 //
 // Registry changes are not in the log (it keeps nobody's location or flags):
-// each crisis event is followed by the exposure the index gave for it, which
-// the replay uses instead of an index. The replay is exact for a database
+// each crisis event is followed by the exposure the index gave for it (no
+// row when it exposed nobody), which the replay uses instead of an index. The replay is exact for a database
 // whose log starts with its life (created by this version or later).
 //
 // Reads `recorded_db` only (safe while amparo-rules runs: WAL readers do not

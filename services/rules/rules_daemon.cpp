@@ -144,11 +144,11 @@ void RulesDaemon::Run(const std::atomic<bool>& stop) { loop_.Run(stop); }
 void RulesDaemon::PollOnce(std::chrono::milliseconds max_wait) { loop_.RunOnce(max_wait); }
 
 void RulesDaemon::ProcessInbox() {
-  if (Status st = receiver_->Pump(); !st.ok()) log::Warn("inbox", {{"error", st.ToString()}});
   const int batch = config_.link.batch;
-  int processed_total = 0;
   for (int i = 0; i < kMaxBatchesPerWakeup; ++i) {
-    auto processed = receiver_->ProcessPending(
+    // What arrived is stored and processed in one commit (one fsync on an
+    // event's way through rules, not two), acknowledged after it.
+    auto processed = receiver_->PumpAndProcess(
         [this](const v1::Envelope& envelope, Db& db) { return engine_->Handle(envelope, db); }, batch);
     if (!processed.ok()) {
       // The last transaction may have rolled back after its handler changed
@@ -160,10 +160,8 @@ void RulesDaemon::ProcessInbox() {
       return;
     }
     engine_->ConfirmIndexChanges();
-    processed_total += *processed;
-    if (*processed < batch) break;
-  }
-  if (processed_total > 0) {
+    if (*processed == 0) break;
+    // This batch's alerts leave now, not after the wake-up's last batch.
     if (Status st = sender_->Pump(); !st.ok()) log::Warn("notify link", {{"error", st.ToString()}});
   }
 }

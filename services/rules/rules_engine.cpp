@@ -165,6 +165,12 @@ const std::vector<std::string>& Migrations() {
       ALTER TABLE events ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;
       CREATE INDEX events_by_update ON events (updated_ms);
       )sql",
+      R"sql(
+      -- Whether the latest notification went out silenced, so that Tick()
+      -- reads only the alerts it may have to act on (NULL: written before
+      -- this column, read as "maybe").
+      ALTER TABLE alerts ADD COLUMN silenced INTEGER;
+      )sql",
   };
   return kMigrations;
 }
@@ -454,7 +460,15 @@ std::string InputsJson(const v1::CrisisEvent& event, const PolicyInputs& in, con
 
 
 
+// A new rules database gets 16 KiB pages: alerts, their sources and
+// decisions carry up to max_ids_per_alert registrant ids (tens of KiB per
+// row), which in 4 KiB pages are chains of overflow pages written one by one
+// (docs/PERFORMANCE.md, "Pipeline"). Existing databases keep theirs.
+constexpr int kRulesPageSize = 16384;
+
 Status RulesEngine::Migrate(Db& db) {
+  auto sized = db.SetPageSizeIfEmpty(kRulesPageSize);
+  if (!sized.ok()) return sized.status();
   AMPARO_RETURN_IF_ERROR(db.Migrate(Migrations()));
   return InitLinkTables(db);
 }
@@ -506,26 +520,70 @@ void RulesEngine::SetPolicy(std::shared_ptr<const AlertPolicy> policy) {
   policy_logged_ = false;
 }
 
-std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
-  boost::json::array groups;
-  for (const auto& [key, group] : exposure) {
-    boost::json::object g;
-    g["state"] = key.first;
-    g["host"] = key.second;
-    g["registrants"] = group.counts.registrants;
-    g["household_members"] = group.counts.household_members;
-    g["vulnerable"] = group.counts.vulnerable;
-    boost::json::object flags;
-    for (int b = 0; b < 32; ++b) {
-      if (group.with_flag[b] > 0) flags[std::to_string(b)] = group.with_flag[b];
+namespace {
+
+// A JSON string literal of `text` (RFC 8259 escapes).
+void AppendJsonString(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
     }
-    g["with_flag"] = std::move(flags);
-    boost::json::array ids;
-    for (const auto& id : group.registrant_ids) ids.emplace_back(id);
-    g["ids"] = std::move(ids);
-    groups.emplace_back(std::move(g));
   }
-  return JsonText(groups);
+  out += '"';
+}
+
+}  // namespace
+
+std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
+  // Written directly rather than through boost::json: an exposure carries up
+  // to max_ids_per_alert ids per group, and building a DOM of them for every
+  // exposing event was a tenth of amparo-rules' CPU. The text is the one the
+  // DOM printed (same keys, same order); ExposureFromJson reads either.
+  std::string out;
+  size_t ids = 0;
+  for (const auto& [key, group] : exposure) ids += group.registrant_ids.size();
+  out.reserve(2 + exposure.size() * 160 + ids * 35);
+  out += '[';
+  bool first_group = true;
+  for (const auto& [key, group] : exposure) {
+    if (!first_group) out += ',';
+    first_group = false;
+    out += "{\"state\":";
+    AppendJsonString(out, key.first);
+    out += ",\"host\":";
+    AppendJsonString(out, key.second);
+    out += ",\"registrants\":" + std::to_string(group.counts.registrants);
+    out += ",\"household_members\":" + std::to_string(group.counts.household_members);
+    out += ",\"vulnerable\":" + std::to_string(group.counts.vulnerable);
+    out += ",\"with_flag\":{";
+    bool first_flag = true;
+    for (int b = 0; b < 32; ++b) {
+      if (group.with_flag[b] == 0) continue;
+      if (!first_flag) out += ',';
+      first_flag = false;
+      out += '"' + std::to_string(b) + "\":" + std::to_string(group.with_flag[b]);
+    }
+    out += "},\"ids\":[";
+    bool first_id = true;
+    for (const auto& id : group.registrant_ids) {
+      if (!first_id) out += ',';
+      first_id = false;
+      AppendJsonString(out, id);
+    }
+    out += "]}";
+  }
+  out += ']';
+  return out;
 }
 
 Result<Exposure> RulesEngine::ExposureFromJson(std::string_view text) {
@@ -653,10 +711,13 @@ Status RulesEngine::Emit(Db& db, AlertRow& row, v1::ConsularAlert alert, const s
                                   std::to_string(alert.notification()))
                             .substr(0, 32));
 
+  // One serialisation for the alert row and its decision record.
+  const std::string alert_bytes = alert.SerializeAsString();
   auto write = db.Prepare(
-      "INSERT OR REPLACE INTO alerts (alert_id, incident_id, state, host_country, revision, level, registrants, "
+      "INSERT OR REPLACE INTO alerts (alert_id, incident_id, state, host_country, revision, level, "
+      "registrants, "
       "household_members, vulnerable, cancelled, updated_ms, closed, expired, confirmed_phase, notified_ms, "
-      "repeat_interval_ms, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "repeat_interval_ms, message, silenced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!write.ok()) return write.status();
   const bool closed = alert.lifecycle() == v1::ALERT_LIFECYCLE_CLOSED;
   const bool expired = alert.lifecycle() == v1::ALERT_LIFECYCLE_EXPIRED;
@@ -676,7 +737,8 @@ Status RulesEngine::Emit(Db& db, AlertRow& row, v1::ConsularAlert alert, const s
       .Bind(14, row.confirmed_phase)
       .Bind(15, now_ms_)
       .Bind(16, row.repeat_interval_ms)
-      .BindBlob(17, alert.SerializeAsString());
+      .BindBlob(17, alert_bytes)
+      .Bind(18, alert.silenced() ? 1 : 0);
   AMPARO_RETURN_IF_ERROR(write->Run());
 
   auto decision = db.Prepare(
@@ -691,7 +753,7 @@ Status RulesEngine::Emit(Db& db, AlertRow& row, v1::ConsularAlert alert, const s
       .Bind(6, alert.policy_rule())
       .Bind(7, rule_inputs)
       .Bind(8, policy_->fingerprint())
-      .BindBlob(9, alert.SerializeAsString());
+      .BindBlob(9, alert_bytes);
   AMPARO_RETURN_IF_ERROR(decision->Run());
 
   v1::Envelope envelope = MakeEnvelope(kProducer, clock_);
@@ -975,9 +1037,13 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
     recorded_exposure_.reset();
   } else {
     exposure = CurrentExposure(event, footprint);
-    const int64_t event_seq = input_seq_;
-    AMPARO_RETURN_IF_ERROR(LogInput(db, "exposure", ExposureToJson(exposure)));
-    input_seq_ = event_seq;  // decisions point at the event
+    // An event that exposes nobody (most of them) gets no exposure row: the
+    // replay reads a missing row as nobody exposed (decision_replay.h).
+    if (!exposure.empty()) {
+      const int64_t event_seq = input_seq_;
+      AMPARO_RETURN_IF_ERROR(LogInput(db, "exposure", ExposureToJson(exposure)));
+      input_seq_ = event_seq;  // decisions point at the event
+    }
   }
   return ApplyEvent(event, footprint, std::move(exposure), db);
 }
@@ -1295,9 +1361,21 @@ Result<int> RulesEngine::Tick(Db& db) {
     registry_changed_ = false;
   }
   input_seq_ = 0;  // expiry and repeats below are logged as a "tick" when they notify
+  // Only the open alerts that may expire, repeat or come out of a silence
+  // now: the loop below acts on no other, and reading each alert's messages
+  // (up to max_ids_per_alert ids apiece) every second for thousands of open
+  // alerts cost more than the events themselves. The conditions are the
+  // loop's own, in SQL (expiry: every source still reporting gave an expiry
+  // and all passed).
   auto open = db.Prepare(
-      "SELECT alert_id FROM alerts WHERE cancelled = 0 AND closed = 0 AND expired = 0 ORDER BY alert_id");
+      "SELECT alert_id FROM alerts a WHERE cancelled = 0 AND closed = 0 AND expired = 0 AND ("
+      "silenced IS NULL OR silenced != 0 "
+      "OR (repeat_interval_ms > 0 AND ?1 - notified_ms >= repeat_interval_ms) "
+      "OR (EXISTS (SELECT 1 FROM alert_sources s WHERE s.alert_id = a.alert_id AND s.cancelled = 0) "
+      "AND NOT EXISTS (SELECT 1 FROM alert_sources s WHERE s.alert_id = a.alert_id AND s.cancelled = 0 "
+      "AND (s.expires_ms = 0 OR s.expires_ms > ?1)))) ORDER BY alert_id");
   if (!open.ok()) return open.status();
+  open->Bind(1, now_ms_);
   std::vector<std::string> ids;
   while (true) {
     auto r = open->Step();

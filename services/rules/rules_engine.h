@@ -38,7 +38,8 @@
 //  - Events with status Draft, System or unspecified raise nothing.
 //
 // Decisions: every input that decides alerts (crisis events with the
-// exposure the index gave for each, silences, operator decisions, productive
+// exposure the index gave for each, no exposure row for an event that
+// exposed nobody, silences, operator decisions, productive
 // timer ticks, the policy in force) goes to input_log with the time the
 // engine used, and every notification to decisions with its rule and inputs,
 // so replaying input_log into an empty engine (decision_replay.h) gives

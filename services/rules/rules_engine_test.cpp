@@ -852,6 +852,34 @@ TEST_F(AlertPolicyEngineTest, SilencedAlertsAreMarkedAndNotifiedAgainWhenTheSile
   EXPECT_EQ(Tick(), 0);
 }
 
+TEST_F(AlertPolicyEngineTest, TickReadsOnlyAlertsItMayActOnAndTreatsRowsWithoutSilencedAsMaybe) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(SilenceFor("s-1", "PHL", "usgs:us6000pi9w", clock_.NowMs() + 3'600'000)).ok());
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  ASSERT_EQ(AlertsFrom(0).size(), 2u);
+  auto silenced_flags = [&] {
+    auto q = db_->Prepare("SELECT alert_id, ifnull(silenced, -1) FROM alerts ORDER BY alert_id");
+    EXPECT_TRUE(q.ok());
+    std::vector<std::pair<std::string, int64_t>> out;
+    while (*q->Step()) out.emplace_back(q->ColumnText(0), q->ColumnInt(1));
+    return out;
+  };
+  EXPECT_EQ(silenced_flags(), (std::vector<std::pair<std::string, int64_t>>{
+                                  {"usgs:us6000pi9w/IDN/CHN", 0}, {"usgs:us6000pi9w/PHL/CHN", 1}}));
+  // A row written before the column existed (NULL) must still be looked at:
+  // its last notification was silenced, and the silence is lifted now.
+  ASSERT_TRUE(db_->Exec("UPDATE alerts SET silenced = NULL").ok());
+  ASSERT_TRUE(Apply(SilenceFor("s-1", "PHL", "usgs:us6000pi9w", clock_.NowMs() + 3'600'000, true)).ok());
+  EXPECT_EQ(Tick(), 1);
+  auto again = AlertsFrom(2);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].alert_id(), "usgs:us6000pi9w/PHL/CHN");
+  EXPECT_FALSE(again[0].silenced());
+  EXPECT_EQ(silenced_flags(), (std::vector<std::pair<std::string, int64_t>>{
+                                  {"usgs:us6000pi9w/IDN/CHN", -1}, {"usgs:us6000pi9w/PHL/CHN", 0}}));
+  EXPECT_EQ(Tick(), 0);
+}
+
 TEST_F(AlertPolicyEngineTest, OpenAlertsRepeatAfterTheIntervalAndExpireWithTheirSource) {
   RegisterAroundTibet();
   auto event = TibetQuake();
@@ -1020,6 +1048,53 @@ TEST_F(AlertPolicyEngineTest, ReplayingTheDecisionLogReproducesEveryAlert) {
   ASSERT_TRUE(report.ok());
   EXPECT_FALSE(report->identical());
   EXPECT_EQ(report->first_difference.rfind("decision 3 ", 0), 0u) << report->first_difference;
+}
+
+TEST_F(AlertPolicyEngineTest, AnEventThatExposesNobodyLogsNoExposureAndReplaysTheSame) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  ASSERT_TRUE(Apply(NagoQuake()).ok());  // nobody registered around Nago
+  const size_t made = Outbox().size();
+  ASSERT_EQ(made, 2u);
+  std::map<std::string, int> kinds;
+  auto q = db_->Prepare("SELECT kind FROM input_log");
+  ASSERT_TRUE(q.ok());
+  while (*q->Step()) ++kinds[q->ColumnText(0)];
+  EXPECT_EQ(kinds, (std::map<std::string, int>{{"envelope", 2}, {"exposure", 1}, {"policy", 1}}));
+
+  testing::TempDir scratch;
+  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->identical()) << report->first_difference;
+  EXPECT_EQ(report->replayed, made);
+  EXPECT_EQ(report->inputs, 4u);
+}
+
+TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
+  Exposure exposure;
+  GroupExposure& phl = exposure[{"PHL", "JPN"}];
+  phl.counts = {2, 5, 1};
+  phl.with_flag[3] = 1;
+  phl.with_flag[0] = 2;
+  phl.registrant_ids = {"0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"};
+  GroupExposure& odd = exposure[{"X\"\\", ""}];  // never valid, but escaped, not broken
+  odd.counts = {1, 1, 0};
+  const std::string text = RulesEngine::ExposureToJson(exposure);
+  EXPECT_EQ(text,
+            R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
+            R"("with_flag":{"0":2,"3":1},"ids":["0123456789abcdef0123456789abcdef",)"
+            R"("fedcba9876543210fedcba9876543210"]},)"
+            R"({"state":"X\"\\","host":"","registrants":1,"household_members":1,"vulnerable":0,)"
+            R"("with_flag":{},"ids":[]}])");
+  auto back = RulesEngine::ExposureFromJson(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 2u);
+  const GroupExposure& again = back->at({"PHL", "JPN"});
+  EXPECT_EQ(again.counts, phl.counts);
+  EXPECT_EQ(again.with_flag, phl.with_flag);
+  EXPECT_EQ(again.registrant_ids, phl.registrant_ids);
+  EXPECT_EQ(back->at({"X\"\\", ""}).counts, odd.counts);
+  EXPECT_EQ(RulesEngine::ExposureToJson({}), "[]");
 }
 
 }  // namespace
