@@ -9,6 +9,7 @@
 // Thread safety: a channel belongs to the thread that calls Send and Poll.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <utility>
@@ -59,6 +60,14 @@ class Channel {
   virtual void Poll() = 0;
   // Sends started and not yet reported through `done`.
   virtual int InFlight() const = 0;
+  // Blocks until a send in flight can make progress (its socket is ready or
+  // one of its timers is due) or `max_wait` passed, without running `done`;
+  // the caller polls next. Returns false when the channel cannot wait that
+  // way (the caller then waits on its own clock). The default cannot.
+  virtual bool WaitForProgress(std::chrono::milliseconds max_wait) {
+    (void)max_wait;
+    return false;
+  }
 };
 
 }  // namespace amparo::notify

@@ -1,5 +1,6 @@
 #include "services/notify/notify_daemon.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/log.h"
@@ -9,10 +10,16 @@
 namespace amparo::notify {
 namespace {
 
+// Fallbacks: work arrives through the inbox and finished requests, which are
+// acted on at once; these timers pick up retries that came due and anything a
+// busy database made wait.
 constexpr auto kDispatchInterval = std::chrono::milliseconds(50);
-// HTTP progress is made only when the channel is polled, so poll it more
-// often than deliveries are picked: each poll costs nothing when idle.
 constexpr auto kChannelInterval = std::chrono::milliseconds(10);
+// While requests are in flight, curl makes progress only when the channel is
+// polled: the loop wakes this often for it (an idle daemon does not).
+constexpr auto kBusyPollInterval = std::chrono::milliseconds(1);
+// Inbox batches routed per wake-up before the loop turns to the channel.
+constexpr int kMaxInboxBatches = 8;
 
 }  // namespace
 
@@ -54,11 +61,7 @@ Result<std::unique_ptr<NotifyDaemon>> NotifyDaemon::Create(const Config& config,
   daemon->gateway_ = std::move(gateway).value();
 
   NotifyDaemon* self = daemon.get();
-  self->loop_.OnReadable(self->inbox_->socket(), [self] {
-    if (Status st = self->inbox_->Pump(); !st.ok())
-      log::Error("inbox pump failed", {{"error", st.ToString()}});
-    (void)self->ProcessInbox();
-  });
+  self->loop_.OnReadable(self->inbox_->socket(), [self] { (void)self->ProcessInbox(); });
   self->loop_.OnReadable(self->gateway_->socket(), [self] {
     if (Status st = self->gateway_->Pump(); !st.ok())
       log::Error("gateway link failed", {{"error", st.ToString()}});
@@ -74,19 +77,51 @@ Result<std::unique_ptr<NotifyDaemon>> NotifyDaemon::Create(const Config& config,
   return daemon;
 }
 
-void NotifyDaemon::RunOnce(std::chrono::milliseconds max_wait) { loop_.RunOnce(max_wait); }
+void NotifyDaemon::RunOnce(std::chrono::milliseconds max_wait) {
+  if (channel_->InFlight() == 0) {
+    loop_.RunOnce(max_wait);
+    return;
+  }
+  // Requests in flight: wait on the channel's own sockets (at most
+  // kBusyPollInterval, so the links and timers are not kept waiting longer),
+  // drive it, then serve the links and timers without waiting. A channel
+  // that cannot wait that way is polled every kBusyPollInterval instead.
+  const auto wait = std::min(max_wait, std::chrono::milliseconds(kBusyPollInterval));
+  const bool waited = channel_->WaitForProgress(wait);
+  PollChannel();
+  loop_.RunOnce(waited ? std::chrono::milliseconds(0) : wait);
+  if (channel_->InFlight() > 0 || !finished_.empty()) PollChannel();
+}
 
-void NotifyDaemon::Run(const std::atomic<bool>& stop) { loop_.Run(stop); }
+void NotifyDaemon::Run(const std::atomic<bool>& stop) {
+  while (!stop) RunOnce(std::chrono::milliseconds(200));
+}
 
 Result<int> NotifyDaemon::ProcessInbox() {
-  auto processed = inbox_->ProcessPending(
-      [this](const v1::Envelope& envelope, Db& db) { return RouteEnvelope(envelope, db, clock_); },
-      config_.link.batch);
-  if (!processed.ok()) log::Error("inbox processing failed", {{"error", processed.status().ToString()}});
-  return processed;
+  const int batch = config_.link.batch;
+  int total = 0;
+  for (int i = 0; i < kMaxInboxBatches; ++i) {
+    // Stored and routed in one commit (one fsync on an alert's way through),
+    // acknowledged after it.
+    auto processed = inbox_->PumpAndProcess(
+        [this](const v1::Envelope& envelope, Db& db) { return RouteEnvelope(envelope, db, clock_); }, batch);
+    if (!processed.ok()) {
+      log::Error("inbox processing failed", {{"error", processed.status().ToString()}});
+      if (total == 0) return processed;
+      break;
+    }
+    total += *processed;
+    if (*processed == 0) break;
+    // Routing committed: send what it made due now, not at the next tick
+    // (nor after the wake-up's last batch).
+    (void)DispatchDue();
+    if (Status st = gateway_->Pump(); !st.ok()) log::Error("gateway link failed", {{"error", st.ToString()}});
+  }
+  return total;
 }
 
 Result<int> NotifyDaemon::DispatchDue() {
+  if (dispatching_) return 0;
   const int free_slots = config_.notify.max_in_flight - channel_->InFlight();
   if (free_slots <= 0) return 0;
   NotifyStore store(*db_);
@@ -97,6 +132,7 @@ Result<int> NotifyDaemon::DispatchDue() {
     log::Error("reading due deliveries failed", {{"error", due.status().ToString()}});
     return due.status();
   }
+  dispatching_ = true;
   int started = 0;
   for (DueDelivery& item : *due) {
     if (started >= free_slots) break;
@@ -104,41 +140,70 @@ Result<int> NotifyDaemon::DispatchDue() {
     if (in_flight_.count(id)) continue;
     OutboundMessage message{id, std::move(item.url), std::move(item.secret), std::move(item.delivery.body)};
     Status sent = channel_->Send(message, [this](const std::string& delivery_id, const SendResult& result) {
-      Record(delivery_id, result);
+      finished_.push_back({delivery_id, result});
     });
     if (sent.code() == StatusCode::kResourceExhausted) break;
+    in_flight_.insert(id);
     if (!sent.ok()) {
       // The channel refused the message itself (e.g. a secret that does not
       // decode): no attempt will ever succeed.
-      Record(id, SendResult::Permanent(sent.ToString()));
+      finished_.push_back({id, SendResult::Permanent(sent.ToString())});
       continue;
     }
-    in_flight_.insert(id);
     ++started;
   }
+  // Start the requests now (connect, send) instead of at the next poll.
+  if (started > 0) channel_->Poll();
+  dispatching_ = false;
+  RecordFinished();
   return started;
 }
 
-void NotifyDaemon::PollChannel() { channel_->Poll(); }
+void NotifyDaemon::PollChannel() {
+  channel_->Poll();
+  if (finished_.empty()) return;
+  RecordFinished();
+  // Slots were freed: refill them at once.
+  (void)DispatchDue();
+  if (Status st = gateway_->Pump(); !st.ok()) log::Error("gateway link failed", {{"error", st.ToString()}});
+}
 
-void NotifyDaemon::Record(const std::string& delivery_id, const SendResult& result) {
-  in_flight_.erase(delivery_id);
-  Status st = RecordInTransaction(delivery_id, result);
-  if (!st.ok()) {
+void NotifyDaemon::RecordFinished() {
+  if (finished_.empty()) return;
+  std::vector<Finished> batch = std::move(finished_);
+  finished_.clear();
+  for (const Finished& f : batch) in_flight_.erase(f.delivery_id);
+  std::vector<Delivery> recorded;
+  auto record = [&](size_t begin, size_t end) -> Status {
+    recorded.clear();
+    auto tx = Transaction::Begin(*db_);
+    if (!tx.ok()) return tx.status();
+    for (size_t i = begin; i < end; ++i) AMPARO_RETURN_IF_ERROR(RecordAttempt(batch[i], &recorded));
+    return tx->Commit();
+  };
+  // One commit (one fsync) for everything one poll finished.
+  if (Status st = record(0, batch.size()); st.ok()) {
+    for (const Delivery& d : recorded) ReportRecorded(d);
+    return;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Status st = record(i, i + 1);
+    if (st.ok()) {
+      for (const Delivery& d : recorded) ReportRecorded(d);
+      continue;
+    }
     // The delivery stays open and due, so it is attempted again with the same
     // webhook-id: at least once, never lost.
     log::Error("recording a delivery attempt failed",
-               {{"delivery_id", delivery_id},
-                {"outcome", std::string(SendOutcomeName(result.outcome))},
+               {{"delivery_id", batch[i].delivery_id},
+                {"outcome", std::string(SendOutcomeName(batch[i].result.outcome))},
                 {"error", st.ToString()}});
   }
 }
 
-Status NotifyDaemon::RecordInTransaction(const std::string& delivery_id, const SendResult& result) {
-  auto tx = Transaction::Begin(*db_);
-  if (!tx.ok()) return tx.status();
+Status NotifyDaemon::RecordAttempt(const Finished& attempt, std::vector<Delivery>* after_commit) {
   NotifyStore store(*db_);
-  auto found = store.GetDelivery(delivery_id);
+  auto found = store.GetDelivery(attempt.delivery_id);
   if (!found.ok()) return found.status();
   // Gone or already final (its subscription was deleted meanwhile): the
   // outcome no longer matters.
@@ -146,8 +211,8 @@ Status NotifyDaemon::RecordInTransaction(const std::string& delivery_id, const S
   Delivery delivery = std::move(**found);
 
   const int64_t now_ms = clock_.NowMs();
-  RetryDecision decision = DecideAfterAttempt(result, delivery.attempts, now_ms, retry_, jitter_);
-  auto updated = store.UpdateOpenDelivery(delivery_id, decision.state, decision.attempts,
+  RetryDecision decision = DecideAfterAttempt(attempt.result, delivery.attempts, now_ms, retry_, jitter_);
+  auto updated = store.UpdateOpenDelivery(attempt.delivery_id, decision.state, decision.attempts,
                                           decision.next_attempt_ms, decision.last_error, now_ms);
   if (!updated.ok()) return updated.status();
   delivery.state = decision.state;
@@ -158,27 +223,30 @@ Status NotifyDaemon::RecordInTransaction(const std::string& delivery_id, const S
   if (IsFinal(delivery.state)) {
     AMPARO_RETURN_IF_ERROR(EnqueueOutbound(*db_, kGatewayPeer, DeliveryStatusEnvelope(delivery, clock_)));
   }
-  AMPARO_RETURN_IF_ERROR(tx->Commit());
+  after_commit->push_back(std::move(delivery));
+  return Status::Ok();
+}
 
+void NotifyDaemon::ReportRecorded(const Delivery& delivery) {
   ++stats_.attempts;
   switch (delivery.state) {
     case DeliveryState::kDelivered:
       ++stats_.delivered;
-      log::Info("delivered", {{"delivery_id", delivery_id},
+      log::Info("delivered", {{"delivery_id", delivery.delivery_id},
                               {"subscription_id", delivery.subscription_id},
                               {"attempts", std::to_string(delivery.attempts)}});
       break;
     case DeliveryState::kRetrying:
       ++stats_.retries;
       log::Warn("delivery attempt failed, will retry",
-                {{"delivery_id", delivery_id},
+                {{"delivery_id", delivery.delivery_id},
                  {"attempts", std::to_string(delivery.attempts)},
-                 {"retry_in_ms", std::to_string(delivery.next_attempt_ms - now_ms)},
+                 {"retry_in_ms", std::to_string(delivery.next_attempt_ms - delivery.updated_ms)},
                  {"error", delivery.last_error}});
       break;
     case DeliveryState::kDead:
       ++stats_.dead;
-      log::Error("delivery dead-lettered", {{"delivery_id", delivery_id},
+      log::Error("delivery dead-lettered", {{"delivery_id", delivery.delivery_id},
                                             {"subscription_id", delivery.subscription_id},
                                             {"attempts", std::to_string(delivery.attempts)},
                                             {"error", delivery.last_error}});
@@ -186,7 +254,6 @@ Status NotifyDaemon::RecordInTransaction(const std::string& delivery_id, const S
     case DeliveryState::kPending:
       break;
   }
-  return Status::Ok();
 }
 
 }  // namespace amparo::notify

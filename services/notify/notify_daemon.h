@@ -4,11 +4,14 @@
 //
 // built in one place. Alerts and subscriptions arrive on the notify inbox
 // (LinkReceiver) and are routed into the delivery outbox (router.h) in the
-// link's transaction. Every ~50 ms the due deliveries are handed to the
-// channel, up to its free slots; the channel is polled every ~10 ms and each
-// finished attempt is recorded in one transaction: the retry decision
-// (retry_policy.h) plus, when the delivery became delivered or dead, a
-// DeliveryStatus for the gateway (LinkSender to config.gateway.inbox).
+// link's transaction. As soon as routing committed, the due deliveries are
+// handed to the channel (up to its free slots) and the channel is driven;
+// while requests are in flight the loop polls the channel every millisecond,
+// and the attempts finished by one poll are recorded in one transaction (the
+// retry decision, retry_policy.h, plus, when a delivery became delivered or
+// dead, a DeliveryStatus for the gateway, LinkSender to config.gateway.inbox),
+// after which the freed slots are refilled at once. Timers (every 10 ms and
+// 50 ms) remain as the fallback: retries that come due, a busy database.
 //
 // Delivery is at least once: a crash after a recipient answered 2xx but
 // before the result committed leaves the delivery open, and after a restart
@@ -25,6 +28,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/config.h"
@@ -70,13 +74,17 @@ class NotifyDaemon {
   void RunOnce(std::chrono::milliseconds max_wait);
   void Run(const std::atomic<bool>& stop);
 
-  // The stages, callable directly (the loop calls them on its timers).
-  // Stores and routes what arrived on the inbox; returns messages processed.
+  // The stages, callable directly (the loop calls them when its sockets
+  // are readable and on its timers).
+  // Stores what arrived on the inbox (acknowledging it), routes it and, when
+  // anything was routed, dispatches the due deliveries at once; returns the
+  // messages processed.
   Result<int> ProcessInbox();
-  // Hands due deliveries to the channel up to its free slots; returns how
-  // many were started.
+  // Hands due deliveries to the channel up to its free slots and drives the
+  // channel once so the requests start; returns how many were started.
   Result<int> DispatchDue();
-  // Drives the channel; finished attempts are recorded before it returns.
+  // Drives the channel; the attempts that finished are recorded (one
+  // transaction) before it returns, and freed slots are refilled at once.
   void PollChannel();
 
   Db& db() { return *db_; }
@@ -85,9 +93,18 @@ class NotifyDaemon {
 
  private:
   NotifyDaemon(const Config& config, const Clock& clock, NotifyDeps deps);
-  // The record stage for one finished attempt.
-  void Record(const std::string& delivery_id, const SendResult& result);
-  Status RecordInTransaction(const std::string& delivery_id, const SendResult& result);
+  struct Finished {
+    std::string delivery_id;
+    SendResult result;
+  };
+  // The record stage for the attempts finished since the last call: one
+  // transaction for all of them; if it fails, one per attempt, so one bad
+  // row cannot hold up the others.
+  void RecordFinished();
+  // Records one attempt inside the caller's transaction; `after_commit`
+  // gets what to count and log once the transaction committed.
+  Status RecordAttempt(const Finished& attempt, std::vector<Delivery>* after_commit);
+  void ReportRecorded(const Delivery& delivery);
 
   Config config_;
   const Clock& clock_;
@@ -98,6 +115,8 @@ class NotifyDaemon {
   std::unique_ptr<Channel> channel_;
   JitterSource jitter_;
   std::set<std::string> in_flight_;  // delivery ids handed to the channel and not yet recorded
+  std::vector<Finished> finished_;   // reported by the channel, not recorded yet
+  bool dispatching_ = false;         // DispatchDue() is on the stack (no re-entry from PollChannel)
   NotifyStats stats_;
   PollLoop loop_;
 };

@@ -136,7 +136,17 @@ std::string DeliveryIdFor(std::string_view alert_id, uint32_t revision, std::str
   return "msg_" + Sha256Hex(key).substr(0, 32);
 }
 
-Status MigrateNotifyDb(Db& db) { return db.Migrate(Migrations()); }
+// A new notify database gets 16 KiB pages: alerts and webhook bodies carry
+// up to max_ids_per_alert registrant ids (tens of KiB each), which in 4 KiB
+// pages are chains of overflow pages written one by one
+// (docs/PERFORMANCE.md, "Pipeline"). Existing databases keep theirs.
+constexpr int kNotifyPageSize = 16384;
+
+Status MigrateNotifyDb(Db& db) {
+  auto sized = db.SetPageSizeIfEmpty(kNotifyPageSize);
+  if (!sized.ok()) return sized.status();
+  return db.Migrate(Migrations());
+}
 
 Status NotifyStore::UpsertSubscription(const v1::Subscription& s, int64_t now_ms) {
   if (s.deleted()) {

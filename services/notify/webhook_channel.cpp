@@ -208,4 +208,15 @@ void WebhookChannel::Poll() {
 
 int WebhookChannel::InFlight() const { return static_cast<int>(impl_->requests.size()); }
 
+bool WebhookChannel::WaitForProgress(std::chrono::milliseconds max_wait) {
+  if (impl_->requests.empty()) return false;
+  int ready = 0;
+  CURLMcode code = curl_multi_wait(impl_->multi, nullptr, 0, static_cast<int>(max_wait.count()), &ready);
+  if (code != CURLM_OK) {
+    log::Error("curl_multi_wait failed", {{"error", curl_multi_strerror(code)}});
+    return false;
+  }
+  return true;
+}
+
 }  // namespace amparo::notify

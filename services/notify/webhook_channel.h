@@ -61,6 +61,8 @@ class WebhookChannel final : public Channel {
   Status Send(const OutboundMessage& message, Done done) override;
   void Poll() override;
   int InFlight() const override;
+  // curl_multi_wait on the requests' sockets.
+  bool WaitForProgress(std::chrono::milliseconds max_wait) override;
 
  private:
   struct Impl;
