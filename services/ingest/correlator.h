@@ -94,6 +94,13 @@ struct IncidentRevision {
 
 // Tables the correlator needs; appended to IngestMigrations() (spool.h).
 std::string CorrelatorMigration();
+// Adds each incident's 1-degree cell of its place (lat_cell, lon_cell, filled
+// in for existing rows) and an index on it, so the earthquake proximity rule
+// reads only the incidents in the cells within reach of an event (and its
+// time window), not every incident of the window: a burst of N quakes with
+// one onset (an aftershock sequence, a backfill) costs O(N) lookups, not
+// O(N^2). Appended after CorrelatorMigration().
+std::string CorrelatorCellMigration();
 
 class Correlator {
  public:

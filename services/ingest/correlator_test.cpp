@@ -11,10 +11,13 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "amparo/v1/envelope.pb.h"
+#include "common/geo.h"
 #include "common/link.h"
 #include "common/testing.h"
 #include "services/ingest/spool.h"
@@ -332,6 +335,106 @@ TEST_F(CorrelatorRulesTest, EarthquakeWindowDistanceAndMagnitudeBounds) {
   EXPECT_EQ(Correlate(Quake("geofon", "far", kT, 27.66, 129.56, 5.6)).incident_id, "geofon:far");
   // dM 1.2: another quake.
   EXPECT_EQ(Correlate(Quake("jma", "big", kT, 26.66, 129.56, 6.8)).incident_id, "jma:big");
+}
+
+TEST_F(CorrelatorRulesTest, ProximityFindsQuakesAcrossCellEdgesTheAntimeridianAndNearPoles) {
+  // The rule reads only the 1-degree cells within reach of the epicentre:
+  // neighbours just across a cell edge, the antimeridian or near a pole
+  // must still be found, and quakes just out of reach must not.
+  struct Case {
+    double lat0, lon0, lat1, lon1;
+    bool same;
+  };
+  const Case cases[] = {
+      {26.999, 129.999, 27.001, 130.001, true},     // four cells meet
+      {10.0, 179.9, 10.0, -179.9, true},            // across the antimeridian (~22 km)
+      {-10.0, -179.95, -10.5, 179.95, true},        // and the other way
+      {0.0, 0.0, 0.85, 0.2, true},                  // ~97 km, a cell north and east
+      {0.0, 0.0, 0.91, 0.0, false},                 // ~101 km: out of reach
+      {89.55, 10.0, 89.6, -170.0, true},            // over the pole (~95 km)
+      {-85.0, 0.0, -85.2, 9.0, true},               // a degree of longitude is ~9.7 km there
+      {60.0, 179.5, 60.0, -179.0, true},            // 1.5 degrees of longitude at 60N: ~83 km
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    const std::string a = "a" + std::to_string(n), b = "b" + std::to_string(n);
+    // Onsets hours apart between cases: only the intended pair can match.
+    const int64_t t = kT + n++ * 3 * 3'600'000;
+    ASSERT_EQ(Correlate(Quake("usgs", a, t, c.lat0, c.lon0, 5.6)).rule, MatchRule::kNewIncident);
+    const double km = geo::DistanceKm({c.lat0, c.lon0}, {c.lat1, c.lon1});
+    ASSERT_EQ(c.same, km <= 100.0) << "case " << n << ": " << km << " km";
+    IncidentMatch m = Correlate(Quake("gdacs", b, t + kMinute, c.lat1, c.lon1, 5.6));
+    EXPECT_EQ(m.incident_id, c.same ? "usgs:" + a : "gdacs:" + b) << "case " << n << ": " << km << " km";
+  }
+}
+
+TEST(CorrelatorCellMigrationTest, IncidentsFromBeforeTheCellsAreStillFoundByProximity) {
+  testing::TempDir dir;
+  auto db = Db::Open(dir / "ingest.db");
+  ASSERT_TRUE(db.ok());
+  // A database as the version before the cells left it, with one incident
+  // at 179.9E (its cell wraps) and one in the south-west quadrant.
+  std::vector<std::string> before(IngestMigrations().begin(), IngestMigrations().end() - 1);
+  ASSERT_TRUE(db->Migrate(before).ok());
+  ASSERT_TRUE(
+      db->Exec("INSERT INTO ingest_incidents(incident_id, status, hazard, onset_ms, lat, lon, magnitude, "
+               "revision, cancelled, updated_ms) VALUES "
+               "('usgs:old1', 1, 1, 1000, 10.0, 179.9, 5.6, 1, 0, 1), "
+               "('usgs:old2', 1, 1, 1000, -33.5, -71.6, 5.6, 1, 0, 1)")
+          .ok());
+  ASSERT_TRUE(PrepareIngestDb(*db).ok());
+  for (auto [id, lat, lon, want] :
+       {std::tuple{"a", 10.0, -179.9, "usgs:old1"}, {"b", -33.4, -71.5, "usgs:old2"}}) {
+    v1::CrisisEvent event;
+    event.set_source("gdacs");
+    event.set_source_id(id);
+    event.set_event_id(std::string("gdacs:") + id);
+    event.set_status(v1::EVENT_STATUS_ACTUAL);
+    event.set_msg_type(v1::MESSAGE_TYPE_ALERT);
+    event.set_hazard(v1::HAZARD_KIND_EARTHQUAKE);
+    event.set_onset_ms(1000 + 60'000);
+    event.mutable_origin()->set_lat(lat);
+    event.mutable_origin()->set_lon(lon);
+    event.mutable_metrics()->set_magnitude(5.5);
+    auto match = Correlator(*db).Correlate(&event, 2);
+    ASSERT_TRUE(match.ok()) << match.status().ToString();
+    EXPECT_EQ(match->incident_id, want);
+    EXPECT_EQ(match->rule, MatchRule::kProximity);
+  }
+}
+
+TEST_F(CorrelatorRulesTest, ABurstWithOneOnsetMatchesWhatTheWholeWindowScanWouldFind) {
+  // 400 quakes of one source at one onset, scattered over 6 x 6 degrees,
+  // then one report of another source next to each of 40 of them: each
+  // joins the nearest-in-time (all equal: the first by incident id) quake
+  // within 100 km that has no report of that source yet, exactly as a scan
+  // of every incident of the window finds.
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> lat(-3, 3), lon(177, 183);
+  std::vector<std::pair<std::string, geo::LatLon>> quakes;
+  for (int i = 0; i < 400; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "q%03d", i);
+    geo::LatLon p{lat(rng), std::remainder(lon(rng), 360.0)};
+    ASSERT_EQ(Correlate(Quake("usgs", id, kT, p.lat, p.lon, 5.6)).rule, MatchRule::kNewIncident);
+    quakes.emplace_back(std::string("usgs:") + id, p);
+  }
+  std::set<std::string> joined;  // incidents that have an emsc member already: never again
+  for (int i = 0; i < 40; ++i) {
+    const geo::LatLon near{quakes[i * 10].second.lat + 0.3,
+                           std::remainder(quakes[i * 10].second.lon + 0.3, 360.0)};
+    std::string want;
+    for (const auto& [id, p] : quakes) {  // ids ascend: the first within reach wins
+      if (joined.count(id) == 0 && geo::DistanceKm(p, near) <= 100.0) {
+        want = id;
+        break;
+      }
+    }
+    ASSERT_FALSE(want.empty());
+    EXPECT_EQ(Correlate(Quake("emsc", "r" + std::to_string(i), kT, near.lat, near.lon, 5.6)).incident_id,
+              want);
+    joined.insert(want);
+  }
 }
 
 TEST_F(CorrelatorRulesTest, SameSourceIsNeverMergedByProximity) {

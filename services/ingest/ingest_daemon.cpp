@@ -73,6 +73,18 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
   });
   daemon->loop_.Every(std::chrono::milliseconds(config.ingest.scan_interval_ms),
                       [self] { self->ScanSpool(); });
+  // Files are picked up when they land, not at the next scan; the timer
+  // above remains the fallback.
+  if (auto watcher = SpoolWatcher::Start(ctx.zmq(), config.ingest.spool_dir); watcher.ok()) {
+    daemon->watcher_ = std::move(watcher).value();
+    daemon->loop_.OnReadable(daemon->watcher_->socket(), [self] {
+      self->watcher_->Drain();
+      self->ScanSpool();
+    });
+  } else {
+    log::Warn("spool watcher unavailable, the spool is scanned on the timer only",
+              {{"error", watcher.status().ToString()}});
+  }
   daemon->loop_.Every(60s, [self] { self->LogCounters(); });
 
   if (!config.ingest.push_listen.empty()) {
@@ -112,18 +124,27 @@ IngestDaemon::~IngestDaemon() {
   LogCounters();
 }
 
-void IngestDaemon::Run(const std::atomic<bool>& stop) { loop_.Run(stop); }
+void IngestDaemon::Run(const std::atomic<bool>& stop) {
+  while (!stop) RunOnce(200ms);
+}
 
-void IngestDaemon::RunOnce(std::chrono::milliseconds max_wait) { loop_.RunOnce(max_wait); }
+void IngestDaemon::RunOnce(std::chrono::milliseconds max_wait) {
+  // A scan that took its maximum of files left others behind: one loop turn
+  // for the link, then the next scan, without waiting for a timer.
+  loop_.RunOnce(spool_backlog_ ? 0ms : max_wait);
+  if (spool_backlog_) ScanSpool();
+}
 
 void IngestDaemon::ScanSpool() {
-  auto outcomes = spool_.ScanOnce();
+  // Each file's events go to the link as soon as its transaction committed:
+  // rules starts on the first file while ingest parses the next.
+  auto outcomes = spool_.ScanOnce([this](const FileOutcome&) { PumpLink(); });
+  spool_backlog_ = false;
   if (!outcomes.ok()) {
     log::Error("spool scan failed", {{"error", outcomes.status().ToString()}});
     return;
   }
-  // Hand freshly committed events to the link now rather than at the next tick.
-  if (!outcomes->empty()) PumpLink();
+  spool_backlog_ = outcomes->size() >= static_cast<size_t>(spool_.options().max_files_per_scan);
 }
 
 namespace {

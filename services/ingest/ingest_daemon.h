@@ -20,7 +20,8 @@
 // and starts one thread per [[ingest.poll]] source, plus the HTTP push
 // listener (push_server.h) on its own thread when ingest.push_listen is set. The loop then pumps the
 // sender when its socket is readable and every 100 ms, and scans the spool
-// every ingest.scan_interval_ms.
+// as soon as a file lands in it (spool_watcher.h, inotify; again at once
+// while a scan left files behind) and every ingest.scan_interval_ms.
 //
 // Thread safety: everything except the poller threads runs on the thread
 // that calls Run()/RunOnce(); counters() must be called from that thread.
@@ -42,6 +43,7 @@
 #include "services/ingest/poller.h"
 #include "services/ingest/push_server.h"
 #include "services/ingest/spool.h"
+#include "services/ingest/spool_watcher.h"
 
 namespace amparo::ingest {
 
@@ -111,6 +113,8 @@ class IngestDaemon {
   SpoolProcessor spool_;
   std::vector<std::unique_ptr<FeedPoller>> pollers_;
   std::unique_ptr<PushServer> push_;  // null unless ingest.push_listen is set
+  std::unique_ptr<SpoolWatcher> watcher_;  // null when inotify is unavailable (timer only)
+  bool spool_backlog_ = false;             // the last scan took its maximum: scan again at once
   PollLoop loop_;
 };
 

@@ -24,8 +24,10 @@ class IngestDaemonTest : public ::testing::Test {
   Config MakeConfig(const std::string& extra = "") {
     const std::string text = "data_dir = \"" + (dir_ / "data").string() + "\"\nrun_dir = \"" +
                              (dir_ / "run").string() +
-                             "\"\n[link]\nresend_after_ms = 200\n[ingest]\n"
-                             "scan_interval_ms = 20\n" +
+                             "\"\n[link]\nresend_after_ms = 200\n[ingest]\n" +
+                             std::string(extra.find("scan_interval_ms") == std::string::npos
+                                             ? "scan_interval_ms = 20\n"
+                                             : "") +
                              extra + "[rules]\ninbox = \"" + rules_inbox_ + "\"\n";
     auto config = Config::Parse(text, dir_.path());
     EXPECT_TRUE(config.ok()) << config.status().ToString();
@@ -111,6 +113,42 @@ TEST_F(IngestDaemonTest, DeliversEveryEventOfTheDayFeedToRulesExactlyOnce) {
   EXPECT_EQ(counters.spool.events_unchanged, 188u);
   EXPECT_EQ(counters.spool.features_rejected, 0u);
   EXPECT_EQ(counters.link.acked, 188u);
+}
+
+// One USGS feature "ak<n>" in a FeatureCollection.
+std::string OneQuakeFeed(int n) {
+  const std::string id = "ak" + std::to_string(20255160 + n);
+  return R"({"type":"FeatureCollection","metadata":{"generated":1537071067000,"count":1},"features":[)"
+         R"({"type":"Feature","properties":{"mag":2,"place":"132km WNW of Arctic Village, Alaska",)"
+         R"("time":1537070431969,"updated":1537070826993,)"
+         R"("url":"https://earthquake.usgs.gov/earthquakes/eventpage/)" +
+         id + R"(","status":"automatic","tsunami":0,"ids":",)" + id +
+         R"(,","type":"earthquake","title":"M 2.0 - 132km WNW of Arctic Village, Alaska"},)"
+         R"("geometry":{"type":"Point","coordinates":[-148.2799,68.7636,0.1]},"id":")" +
+         id + R"("}]})";
+}
+
+TEST_F(IngestDaemonTest, FilesArePickedUpWhenTheyLandNotAtTheNextScan) {
+  // The timer scan is an hour away: only the spool watcher can explain a
+  // pick-up. 40 files are more than one scan takes (max_files_per_scan 32):
+  // the rest follow at once too.
+  Config config = MakeConfig("scan_interval_ms = 3600000\n");
+  LinkContext ctx;
+  auto daemon = IngestDaemon::Create(config, ctx, clock_);
+  ASSERT_TRUE(daemon.ok()) << daemon.status().ToString();
+  const fs::path spool = (*daemon)->spool_dir();
+  for (int i = 0; i < 40; ++i) {
+    const std::string name = "quake-" + std::to_string(i) + ".json";
+    { std::ofstream(spool / "tmp" / name) << OneQuakeFeed(i); }
+    fs::rename(spool / "tmp" / name, spool / name);
+  }
+  ASSERT_TRUE(RunUntil(**daemon, nullptr, [&] { return (*daemon)->counters().spool.files_accepted == 40; }))
+      << "accepted " << (*daemon)->counters().spool.files_accepted;
+  EXPECT_EQ((*daemon)->counters().spool.events_sent, 40u);
+  EXPECT_EQ((*daemon)->counters().spool.files_rejected, 0u);
+  // A file written in place (no rename) wakes the daemon too.
+  { std::ofstream(spool / "in-place.json") << OneQuakeFeed(40); }
+  ASSERT_TRUE(RunUntil(**daemon, nullptr, [&] { return (*daemon)->counters().spool.files_accepted == 41; }));
 }
 
 TEST_F(IngestDaemonTest, EventsWaitInTheOutboxWhileRulesIsDownAndSurviveARestart) {

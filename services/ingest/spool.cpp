@@ -191,6 +191,7 @@ const std::vector<std::string>& IngestMigrations() {
         processed_ms INTEGER NOT NULL);
       )sql",
       CorrelatorMigration(),
+      CorrelatorCellMigration(),
   };
   return kMigrations;
 }
@@ -221,7 +222,8 @@ Status SpoolProcessor::CreateDirectories() const {
   return Status::Ok();
 }
 
-Result<std::vector<FileOutcome>> SpoolProcessor::ScanOnce() {
+Result<std::vector<FileOutcome>> SpoolProcessor::ScanOnce(
+    const std::function<void(const FileOutcome&)>& after_file) {
   struct Candidate {
     fs::file_time_type mtime;
     fs::path path;
@@ -256,6 +258,7 @@ Result<std::vector<FileOutcome>> SpoolProcessor::ScanOnce() {
       continue;
     }
     outcomes.push_back(std::move(outcome).value());
+    if (after_file) after_file(outcomes.back());
   }
   return outcomes;
 }

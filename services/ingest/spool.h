@@ -42,6 +42,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -115,8 +116,10 @@ class SpoolProcessor {
 
   // Processes up to max_files_per_scan files, oldest first. Per-file
   // failures are logged and counted, never returned: the error Status is
-  // only for a spool directory that cannot be listed.
-  Result<std::vector<FileOutcome>> ScanOnce();
+  // only for a spool directory that cannot be listed. `after_file`, when
+  // set, runs after each file's transaction committed (the daemon hands the
+  // file's events to the link at once instead of after the whole scan).
+  Result<std::vector<FileOutcome>> ScanOnce(const std::function<void(const FileOutcome&)>& after_file = {});
 
   // Processes one file in spool_dir (exposed for tests and replay tools).
   // Errors: storage failures (the file is left in place).

@@ -79,6 +79,19 @@ class SpoolTest : public ::testing::Test {
   int drops_ = 0;
 };
 
+TEST_F(SpoolTest, AfterFileRunsOnceEachFileCommittedWithItsEventsInTheOutbox) {
+  Drop("a.json", OneEvent("us1", 1000));
+  Drop("b.json", OneEvent("us2", 1000));
+  std::vector<std::pair<size_t, size_t>> seen;  // (outbox size, events of the file) at each call
+  auto outcomes = spool_->ScanOnce([&](const FileOutcome&) {
+    // Called after the file's commit: a read sees its events.
+    seen.emplace_back(Outbox().size(), seen.size() + 1);
+  });
+  ASSERT_TRUE(outcomes.ok());
+  ASSERT_EQ(outcomes->size(), 2u);
+  EXPECT_EQ(seen, (std::vector<std::pair<size_t, size_t>>{{1, 1}, {2, 2}}));
+}
+
 TEST_F(SpoolTest, AcceptedFileEnqueuesOneEnvelopePerEventForRulesAndMovesToProcessed) {
   Drop("all_day.json", ReadText(kSummary));
   auto outcomes = Scan();
