@@ -28,7 +28,7 @@
 //
 //   bench-pipeline [--events N] [--registrants N] [--rate R] [--seconds S] [--exposed F]
 //            [--file-events N] [--latency-file-events N] [--scan-interval-ms MS]
-//            [--onset-spacing-s S] [--raw-messages N] [--keep] [--perf]
+//            [--onset-spacing-s S] [--raw-messages N] [--keep] [--perf] [--perf-dwarf]
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -98,6 +98,7 @@ struct Options {
   bool keep = false;
   int onset_spacing_s = 30;  // onset of event i = start - i * spacing (0 = all at the same moment)
   bool perf = false;         // `perf record -g` the four daemons during the throughput run
+  bool perf_dwarf = false;   // ... with DWARF call graphs (callers of libm/libc leaves; bigger files)
   std::vector<std::string> states = {"PHL", "IND", "NPL", "ETH"};
 };
 
@@ -636,6 +637,8 @@ Options ParseOptions(int argc, char** argv) {
       o.keep = true;
     else if (a == "--perf")
       o.perf = o.keep = true;
+    else if (a == "--perf-dwarf")
+      o.perf = o.perf_dwarf = o.keep = true;
     else
       Die("unknown option " + a + " (see the comment at the top of bench/pipeline/pipeline_bench.cpp)");
   }
@@ -725,11 +728,14 @@ int main(int argc, char** argv) {
     if (!o.perf) return;
     std::string pids;
     for (const auto& daemon : d.daemons()) pids += (pids.empty() ? "" : ",") + std::to_string(daemon->pid());
-    perf =
-        std::make_unique<Daemon>("perf",
-                                 std::vector<std::string>{"/usr/bin/perf", "record", "-F", "499", "-g", "-p",
-                                                          pids, "-o", (dir / (name + ".perf.data")).string()},
-                                 dir / "perf.log");
+    perf = std::make_unique<Daemon>(
+        "perf",
+        o.perf_dwarf
+            ? std::vector<std::string>{"/usr/bin/perf", "record", "-F", "199", "--call-graph", "dwarf,16384",
+                                       "-p", pids, "-o", (dir / (name + ".perf.data")).string()}
+            : std::vector<std::string>{"/usr/bin/perf", "record", "-F", "499", "-g", "-p", pids, "-o",
+                                       (dir / (name + ".perf.data")).string()},
+        dir / "perf.log");
     perf->Start();
     std::this_thread::sleep_for(1s);  // perf attaches
   };
