@@ -761,6 +761,101 @@ TEST_F(RegistryTest, RetentionPurgesExpiredRecordsWithAuditAndDeleteChanges) {
   EXPECT_EQ(q->ColumnText(2), "retention");
 }
 
+int64_t CountRows(Db& db, const std::string& sql) {
+  auto q = db.Prepare(sql);
+  EXPECT_TRUE(q.ok());
+  if (!q.ok() || !*q->Step()) return -1;
+  return q->ColumnInt(0);
+}
+
+// A bulk import covers its rows with a few retention cohorts (not an index
+// entry per row); the purge walks a due cohort in steps of `batch` rows and
+// removes exactly the expired rows, whatever their order in it.
+TEST_F(RegistryTest, RetentionCohortsOfAnImportPurgeExactlyTheExpiredRows) {
+  std::string csv = "external_ref,host_country,lat,lon,retention_until\n";
+  for (int i = 0; i < 40; ++i) {
+    csv += "R" + std::to_string(i) + ",JPN,35,139," + (i % 3 == 0 ? "2024-01-01" : "2030-01-01") + "\n";
+  }
+  std::istringstream in(csv);
+  ImportOptions options;
+  options.batch_rows = 7;
+  options.commit_rows = 14;
+  auto report = ImportRegistrants(*db_, token_, in, RegistryFormat::kCsv, keys_, clock_, options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->imported, 40);
+  // Two dates, one cohort per date per transaction (three transactions).
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM retention_cohorts"), 6);
+  clock_.Set(DaysFromCivil(2024, 1, 2) * 86'400'000);
+  EXPECT_EQ(*PurgeExpiredRegistrants(*db_, clock_, /*batch=*/4), 14);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM registrants"), 26);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM registrants WHERE retention_until < '2024-01-02'"), 0);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM retention_cohorts WHERE retention_until < '2024-01-02'"), 0);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM audit_log WHERE action = 'registrant.purge'"), 14);
+  EXPECT_EQ(*PurgeExpiredRegistrants(*db_, clock_), 0);
+}
+
+// An update that moves a row's retention date: kept past the old date when
+// extended, purged at the new date when shortened.
+TEST_F(RegistryTest, AnUpdatedRetentionDateIsTheOneThePurgeKeeps) {
+  auto extended = InsertRegistrant(*db_, Parse(R"({"external_ref":"ext","host_country":"JPN","lat":1,"lon":2,
+                                                   "retention_until":"2024-01-01"})"),
+                                   keys_, access_, clock_);
+  auto shortened = InsertRegistrant(*db_, Parse(R"({"external_ref":"short","host_country":"JPN","lat":1,"lon":2,
+                                                    "retention_until":"2030-01-01"})"),
+                                    keys_, access_, clock_);
+  ASSERT_TRUE(extended.ok() && shortened.ok());
+  auto set_date = [&](const std::string& id, const std::string& date) {
+    return UpdateRegistrant(
+        *db_, "PHL", id,
+        [&](const Registrant& r) -> Result<Registrant> {
+          Registrant next = r;
+          next.retention_until = date;
+          return next;
+        },
+        keys_, access_, clock_);
+  };
+  ASSERT_TRUE(set_date(extended->id, "2026-01-01").ok());
+  ASSERT_TRUE(set_date(shortened->id, "2025-01-01").ok());
+  clock_.Set(DaysFromCivil(2024, 6, 1) * 86'400'000);
+  EXPECT_EQ(*PurgeExpiredRegistrants(*db_, clock_), 0);  // "ext" outlives its first date
+  clock_.Set(DaysFromCivil(2025, 6, 1) * 86'400'000);
+  EXPECT_EQ(*PurgeExpiredRegistrants(*db_, clock_), 1);
+  EXPECT_EQ(GetRegistrant(*db_, "PHL", shortened->id, nullptr, access_, clock_).status().code(),
+            StatusCode::kNotFound);
+  clock_.Set(DaysFromCivil(2026, 6, 1) * 86'400'000);
+  EXPECT_EQ(*PurgeExpiredRegistrants(*db_, clock_), 1);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM registrants"), 0);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM retention_cohorts WHERE retention_until < '2026-06-01'"), 0);
+}
+
+// A database from before the cohorts (rows, the retention index) gets one
+// cohort per (date, state) and loses the index; the purge then works as before.
+TEST_F(RegistryTest, RowsFromBeforeRetentionCohortsAreCoveredByTheMigration) {
+  for (const char* ref : {"a", "b", "c"}) {
+    ASSERT_TRUE(InsertRegistrant(*db_,
+                                 Parse(std::string(R"({"external_ref":")") + ref +
+                                       R"(","host_country":"JPN","lat":1,"lon":2,"retention_until":")" +
+                                       (std::string(ref) == "b" ? "2030-01-01" : "2024-01-01") + "\"}"),
+                                 keys_, access_, clock_)
+                    .ok());
+  }
+  // Back to the previous schema version: no cohorts, the index back.
+  const int64_t version = CountRows(*db_, "PRAGMA user_version");
+  ASSERT_TRUE(db_->Exec("DROP TABLE retention_cohorts; CREATE INDEX registrants_by_retention ON "
+                        "registrants(retention_until); PRAGMA user_version = " +
+                        std::to_string(version - 1))
+                  .ok());
+  ASSERT_TRUE(MigrateGatewayDb(*db_).ok());
+  EXPECT_EQ(CountRows(*db_, "PRAGMA user_version"), version);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM retention_cohorts"), 2);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM pragma_index_list('registrants') WHERE name = "
+                            "'registrants_by_retention'"),
+            0);
+  clock_.Set(DaysFromCivil(2024, 1, 2) * 86'400'000);
+  EXPECT_EQ(*PurgeExpiredRegistrants(*db_, clock_, /*batch=*/1), 2);
+  EXPECT_EQ(CountRows(*db_, "SELECT count(*) FROM registrants WHERE external_ref = 'b'"), 1);
+}
+
 TEST_F(RegistryTest, ListTokensShowsStateRoleAndRevocationButNoSecret) {
   auto a = CreateToken(*db_, "PHL", Role::kRegistrar, clock_);
   clock_.Advance(1);
