@@ -607,7 +607,7 @@ class RowValidator {
       return true;
     }
     validated_.push_back({row, std::move(r).value()});
-    if (static_cast<int>(validated_.size()) < options_.batch_rows) return true;
+    if (static_cast<int>(validated_.size()) < BatchLimit()) return true;
     return Emit(false, Status::Ok());
   }
 
@@ -626,7 +626,7 @@ class RowValidator {
       Reject(row, st);
       return true;
     }
-    if (static_cast<int>(validated_.size()) < options_.batch_rows) return true;
+    if (static_cast<int>(validated_.size()) < BatchLimit()) return true;
     return Emit(false, Status::Ok());
   }
 
@@ -634,6 +634,12 @@ class RowValidator {
   void Finish(Status status) { Emit(true, std::move(status)); }
 
  private:
+  // The first batch is short, so that the writer starts after a few
+  // thousand rows rather than after a whole batch (at 50k rows, ~0.2 s of
+  // a 1M import with one thread idle).
+  static constexpr int kFirstBatchRows = 5000;
+  int BatchLimit() const { return emitted_ == 0 ? std::min(options_.batch_rows, kFirstBatchRows) : options_.batch_rows; }
+
   bool Emit(bool last, Status status) {
     // The batch goes to the writer in external_ref order: the
     // UNIQUE(state, external_ref) index is the one B-tree a file's order
@@ -657,6 +663,7 @@ class RowValidator {
       WipePersonal(&batch_.rows[i].sealed.registrant);
     }
     validated_.clear();
+    ++emitted_;
     Batch next = spent_();
     next.rejects.clear();
     next.rejected = 0;
@@ -679,6 +686,7 @@ class RowValidator {
   std::vector<uint32_t> order_;                            // validated_ by external_ref
   Batch batch_;
   size_t listed_ = 0;  // rejects listed so far (duplicates found by the writer may add more)
+  int64_t emitted_ = 0;  // batches handed on so far
 };
 
 // Writes batches on the caller's thread (the Db's). A transaction spans
