@@ -887,6 +887,10 @@ TEST(RateLimiterTest, BurstThenSteadyRateWithRetryAfter) {
 
 TEST(CivilDateTest, DatesAndTimestampsRoundTrip) {
   EXPECT_EQ(FormatIsoDate(DaysFromCivil(2024, 2, 29)), "2024-02-29");
+  EXPECT_EQ(FormatIsoDate(DaysFromCivil(1970, 1, 1)), "1970-01-01");
+  EXPECT_EQ(FormatIsoDate(DaysFromCivil(9999, 12, 31)), "9999-12-31");
+  EXPECT_EQ(FormatIsoDate(DaysFromCivil(10000, 1, 1)), "10000-01-01");
+  EXPECT_EQ(FormatIsoDate(DaysFromCivil(812, 10, 5)), "0812-10-05");
   EXPECT_FALSE(ParseIsoDate("2023-02-29"));
   EXPECT_EQ(*ParseIsoDate("1970-01-02"), 1);
   EXPECT_EQ(*ParseRfc3339("2023-11-14T22:13:20.000Z"), 1'700'000'000'000);
