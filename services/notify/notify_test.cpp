@@ -27,7 +27,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/alert_json.h"
 #include "common/crypto.h"
+#include "common/json_text.h"
 #include "common/link.h"
 #include "common/testing.h"
 #include "services/notify/notify_daemon.h"
@@ -70,6 +72,42 @@ v1::ConsularAlert MakeAlert(const std::string& state, const std::string& host, u
   a.set_raised_ms(1'700'000'000'000);
   a.add_registrant_ids("0123456789abcdef0123456789abcdef");
   return a;
+}
+
+// The webhook body is the alert's JSON text inside the envelope, byte for
+// byte what a JSON DOM of the same three members prints (the signature is
+// over these bytes): checked on an alert with every kind of member.
+TEST(WebhookBodyTest, IsTheDomsTextByteForByte) {
+  v1::ConsularAlert a = MakeAlert("MEX", "USA", 3);
+  a.set_headline("S\u00e9isme \"M 6,1\" \\ \u5730\u9707\n\x01");
+  a.set_reason("tab\there");
+  (*a.mutable_exposure()->mutable_by_flag())["child"] = 2;
+  (*a.mutable_exposure()->mutable_by_flag())["older_person"] = 1;
+  auto* c = a.mutable_footprint()->add_circles();
+  c->mutable_center()->set_lat(19.4326077);
+  c->mutable_center()->set_lon(-99.133208);
+  c->set_radius_km(14.5995);
+  auto* poly = a.mutable_footprint()->add_polygons();
+  for (double d : {0.1, 0.2, 1e-7}) {
+    auto* v = poly->add_vertices();
+    v->set_lat(d);
+    v->set_lon(-d);
+  }
+  a.set_event_sent_ms(1'700'000'123'456);
+  for (int i = 0; i < 50; ++i) a.add_registrant_ids(std::string(31, 'a') + std::to_string(i % 10));
+  a.mutable_phase_confirmation()->set_phase(v1::CRISIS_PHASE_EVACUATION);
+  a.mutable_phase_confirmation()->set_by("token-1");
+  a.add_sources("usgs:us7000abcd");
+  a.add_sources("gdacs:EQ1234");
+  boost::json::object dom;
+  dom["type"] = AlertEventType(a);
+  dom["timestamp"] = FormatRfc3339(1'700'000'999'000);
+  dom["data"] = boost::json::parse(AlertToJson(a));
+  EXPECT_EQ(BuildWebhookBody(a, 1'700'000'999'000), JsonText(dom));
+  EXPECT_EQ(BuildWebhookBody(MakeAlert("MEX", "USA"), 0),
+            JsonText(boost::json::object{{"type", "alert.raised"},
+                                         {"timestamp", FormatRfc3339(0)},
+                                         {"data", boost::json::parse(AlertToJson(MakeAlert("MEX", "USA")))}}));
 }
 
 v1::Envelope Wrap(const v1::ConsularAlert& alert, const Clock& clock) {
