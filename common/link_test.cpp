@@ -228,16 +228,22 @@ TEST_F(LinkTest, PumpAndProcessStoresProcessesAndAcknowledgesInOneCommit) {
     seen.push_back(env.crisis_event().source_id());
     return Status::Ok();
   };
+  // Pumps the sender and lets the receiver store and process until `want`
+  // messages were processed (or ~500 rounds); returns how many were.
+  auto process = [&](int want) {
+    int done = 0;
+    for (int i = 0; i < 500 && done < want; ++i) {
+      EXPECT_TRUE(sender.Pump().ok());
+      auto n = receiver.PumpAndProcess(handler, 10);
+      EXPECT_TRUE(n.ok()) << n.status().ToString();
+      if (!n.ok()) return done;
+      done += *n;
+      if (done < want) std::this_thread::sleep_for(5ms);
+    }
+    return done;
+  };
   for (auto id : {"a", "b", "c"}) ASSERT_TRUE(Enqueue(Event(clock_, id)).ok());
-  int done = 0;
-  for (int i = 0; i < 500 && done < 4; ++i) {
-    ASSERT_TRUE(sender.Pump().ok());
-    auto n = receiver.PumpAndProcess(handler, 10);
-    ASSERT_TRUE(n.ok()) << n.status().ToString();
-    done += *n;
-    if (done < 4) std::this_thread::sleep_for(5ms);
-  }
-  ASSERT_EQ(done, 4);
+  ASSERT_EQ(process(4), 4);
   EXPECT_EQ(seen, (std::vector<std::string>{"old", "a", "b", "c"}));
   EXPECT_EQ(*receiver.Backlog(), 0);
   EXPECT_EQ(receiver.stats().received, 4u);
@@ -265,15 +271,7 @@ TEST_F(LinkTest, PumpAndProcessStoresProcessesAndAcknowledgesInOneCommit) {
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(*receiver.Backlog(), 0);  // rolled back: not stored
   EXPECT_EQ(*sender.Depth(), 1);      // not acknowledged
-  done = 0;
-  for (int i = 0; i < 500 && done < 1; ++i) {  // resent after resend_after_ms
-    ASSERT_TRUE(sender.Pump().ok());
-    auto n = receiver.PumpAndProcess(handler, 10);
-    ASSERT_TRUE(n.ok()) << n.status().ToString();
-    done += *n;
-    if (done < 1) std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(done, 1);
+  ASSERT_EQ(process(1), 1);  // resent after resend_after_ms
   EXPECT_EQ(seen, (std::vector<std::string>{"old", "a", "b", "c", "d"}));
   ASSERT_TRUE(PumpUntil(sender, nullptr, [&] { return *sender.Depth() == 0; }));
   auto q = receiver_db_->Prepare("SELECT group_concat(id) FROM work");
