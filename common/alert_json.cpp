@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/json_text.h"
+#include "common/registrant_id.h"
 
 namespace amparo {
 
@@ -99,9 +100,15 @@ std::string AlertToJson(const v1::ConsularAlert& a) {
   o["footprint"] = std::move(fp);
   o["raised_at"] = FormatRfc3339(a.raised_ms());
   o["event_sent_at"] = a.event_sent_ms() ? json::value(FormatRfc3339(a.event_sent_ms())) : json::value(nullptr);
-  json::array ids;
-  for (const auto& id : a.registrant_ids()) ids.push_back(json::value(id));
-  o["registrant_ids"] = std::move(ids);
+  // The ids (up to max_ids_per_alert) are written straight from their packed
+  // bytes between the two halves of the object: a DOM of a thousand strings
+  // per webhook body was a fifth of amparo-notify's CPU. Same keys, same
+  // order, same bytes as a DOM with the ids in place.
+  std::string out = JsonText(o);
+  out.pop_back();  // '}'
+  out += ",\"registrant_ids\":";
+  AppendAlertRegistrantIdsJson(a, &out);
+  o.clear();
   o["phase"] = static_cast<int>(a.phase());
   o["proposed_phase"] = static_cast<int>(a.proposed_phase());
   o["lifecycle"] = AlertLifecycleName(a.lifecycle());
@@ -123,7 +130,10 @@ std::string AlertToJson(const v1::ConsularAlert& a) {
   json::array sources;
   for (const auto& s : a.sources()) sources.push_back(json::value(s));
   o["sources"] = std::move(sources);
-  return JsonText(o);
+  const std::string rest = JsonText(o);
+  out += ',';
+  out.append(rest, 1);  // without its '{'
+  return out;
 }
 
 }  // namespace amparo

@@ -122,5 +122,23 @@ TEST(AlertJsonTest, LifecycleNames) {
   EXPECT_EQ(AlertLifecycleName(v1::ALERT_LIFECYCLE_CLOSED), "closed");
 }
 
+TEST(AlertJsonTest, IsTheSerialisedDomOfItsFieldsWithTheIdsInPlace) {
+  // The text is assembled from two halves around the directly written ids:
+  // it must be exactly what printing the parsed object gives (valid JSON,
+  // every key once, in order).
+  v1::ConsularAlert a = BaseAlert();
+  a.set_headline("M 6.0 - \"quoted\" \\ line\nbreak");
+  a.add_registrant_ids("0123456789abcdef0123456789abcdef");
+  a.add_registrant_ids("needs \"escaping\"");
+  a.add_sources("usgs");
+  const std::string text = AlertToJson(a);
+  EXPECT_EQ(text, boost::json::serialize(json::parse(text)));
+  json::object o = json::parse(text).as_object();
+  ASSERT_EQ(o.at("registrant_ids").as_array().size(), 2u);
+  EXPECT_EQ(o.at("registrant_ids").as_array()[1].as_string(), "needs \"escaping\"");
+  EXPECT_EQ(o.at("sources").as_array()[0].as_string(), "usgs");
+  EXPECT_EQ(o.at("headline").as_string(), "M 6.0 - \"quoted\" \\ line\nbreak");
+}
+
 }  // namespace
 }  // namespace amparo

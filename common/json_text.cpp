@@ -36,7 +36,7 @@ void Write(const json::value& v, std::string* out) {
       return;
     }
     case json::kind::string:
-      *out += json::serialize(v.get_string());
+      AppendJsonString(*out, v.get_string());
       return;
     case json::kind::array: {
       *out += '[';
@@ -55,7 +55,7 @@ void Write(const json::value& v, std::string* out) {
       for (const auto& kv : v.get_object()) {
         if (!first) *out += ',';
         first = false;
-        *out += json::serialize(json::string(kv.key()));
+        AppendJsonString(*out, kv.key());
         *out += ':';
         Write(kv.value(), out);
       }
@@ -66,6 +66,34 @@ void Write(const json::value& v, std::string* out) {
 }
 
 }  // namespace
+
+void AppendJsonString(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  size_t plain = 0;  // start of the run of characters copied as they are
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + plain, i - plain);
+    plain = i + 1;
+    out += '\\';
+    switch (c) {
+      case '"': out += '"'; break;
+      case '\\': out += '\\'; break;
+      case '\b': out += 'b'; break;
+      case '\f': out += 'f'; break;
+      case '\n': out += 'n'; break;
+      case '\r': out += 'r'; break;
+      case '\t': out += 't'; break;
+      default:
+        out += "u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+  }
+  out.append(text.data() + plain, text.size() - plain);
+  out += '"';
+}
 
 std::string JsonText(const json::value& v) {
   std::string out;

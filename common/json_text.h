@@ -7,9 +7,15 @@
 #include <boost/json/value.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace amparo {
 
 std::string JsonText(const boost::json::value& value);
+
+// Appends `text` as a JSON string literal, escaped exactly as Boost.JSON's
+// serializer does (\" \\ \b \f \n \r \t, other control characters as \u00xx,
+// UTF-8 as is): for text written directly, without building a DOM.
+void AppendJsonString(std::string& out, std::string_view text);
 
 }  // namespace amparo

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <string>
+#include <vector>
 
 namespace amparo {
 namespace {
@@ -17,6 +19,25 @@ TEST(JsonTextTest, PrintsShortestRoundTripNumbers) {
 TEST(JsonTextTest, EscapesStringsAndNullsNonFiniteNumbers) {
   boost::json::array a{"quote\" and \\ and \n", std::numeric_limits<double>::infinity(), nullptr, true};
   EXPECT_EQ(JsonText(a), R"(["quote\" and \\ and \n",null,null,true])");
+}
+
+TEST(JsonTextTest, AppendJsonStringWritesWhatBoostJsonWrites) {
+  // Every byte value alone and amid text, keys included: the direct writer
+  // and the DOM's serializer must give the same bytes (webhook signatures,
+  // stored alerts compared across versions).
+  std::vector<std::string> cases = {"", "plain", "caf\xc3\xa9 \xe2\x82\xac", "a\"b\\c/d", "\x7f\x1f\x01end"};
+  for (int c = 0; c < 256; ++c) {
+    cases.push_back(std::string(1, static_cast<char>(c)));
+    cases.push_back("x" + std::string(1, static_cast<char>(c)) + "y");
+  }
+  for (const std::string& text : cases) {
+    std::string out = "prefix";
+    AppendJsonString(out, text);
+    EXPECT_EQ(out, "prefix" + boost::json::serialize(boost::json::string(text))) << "byte string of size " << text.size();
+    boost::json::object o;
+    o[text] = text;
+    EXPECT_EQ(JsonText(o), boost::json::serialize(o));
+  }
 }
 
 }  // namespace

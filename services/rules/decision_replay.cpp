@@ -9,6 +9,7 @@
 #include "amparo/v1/envelope.pb.h"
 #include "common/clock.h"
 #include "common/db.h"
+#include "common/registrant_id.h"
 #include "services/rules/alert_policy.h"
 #include "services/rules/rules_engine.h"
 
@@ -33,6 +34,8 @@ Result<std::vector<Notification>> ReadNotifications(Db& db) {
     if (!n.alert.ParseFromString(q->ColumnBlob(1))) {
       return Status(StatusCode::kInternal, "decision " + n.decision_id + ": alert does not parse");
     }
+    // A log recorded before ids were packed replays to the packed form.
+    PackAlertRegistrantIds(&n.alert);
     out.push_back(std::move(n));
   }
   return out;

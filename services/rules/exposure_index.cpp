@@ -73,21 +73,7 @@ uint32_t GatherBits(uint64_t x) {  // bit 2i -> bit i
 }
 uint64_t MortonKey(uint32_t x, uint32_t y) { return SpreadBits(x) | SpreadBits(y) << 1; }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-bool PackId(std::string_view text, PackedId* out) {
-  if (text.size() != 32) return false;
-  for (size_t i = 0; i < 16; ++i) {
-    int hi = HexValue(text[2 * i]), lo = HexValue(text[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    (*out)[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
-  return true;
-}
+bool PackId(std::string_view text, PackedId* out) { return ParseRegistrantId(text, out); }
 
 uint32_t SaturateU32(uint64_t v) {
   return v > std::numeric_limits<uint32_t>::max() ? std::numeric_limits<uint32_t>::max()
@@ -715,8 +701,11 @@ struct ExposureIndex::Impl {
       auto mid = candidates.begin() + static_cast<ptrdiff_t>(k);
       if (k < candidates.size()) std::nth_element(candidates.begin(), mid, candidates.end());
       std::sort(candidates.begin(), mid);
-      group->registrant_ids.reserve(k);
-      for (size_t i = 0; i < k; ++i) group->registrant_ids.push_back(FormatId(candidates[i].id));
+      group->packed_ids.resize(k * kPackedRegistrantIdBytes);
+      char* out = group->packed_ids.data();
+      for (size_t i = 0; i < k; ++i, out += kPackedRegistrantIdBytes) {
+        std::memcpy(out, candidates[i].id.data(), kPackedRegistrantIdBytes);
+      }
     }
     return result;
   }
@@ -727,14 +716,22 @@ ExposureIndex::~ExposureIndex() = default;
 ExposureIndex::ExposureIndex(ExposureIndex&&) noexcept = default;
 ExposureIndex& ExposureIndex::operator=(ExposureIndex&&) noexcept = default;
 
-std::string ExposureIndex::FormatId(const PackedId& id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(32, '0');
-  for (size_t i = 0; i < 16; ++i) {
-    out[2 * i] = kHex[id[i] >> 4];
-    out[2 * i + 1] = kHex[id[i] & 15];
+std::string ExposureIndex::FormatId(const PackedId& id) { return FormatRegistrantId(id); }
+
+std::vector<std::string> GroupExposure::registrant_ids() const {
+  std::vector<std::string> ids(id_count());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    AppendRegistrantIdHex(reinterpret_cast<const uint8_t*>(packed_ids.data()) + i * kPackedRegistrantIdBytes,
+                          &ids[i]);
   }
-  return out;
+  return ids;
+}
+
+bool GroupExposure::AddId(std::string_view hex) {
+  PackedRegistrantId id;
+  if (!ParseRegistrantId(hex, &id)) return false;
+  packed_ids.append(reinterpret_cast<const char*>(id.data()), id.size());
+  return true;
 }
 
 geo::LatLon ExposureIndex::StoredPosition(geo::LatLon p) {

@@ -39,6 +39,7 @@
 #include "amparo/v1/crisis_event.pb.h"
 #include "amparo/v1/registry.pb.h"
 #include "common/geo.h"
+#include "common/registrant_id.h"
 #include "common/status.h"
 #include "services/rules/search_area.h"
 
@@ -63,7 +64,15 @@ struct GroupExposure {
   std::array<uint32_t, 32> with_flag{};
   // Exposed registrant ids, at most the `max_ids_per_group` the query asked
   // for: vulnerable registrants first, then by ascending id (deterministic).
-  std::vector<std::string> registrant_ids;
+  // Packed, 16 bytes each (common/registrant_id.h), as alerts carry them.
+  std::string packed_ids;
+
+  size_t id_count() const { return packed_ids.size() / kPackedRegistrantIdBytes; }
+  // The ids as 32-hex strings, in order.
+  std::vector<std::string> registrant_ids() const;
+  // Appends one id given as 32 lowercase hex; false (nothing appended) for
+  // anything else.
+  bool AddId(std::string_view hex);
 };
 
 // Every (state, host) with at least one registrant inside the area.
@@ -121,7 +130,7 @@ class ExposureIndex {
 
   // Every exposed registrant's packed id (16 bytes, FormatId() makes the hex
   // string), in no particular order: the fast path for long lists.
-  using PackedId = std::array<uint8_t, 16>;
+  using PackedId = PackedRegistrantId;
   void ListExposed(const SearchArea& area, std::vector<PackedId>* ids) const;
   static std::string FormatId(const PackedId& id);
 

@@ -16,6 +16,11 @@ namespace {
 
 constexpr double kDeg = std::numbers::pi / 180;
 
+std::set<std::string> IdSet(const GroupExposure& g) {
+  const std::vector<std::string> ids = g.registrant_ids();
+  return {ids.begin(), ids.end()};
+}
+
 std::string TestId(uint64_t n) {
   char buf[40];
   std::snprintf(buf, sizeof(buf), "%016llx%016llx",
@@ -66,7 +71,7 @@ TEST(ExposureIndexTest, CircleAcrossTheAntimeridianFindsPointsOnBothSides) {
   ASSERT_EQ(e.size(), 1u);
   const auto& g = e.at({"PHL", "FJI"});
   EXPECT_EQ(g.counts.registrants, 2u);
-  EXPECT_EQ(std::set<std::string>(g.registrant_ids.begin(), g.registrant_ids.end()),
+  EXPECT_EQ(IdSet(g),
             (std::set<std::string>{TestId(1), TestId(2)}));
   // Centred east of the line: 11 km to one, 53 km across the line to the other.
   EXPECT_EQ(Total(index.QueryCircle({-16.5, -179.9}, 50, 100)), 1u);
@@ -100,7 +105,7 @@ TEST(ExposureIndexTest, PointsJustInsideCountAndJustOutsideDoNot) {
   }
   auto e = index.QueryCircle(center, 15.0, 100);
   EXPECT_EQ(e.at({"PHL", "JPN"}).counts.registrants, 6u);
-  for (const auto& id : e.at({"PHL", "JPN"}).registrant_ids) EXPECT_NE(id, TestId(1001));
+  for (const auto& id : e.at({"PHL", "JPN"}).registrant_ids()) EXPECT_NE(id, TestId(1001));
 }
 
 TEST(ExposureIndexTest, CountsHouseholdsAndVulnerablePerStateAndHost) {
@@ -124,10 +129,10 @@ TEST(ExposureIndexTest, CapsIdsWithVulnerableRegistrantsFirst) {
   auto e = index.QueryCircle({10, 10}, 1, 3);
   const auto& g = e.at({"PHL", "FJI"});
   EXPECT_EQ(g.counts.registrants, 10u);
-  ASSERT_EQ(g.registrant_ids.size(), 3u);
-  EXPECT_EQ(g.registrant_ids[0], TestId(7));
-  EXPECT_LT(g.registrant_ids[1], g.registrant_ids[2]);
-  EXPECT_TRUE(index.QueryCircle({10, 10}, 1, 0).at({"PHL", "FJI"}).registrant_ids.empty());
+  ASSERT_EQ(g.id_count(), 3u);
+  EXPECT_EQ(g.registrant_ids()[0], TestId(7));
+  EXPECT_LT(g.registrant_ids()[1], g.registrant_ids()[2]);
+  EXPECT_TRUE(index.QueryCircle({10, 10}, 1, 0).at({"PHL", "FJI"}).packed_ids.empty());
 }
 
 TEST(ExposureIndexTest, MovingARegistrantMovesItsPoint) {
@@ -149,7 +154,7 @@ TEST(ExposureIndexTest, RemovedRegistrantsAreNotFoundAndSlotsAreReused) {
   EXPECT_FALSE(index.Remove(TestId(1)));
   EXPECT_FALSE(index.Contains(TestId(1)));
   EXPECT_EQ(index.Size(), 1u);
-  EXPECT_EQ(index.QueryCircle({1, 1}, 1, 10).at({"PHL", "FJI"}).registrant_ids,
+  EXPECT_EQ(index.QueryCircle({1, 1}, 1, 10).at({"PHL", "FJI"}).registrant_ids(),
             (std::vector<std::string>{TestId(2)}));
   ASSERT_TRUE(index.Upsert(Registrant(3, 2, 2)).ok());  // takes the freed slot
   EXPECT_EQ(Total(index.QueryCircle({1, 1}, 1, 10)), 1u);
@@ -223,7 +228,7 @@ TEST(ExposureIndexTest, PolygonsIncludingOneAcrossTheAntimeridian) {
   auto e = index.QueryArea(area, 10);
   const auto& g = e.at({"PHL", "FJI"});
   EXPECT_EQ(g.counts.registrants, 3u);
-  EXPECT_EQ(std::set<std::string>(g.registrant_ids.begin(), g.registrant_ids.end()),
+  EXPECT_EQ(IdSet(g),
             (std::set<std::string>{TestId(1), TestId(2), TestId(4)}));
 }
 
@@ -256,7 +261,7 @@ Exposure BruteForce(const std::vector<v1::RegistrantLocation>& all, geo::LatLon 
     ++g.counts.registrants;
     g.counts.household_members += r.household_size();
     if (r.vulnerability_flags() != 0) ++g.counts.vulnerable;
-    g.registrant_ids.push_back(r.registrant_id());
+    EXPECT_TRUE(g.AddId(r.registrant_id()));
   }
   return e;
 }
@@ -269,8 +274,8 @@ void ExpectSameAsBruteForce(const ExposureIndex& index, const std::vector<v1::Re
   for (auto& [key, g] : want) {
     ASSERT_TRUE(got.count(key)) << key.first << "/" << key.second;
     EXPECT_EQ(got[key].counts, g.counts) << center.lat << "," << center.lon << " r=" << radius_km;
-    std::set<std::string> got_ids(got[key].registrant_ids.begin(), got[key].registrant_ids.end());
-    EXPECT_EQ(got_ids, std::set<std::string>(g.registrant_ids.begin(), g.registrant_ids.end()));
+    std::set<std::string> got_ids = IdSet(got[key]);
+    EXPECT_EQ(got_ids, IdSet(g));
   }
 }
 
@@ -436,7 +441,7 @@ Exposure BruteForceArea(const std::vector<Person>& people, const SearchArea& are
       if (r.vulnerability_flags() != 0) ++c->vulnerable;
     }
     for (int b = 0; b < 32; ++b) g.with_flag[b] += (r.vulnerability_flags() >> b) & 1;
-    g.registrant_ids.push_back(r.registrant_id());
+    EXPECT_TRUE(g.AddId(r.registrant_id()));
   }
   return e;
 }
@@ -450,8 +455,8 @@ void ExpectSameExposure(const Exposure& want, const Exposure& got, bool compare_
     EXPECT_EQ(it->second.by_admin1, w.by_admin1) << what;
     EXPECT_EQ(it->second.with_flag, w.with_flag) << what;
     if (compare_ids) {
-      std::set<std::string> a(it->second.registrant_ids.begin(), it->second.registrant_ids.end());
-      EXPECT_EQ(a, std::set<std::string>(w.registrant_ids.begin(), w.registrant_ids.end())) << what;
+      std::set<std::string> a = IdSet(it->second);
+      EXPECT_EQ(a, IdSet(w)) << what;
     }
   }
 }
@@ -535,7 +540,7 @@ class ExposureIndexRandomTest : public ::testing::Test {
       std::vector<ExposureIndex::PackedId> listed;
       index.ListExposed(area, &listed);
       size_t total = 0;
-      for (const auto& [k, g] : want) total += g.registrant_ids.size();
+      for (const auto& [k, g] : want) total += g.id_count();
       EXPECT_EQ(listed.size(), total) << phase;
       if (HasFailure()) return;
     }
@@ -681,7 +686,7 @@ TEST(ExposureIndexTest, PolygonBoundaryAndHolesAreExact) {
     EXPECT_EQ(g.counts.registrants, in_points.size());
     std::set<std::string> want;
     for (uint64_t i = 1; i <= in_points.size(); ++i) want.insert(TestId(i));
-    EXPECT_EQ(std::set<std::string>(g.registrant_ids.begin(), g.registrant_ids.end()), want);
+    EXPECT_EQ(IdSet(g), want);
   }
 }
 

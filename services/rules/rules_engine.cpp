@@ -520,30 +520,6 @@ void RulesEngine::SetPolicy(std::shared_ptr<const AlertPolicy> policy) {
   policy_logged_ = false;
 }
 
-namespace {
-
-// A JSON string literal of `text` (RFC 8259 escapes).
-void AppendJsonString(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += ch;
-    }
-  }
-  out += '"';
-}
-
-}  // namespace
-
 std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
   // Written directly rather than through boost::json: an exposure carries up
   // to max_ids_per_alert ids per group, and building a DOM of them for every
@@ -551,7 +527,7 @@ std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
   // DOM printed (same keys, same order); ExposureFromJson reads either.
   std::string out;
   size_t ids = 0;
-  for (const auto& [key, group] : exposure) ids += group.registrant_ids.size();
+  for (const auto& [key, group] : exposure) ids += group.id_count();
   out.reserve(2 + exposure.size() * 160 + ids * 35);
   out += '[';
   bool first_group = true;
@@ -574,11 +550,12 @@ std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
       out += '"' + std::to_string(b) + "\":" + std::to_string(group.with_flag[b]);
     }
     out += "},\"ids\":[";
-    bool first_id = true;
-    for (const auto& id : group.registrant_ids) {
-      if (!first_id) out += ',';
-      first_id = false;
-      AppendJsonString(out, id);
+    for (size_t i = 0; i < group.id_count(); ++i) {
+      if (i > 0) out += ',';
+      out += '"';
+      AppendRegistrantIdHex(reinterpret_cast<const uint8_t*>(group.packed_ids.data()) + i * kPackedRegistrantIdBytes,
+                            &out);
+      out += '"';
     }
     out += "]}";
   }
@@ -603,7 +580,9 @@ Result<Exposure> RulesEngine::ExposureFromJson(std::string_view text) {
         if (b < 0 || b >= 32) return InvalidArgument("flag bit out of range", "exposure.with_flag");
         group.with_flag[b] = static_cast<uint32_t>(count.to_number<int64_t>());
       }
-      for (const auto& id : g.at("ids").as_array()) group.registrant_ids.emplace_back(id.as_string());
+      for (const auto& id : g.at("ids").as_array()) {
+        if (!group.AddId(id.as_string())) return InvalidArgument("not a registrant id", "exposure.ids");
+      }
       out.emplace(ExposureKey{std::string(g.at("state").as_string()), std::string(g.at("host").as_string())},
                   std::move(group));
     }
@@ -805,6 +784,7 @@ Status RulesEngine::Reevaluate(Db& db, const std::string& alert_id) {
     next.set_level(v1::ALERT_LEVEL_INFO);
     next.clear_exposure();
     next.clear_registrant_ids();
+    next.clear_registrant_ids_packed();
     next.set_cancelled(true);
     next.set_reason("cancelled by source");
     next.set_proposed_phase(v1::CRISIS_PHASE_UNSPECIFIED);
@@ -1137,7 +1117,7 @@ Status RulesEngine::ApplyEvent(const v1::CrisisEvent& event, const std::optional
           (*a.mutable_exposure()->mutable_by_flag())[FlagName(b)] = group->with_flag[b];
         }
       }
-      for (const auto& id : group->registrant_ids) a.add_registrant_ids(id);
+      a.set_registrant_ids_packed(group->packed_ids);
     }
     a.set_reason(std::move(reason));
     a.set_exercise(event.status() != v1::EVENT_STATUS_ACTUAL);

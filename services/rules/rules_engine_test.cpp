@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/link.h"
+#include "common/registrant_id.h"
 #include "common/testing.h"
 #include "services/rules/decision_replay.h"
 
@@ -209,7 +210,7 @@ TEST_F(RulesEngineTest, RaisesOneAlertPerStateAndHostWithExactCounts) {
   EXPECT_EQ(phl->raised_ms(), 1'750'000'000'000);
   EXPECT_EQ(phl->event_sent_ms(), 1537026265040);
   // The vulnerable registrant first, then by id.
-  EXPECT_EQ(std::vector<std::string>(phl->registrant_ids().begin(), phl->registrant_ids().end()),
+  EXPECT_EQ(AlertRegistrantIds(*phl),
             (std::vector<std::string>{TestId(2), TestId(1), TestId(3)}));
 
   const auto* idn = Find(alerts, "usgs:us2000hf24/IDN/JPN");
@@ -222,7 +223,7 @@ TEST_F(RulesEngineTest, RaisesOneAlertPerStateAndHostWithExactCounts) {
       idn->reason(),
       "M5.6 earthquake, 158km E of Nago, Japan: 1 registered national (1 person, 0 vulnerable) within 15 km "
       "(strong shaking, MMI>=6)");
-  EXPECT_EQ(std::vector<std::string>(idn->registrant_ids().begin(), idn->registrant_ids().end()),
+  EXPECT_EQ(AlertRegistrantIds(*idn),
             (std::vector<std::string>{TestId(5)}));
 }
 
@@ -391,8 +392,9 @@ TEST_F(RulesEngineTest, RegistrantIdsAreCappedButCountsAreNot) {
   const auto* phl = Find(alerts, "usgs:us2000hf24/PHL/JPN");
   ASSERT_NE(phl, nullptr);
   EXPECT_EQ(phl->exposure().registrants(), 3u);
-  ASSERT_EQ(phl->registrant_ids_size(), 2);
-  EXPECT_EQ(phl->registrant_ids(0), TestId(2));
+  ASSERT_EQ(AlertRegistrantIdCount(*phl), 2u);
+  EXPECT_EQ(AlertRegistrantIds(*phl)[0], TestId(2));
+  EXPECT_EQ(phl->registrant_ids_size(), 0);  // written packed only
 }
 
 TEST_F(RulesEngineTest, RestartRebuildsTheIndexAndKeepsRevisions) {
@@ -1076,7 +1078,8 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   phl.counts = {2, 5, 1};
   phl.with_flag[3] = 1;
   phl.with_flag[0] = 2;
-  phl.registrant_ids = {"0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"};
+  ASSERT_TRUE(phl.AddId("0123456789abcdef0123456789abcdef"));
+  ASSERT_TRUE(phl.AddId("fedcba9876543210fedcba9876543210"));
   GroupExposure& odd = exposure[{"X\"\\", ""}];  // never valid, but escaped, not broken
   odd.counts = {1, 1, 0};
   const std::string text = RulesEngine::ExposureToJson(exposure);
@@ -1092,9 +1095,16 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   const GroupExposure& again = back->at({"PHL", "JPN"});
   EXPECT_EQ(again.counts, phl.counts);
   EXPECT_EQ(again.with_flag, phl.with_flag);
-  EXPECT_EQ(again.registrant_ids, phl.registrant_ids);
+  EXPECT_EQ(again.registrant_ids(), phl.registrant_ids());
+  EXPECT_EQ(again.packed_ids, phl.packed_ids);
   EXPECT_EQ(back->at({"X\"\\", ""}).counts, odd.counts);
   EXPECT_EQ(RulesEngine::ExposureToJson({}), "[]");
+  // A recorded id that is not one is refused, naming the field.
+  auto bad = RulesEngine::ExposureFromJson(
+      R"([{"state":"PHL","host":"JPN","registrants":1,"household_members":1,"vulnerable":0,"with_flag":{},)"
+      R"("ids":["0123456789ABCDEF0123456789abcdef"]}])");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().field(), "exposure.ids");
 }
 
 }  // namespace

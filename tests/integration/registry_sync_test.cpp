@@ -238,7 +238,7 @@ class RegistrySyncIntegrationTest : public ::testing::Test {
       EXPECT_EQ(g.counts.registrants, 1u) << id;
       EXPECT_EQ(g.counts.household_members, static_cast<uint32_t>(household)) << id;
       EXPECT_EQ(g.counts.vulnerable, flags != 0 ? 1u : 0u) << id;
-      ASSERT_EQ(g.registrant_ids, std::vector<std::string>{id});
+      ASSERT_EQ(g.registrant_ids(), std::vector<std::string>{id});
       ASSERT_EQ(g.by_admin1.size(), 1u) << id;
       EXPECT_EQ(g.by_admin1.begin()->first, admin1) << id;
       for (int b = 0; b < 32; ++b) EXPECT_EQ(g.with_flag[b], (flags >> b) & 1 ? 1u : 0u) << id << " bit " << b;
