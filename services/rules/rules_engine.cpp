@@ -528,7 +528,7 @@ std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
   std::string out;
   size_t ids = 0;
   for (const auto& [key, group] : exposure) ids += group.id_count();
-  out.reserve(2 + exposure.size() * 160 + ids * 35);
+  out.reserve(2 + exposure.size() * 160 + ids * 22);
   out += '[';
   bool first_group = true;
   for (const auto& [key, group] : exposure) {
@@ -549,15 +549,9 @@ std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
       first_flag = false;
       out += '"' + std::to_string(b) + "\":" + std::to_string(group.with_flag[b]);
     }
-    out += "},\"ids\":[";
-    for (size_t i = 0; i < group.id_count(); ++i) {
-      if (i > 0) out += ',';
-      out += '"';
-      AppendRegistrantIdHex(reinterpret_cast<const uint8_t*>(group.packed_ids.data()) + i * kPackedRegistrantIdBytes,
-                            &out);
-      out += '"';
-    }
-    out += "]}";
+    out += "},\"ids_b64\":\"";
+    out += Base64Encode(group.packed_ids);
+    out += "\"}";
   }
   out += ']';
   return out;
@@ -580,8 +574,16 @@ Result<Exposure> RulesEngine::ExposureFromJson(std::string_view text) {
         if (b < 0 || b >= 32) return InvalidArgument("flag bit out of range", "exposure.with_flag");
         group.with_flag[b] = static_cast<uint32_t>(count.to_number<int64_t>());
       }
-      for (const auto& id : g.at("ids").as_array()) {
-        if (!group.AddId(id.as_string())) return InvalidArgument("not a registrant id", "exposure.ids");
+      if (const auto* packed = g.if_contains("ids_b64")) {
+        auto bytes = Base64Decode(packed->as_string());
+        if (!bytes.ok() || bytes->size() % kPackedRegistrantIdBytes != 0) {
+          return InvalidArgument("not packed registrant ids in base64", "exposure.ids_b64");
+        }
+        group.packed_ids = std::move(bytes).value();
+      } else {
+        for (const auto& id : g.at("ids").as_array()) {
+          if (!group.AddId(id.as_string())) return InvalidArgument("not a registrant id", "exposure.ids");
+        }
       }
       out.emplace(ExposureKey{std::string(g.at("state").as_string()), std::string(g.at("host").as_string())},
                   std::move(group));

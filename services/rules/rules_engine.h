@@ -149,8 +149,12 @@ class RulesEngine {
   // before each event is handled (an event without one exposes nobody).
   void UseRecordedExposure(Exposure exposure);
   // The input_log form of an exposure (counts, counts per flag bit, ids).
+  // The ids are "ids_b64": the base64 of the group's packed ids (21 bytes
+  // an id instead of 35 as an array of hex strings: the exposure is most of
+  // what rules writes).
   static std::string ExposureToJson(const Exposure& exposure);
-  // INVALID_ARGUMENT (field "exposure...") when `text` is not that form.
+  // Reads that form and the one written before it ("ids": an array of hex
+  // strings). INVALID_ARGUMENT (field "exposure...") for anything else.
   static Result<Exposure> ExposureFromJson(std::string_view text);
 
   // The policy used from the next input on (the built-in default until set).

@@ -1085,10 +1085,9 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   const std::string text = RulesEngine::ExposureToJson(exposure);
   EXPECT_EQ(text,
             R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
-            R"("with_flag":{"0":2,"3":1},"ids":["0123456789abcdef0123456789abcdef",)"
-            R"("fedcba9876543210fedcba9876543210"]},)"
+            R"("with_flag":{"0":2,"3":1},"ids_b64":"ASNFZ4mrze8BI0VniavN7/7cuph2VDIQ/ty6mHZUMhA="},)"
             R"({"state":"X\"\\","host":"","registrants":1,"household_members":1,"vulnerable":0,)"
-            R"("with_flag":{},"ids":[]}])");
+            R"("with_flag":{},"ids_b64":""}])");
   auto back = RulesEngine::ExposureFromJson(text);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   ASSERT_EQ(back->size(), 2u);
@@ -1105,6 +1104,19 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
       R"("ids":["0123456789ABCDEF0123456789abcdef"]}])");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().field(), "exposure.ids");
+  // The form written before ids were packed still reads, to the same ids.
+  auto old = RulesEngine::ExposureFromJson(
+      R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
+      R"("with_flag":{"0":2,"3":1},"ids":["0123456789abcdef0123456789abcdef",)"
+      R"("fedcba9876543210fedcba9876543210"]}])");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->at({"PHL", "JPN"}).packed_ids, phl.packed_ids);
+  // Base64 that is not whole ids is refused.
+  auto torn = RulesEngine::ExposureFromJson(
+      R"([{"state":"PHL","host":"JPN","registrants":1,"household_members":1,"vulnerable":0,"with_flag":{},)"
+      R"("ids_b64":"AQID"}])");
+  ASSERT_FALSE(torn.ok());
+  EXPECT_EQ(torn.status().field(), "exposure.ids_b64");
 }
 
 }  // namespace
