@@ -23,6 +23,7 @@ namespace amparo {
 
 class Statement;
 class StatementCache;  // db.cpp: idle prepared statements of one connection
+class Checkpointer;    // db.cpp: DbOptions::background_checkpoint_pages
 
 struct DbOptions {
   // How long a writer waits for the lock before SQLITE_BUSY. Default 5 s.
@@ -37,7 +38,23 @@ struct DbOptions {
   // the WAL mid-transaction and re-reads pages through the kernel. Default
   // 64 MiB.
   int cache_kib = 64 * 1024;
+  // WAL checkpoints (copying committed pages into the database file and
+  // syncing it) run on a thread of their own, with its own connection,
+  // whenever a commit leaves at least this many pages in the WAL, instead of
+  // inside that commit (SQLite's autocheckpoint, 1000 pages): a commit then
+  // never waits for megabytes of copying and an fsync of the database file.
+  // PASSIVE checkpoints, so writers and readers are never blocked; the WAL
+  // restarts once a checkpoint has caught up. Should the WAL still reach 4x
+  // the threshold (commits so steady that no checkpoint beside them catches
+  // up), the commit that finds it so checkpoints inline, as SQLite would.
+  // 0: SQLite's autocheckpoint.
+  // For a daemon's writing connection (one thread per Db). Default 0.
+  int background_checkpoint_pages = 0;
 };
+
+// What a daemon's own writing connection uses: the defaults, with
+// checkpoints in the background at SQLite's usual 1000 pages.
+DbOptions DaemonDbOptions();
 
 class Db {
  public:
@@ -73,6 +90,11 @@ class Db {
   Status Commit();
   void Rollback();    // never fails from the caller's point of view
 
+  // Checkpoints run by the background thread, and inline by commits that
+  // found the WAL at 4x the threshold (both 0 without a background checkpointer).
+  uint64_t BackgroundCheckpoints() const;
+  uint64_t InlineCheckpoints() const;
+
   int64_t LastInsertRowId() const;
   int Changes() const;
   sqlite3* raw() { return db_; }
@@ -84,6 +106,7 @@ class Db {
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
   std::shared_ptr<StatementCache> cache_;
+  std::unique_ptr<Checkpointer> checkpointer_;  // stopped before db_ closes
 };
 
 // RAII transaction: rolls back unless Commit() succeeded.

@@ -39,7 +39,7 @@ Result<std::unique_ptr<NotifyDaemon>> NotifyDaemon::Create(const Config& config,
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return Unavailable("cannot create data_dir " + config.data_dir.string() + ": " + ec.message());
-  auto db = Db::Open(config.DbPath("notify"));
+  auto db = Db::Open(config.DbPath("notify"), DaemonDbOptions());
   if (!db.ok()) return db.status();
   daemon->db_ = std::make_unique<Db>(std::move(db).value());
   AMPARO_RETURN_IF_ERROR(MigrateNotifyDb(*daemon->db_));

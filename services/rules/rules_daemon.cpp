@@ -42,7 +42,7 @@ Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, L
 
   std::unique_ptr<RulesDaemon> d(new RulesDaemon(config, clock));
   d->policy_ = std::move(*policy);
-  auto db = Db::Open(config.DbPath("rules"));
+  auto db = Db::Open(config.DbPath("rules"), DaemonDbOptions());
   if (!db.ok()) return db.status();
   d->db_ = std::make_unique<Db>(std::move(*db));
   AMPARO_RETURN_IF_ERROR(RulesEngine::Migrate(*d->db_));
