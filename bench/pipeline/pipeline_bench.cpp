@@ -28,7 +28,11 @@
 //
 //   bench-pipeline [--events N] [--registrants N] [--rate R] [--seconds S] [--exposed F]
 //            [--file-events N] [--latency-file-events N] [--scan-interval-ms MS]
-//            [--onset-spacing-s S] [--raw-messages N] [--keep] [--perf] [--perf-dwarf]
+//            [--onset-spacing-s S] [--raw-messages N] [--max-ids-per-alert N] [--keep] [--perf] [--perf-dwarf]
+//
+// --max-ids-per-alert sets rules.max_ids_per_alert (default: the shipped
+// 1000) to see what carrying the ids costs; the goals are measured with it
+// unset.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -95,6 +99,7 @@ struct Options {
   int latency_file_events = 10;
   int scan_interval_ms = 10;
   int raw_messages = 1'000'000;
+  int max_ids_per_alert = -1;  // rules.max_ids_per_alert; -1: the shipped default (what users run)
   bool keep = false;
   int onset_spacing_s = 30;  // onset of event i = start - i * spacing (0 = all at the same moment)
   bool perf = false;         // `perf record -g` the four daemons during the throughput run
@@ -421,6 +426,7 @@ class Deployment {
     };
     set("port_file", "\"run/gateway.port\"");
     set("scan_interval_ms", std::to_string(o.scan_interval_ms));
+    if (o.max_ids_per_alert >= 0) set("max_ids_per_alert", std::to_string(o.max_ids_per_alert));
     std::ofstream(config(), std::ios::trunc) << s;
     for (const char* name : {"gateway", "notify", "rules", "ingest"}) {
       daemons_.push_back(std::make_unique<Daemon>(
@@ -633,6 +639,8 @@ Options ParseOptions(int argc, char** argv) {
       o.raw_messages = std::stoi(next());
     else if (a == "--onset-spacing-s")
       o.onset_spacing_s = std::stoi(next());
+    else if (a == "--max-ids-per-alert")
+      o.max_ids_per_alert = std::stoi(next());
     else if (a == "--keep")
       o.keep = true;
     else if (a == "--perf")
@@ -661,6 +669,7 @@ int main(int argc, char** argv) {
       "ipc:// links, deployment from `amparo init` in %s (ingest.scan_interval_ms = %d),\n"
       "event onsets %d s apart\n",
       dir.c_str(), o.scan_interval_ms, o.onset_spacing_s);
+  if (o.max_ids_per_alert >= 0) std::printf("rules.max_ids_per_alert = %d (not the default)\n", o.max_ids_per_alert);
   std::fflush(stdout);
 
   Receiver receiver;
