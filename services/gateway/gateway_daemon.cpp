@@ -11,6 +11,80 @@ namespace amparo::gateway {
 
 using namespace std::chrono_literals;
 
+namespace {
+
+// Batches of link.batch messages per wake-up of the link loop, so the
+// senders are not starved by a long inbox; the rest waits in the socket and
+// the inbox table for the next turn.
+constexpr int kMaxInboxBatches = 8;
+
+}  // namespace
+
+AlertInbox::AlertInbox(LinkReceiver& receiver, const Clock& clock, GatewayMetrics& metrics,
+                       BroadcastFn broadcast)
+    : receiver_(receiver), clock_(clock), metrics_(metrics), broadcast_(std::move(broadcast)) {}
+
+Result<int> AlertInbox::Process(int batch_size, int max_batches) {
+  const LinkReceiver::Handler handler = [this](const v1::Envelope& envelope, Db& db) {
+    const size_t before = pending_.size();
+    Status st = Handle(envelope, db);
+    // The receiver rolls this message's savepoint back: its frame goes too.
+    if (!st.ok()) pending_.resize(before);
+    return st;
+  };
+  int total = 0;
+  for (int i = 0; i < max_batches; ++i) {
+    pending_.clear();
+    auto processed = receiver_.PumpAndProcess(handler, batch_size);
+    if (!processed.ok()) {
+      pending_.clear();  // the batch rolled back: nothing of it is shown
+      return processed.status();
+    }
+    for (Broadcast& b : pending_) {
+      metrics_.CountAlertReceived();
+      if (!b.frame.empty()) broadcast_(b.state, std::move(b.frame));
+    }
+    pending_.clear();
+    total += *processed;
+    if (*processed == 0) break;
+  }
+  return total;
+}
+
+Status AlertInbox::Handle(const v1::Envelope& envelope, Db& db) {
+  switch (envelope.payload_case()) {
+    case v1::Envelope::kConsularAlert: {
+      const v1::ConsularAlert& alert = envelope.consular_alert();
+      auto stored = UpsertAlert(db, alert, clock_);
+      if (!stored.ok()) return stored.status();
+      if (!*stored) return Status::Ok();
+      log::Info("alert stored",
+                {{"alert_id", alert.alert_id()}, {"revision", std::to_string(alert.revision())}});
+      // Read back here, not after the commit: a later message of the same
+      // batch (the next revision, a delivery) must not show in this frame,
+      // which the console gets as if this message had committed alone.
+      auto row = GetAlert(db, alert.state(), alert.alert_id());
+      if (!row.ok()) {
+        log::Warn("stored alert not readable for the live feed",
+                  {{"alert_id", alert.alert_id()}, {"error", row.status().ToString()}});
+      }
+      pending_.push_back({alert.state(), row.ok() ? LiveAlertFrame(*row) : std::string()});
+      return Status::Ok();
+    }
+    case v1::Envelope::kDeliveryStatus:
+      return UpsertDelivery(db, envelope.delivery_status());
+    case v1::Envelope::kSnapshotRequest: {
+      // From amparo-rules: the answer goes to its outbox in this transaction.
+      auto answer = AnswerSnapshotRequest(db, envelope.snapshot_request(), clock_);
+      if (!answer.ok()) return answer.status();
+      return Status::Ok();
+    }
+    default:
+      // Not for us: a permanent error keeps it as a dead letter to inspect.
+      return InvalidArgument("gateway does not handle payload " + std::to_string(envelope.payload_case()));
+  }
+}
+
 Result<std::unique_ptr<GatewayDaemon>> GatewayDaemon::Create(const Config& config, LinkContext& ctx,
                                                              const Clock& clock) {
   std::unique_ptr<GatewayDaemon> daemon(new GatewayDaemon(config, clock));
@@ -30,7 +104,9 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   if (ec) return Unavailable("cannot create data_dir " + config_.data_dir.string() + ": " + ec.message());
   const auto path = config_.DbPath("gateway");
 
-  auto link_db = Db::Open(path);
+  // The link thread's connection: checkpoints in the background, savepoint
+  // journals in memory (DaemonDbOptions).
+  auto link_db = Db::Open(path, DaemonDbOptions());
   if (!link_db.ok()) return link_db.status();
   link_db_.emplace(std::move(link_db).value());
   AMPARO_RETURN_IF_ERROR(MigrateGatewayDb(*link_db_));
@@ -114,6 +190,10 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   if (!config_.gateway.port_file.empty()) {
     AMPARO_RETURN_IF_ERROR(WritePortFile(config_.gateway.port_file.string(), server_->port()));
   }
+  HttpServer* live = server_.get();
+  alert_inbox_ = std::make_unique<AlertInbox>(
+      *inbox_, clock_, metrics_,
+      [live](const std::string& state, std::string frame) { live->Broadcast(state, std::move(frame)); });
 
   loop_.OnReadable(inbox_->socket(), [this] { ProcessInbox(); });
   loop_.OnReadable(to_rules_->socket(), [this] { PumpSenders(); });
@@ -152,51 +232,8 @@ void GatewayDaemon::PumpSenders() {
 }
 
 void GatewayDaemon::ProcessInbox() {
-  if (Status st = inbox_->Pump(); !st.ok()) log::Warn("link receive failed", {{"error", st.ToString()}});
-  auto handler = [this](const v1::Envelope& envelope, Db& db) { return HandleInbound(envelope, db); };
-  // One message per call, so each broadcast follows its own commit; bounded
-  // per turn so the senders are not starved.
-  for (int i = 0; i < config_.link.batch; ++i) {
-    pending_broadcasts_.clear();
-    auto processed = inbox_->ProcessPending(handler, 1);
-    if (!processed.ok()) {
-      log::Warn("processing inbox failed", {{"error", processed.status().ToString()}});
-      break;
-    }
-    if (*processed == 0) break;
-    for (const auto& b : pending_broadcasts_) {
-      metrics_.CountAlertReceived();  // counted once committed
-      auto alert = GetAlert(*link_db_, b.state, b.alert_id);
-      if (alert.ok()) server_->Broadcast(b.state, LiveAlertFrame(*alert));
-    }
-  }
-  pending_broadcasts_.clear();
-}
-
-Status GatewayDaemon::HandleInbound(const v1::Envelope& envelope, Db& db) {
-  switch (envelope.payload_case()) {
-    case v1::Envelope::kConsularAlert: {
-      const v1::ConsularAlert& alert = envelope.consular_alert();
-      auto stored = UpsertAlert(db, alert, clock_);
-      if (!stored.ok()) return stored.status();
-      if (*stored) {
-        pending_broadcasts_.push_back({alert.state(), alert.alert_id()});
-        log::Info("alert stored",
-                  {{"alert_id", alert.alert_id()}, {"revision", std::to_string(alert.revision())}});
-      }
-      return Status::Ok();
-    }
-    case v1::Envelope::kDeliveryStatus:
-      return UpsertDelivery(db, envelope.delivery_status());
-    case v1::Envelope::kSnapshotRequest: {
-      // From amparo-rules: the answer goes to its outbox in this transaction.
-      auto answer = AnswerSnapshotRequest(db, envelope.snapshot_request(), clock_);
-      if (!answer.ok()) return answer.status();
-      return Status::Ok();
-    }
-    default:
-      // Not for us: a permanent error keeps it as a dead letter to inspect.
-      return InvalidArgument("gateway does not handle payload " + std::to_string(envelope.payload_case()));
+  if (auto processed = alert_inbox_->Process(config_.link.batch, kMaxInboxBatches); !processed.ok()) {
+    log::Warn("processing inbox failed", {{"error", processed.status().ToString()}});
   }
 }
 

@@ -7,8 +7,9 @@
 // thread enqueued in link_outbox: registry changes to "rules"
 // (config.rules.inbox), subscriptions to "notify" (config.notify.inbox) and
 // operator-entered events (operator_events.h) to "ingest" (config.ingest.inbox).
-// A stored alert revision is pushed to live console clients of its state
-// after its transaction commits.
+// What arrives is stored and processed by AlertInbox, one commit per batch;
+// a stored alert revision is pushed to live console clients of its state
+// after its batch commits.
 //
 // Registry protection: the registry key comes from config.keys_dir
 // (created when missing, registry_keys.h); start-up fails when a row is
@@ -25,8 +26,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/clock.h"
@@ -41,6 +44,55 @@
 #include "services/gateway/registry_keys.h"
 
 namespace amparo::gateway {
+
+// The gateway's side of the link from amparo-notify (consular_alert,
+// delivery_status) and amparo-rules (snapshot_request): stores and
+// processes what arrived in ONE transaction per batch
+// (LinkReceiver::PumpAndProcess: a savepoint per message, acknowledged after
+// the commit), so a batch costs one durable commit, not one per message.
+//
+// Live console: for every alert revision stored, the frame (LiveAlertFrame
+// of the row as that message left it: its revision, the deliveries and
+// silence known at that point) is built inside the transaction and handed
+// to `broadcast` only after the batch committed, in message order. A
+// message whose work is rolled back (dead-lettered, retried later, or a
+// failed batch) has no frame sent; GatewayMetrics counts an alert as
+// received when its frame is due, i.e. once committed.
+//
+// Thread safety: belongs to the thread that owns `receiver` and its Db.
+class AlertInbox {
+ public:
+  using BroadcastFn = std::function<void(const std::string& state, std::string frame)>;
+
+  // `receiver`, `clock` and `metrics` must outlive the AlertInbox.
+  AlertInbox(LinkReceiver& receiver, const Clock& clock, GatewayMetrics& metrics, BroadcastFn broadcast);
+
+  // Runs up to `max_batches` batches of up to `batch_size` messages (stops
+  // after a batch that did nothing), each committed before its frames are
+  // broadcast. Returns how many messages were processed or dead-lettered.
+  // Errors: the first batch that failed (nothing of it is kept,
+  // acknowledged or broadcast; the sender resends); batches before it stay
+  // committed and broadcast.
+  Result<int> Process(int batch_size, int max_batches);
+
+  // Handles one envelope inside the receiver's open transaction on `db`:
+  // consular_alert -> UpsertAlert (frame queued when stored),
+  // delivery_status -> UpsertDelivery, snapshot_request -> answered into the
+  // outbox. Any other payload: kInvalidArgument (dead-lettered).
+  Status Handle(const v1::Envelope& envelope, Db& db);
+
+ private:
+  struct Broadcast {
+    std::string state;
+    std::string frame;  // "" when the stored row could not be read back
+  };
+
+  LinkReceiver& receiver_;
+  const Clock& clock_;
+  GatewayMetrics& metrics_;
+  BroadcastFn broadcast_;
+  std::vector<Broadcast> pending_;  // of the batch in progress
+};
 
 class GatewayDaemon {
  public:
@@ -67,9 +119,6 @@ class GatewayDaemon {
  private:
   GatewayDaemon(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
   Status Init(LinkContext& ctx);
-  // Handles one envelope from amparo-notify inside the receiver's
-  // transaction; alerts to push after commit go to pending_broadcasts_.
-  Status HandleInbound(const v1::Envelope& envelope, Db& db);
   void ProcessInbox();
   void PumpSenders();
 
@@ -86,16 +135,12 @@ class GatewayDaemon {
   std::optional<Db> bulk_db_;             // used only by the HTTP server's bulk worker
   std::unique_ptr<GatewayApi> bulk_api_;  // imports and exports, off the HTTP thread
   std::unique_ptr<LinkReceiver> inbox_;
+  std::unique_ptr<AlertInbox> alert_inbox_;  // over inbox_
   std::unique_ptr<LinkSender> to_rules_;
   std::unique_ptr<LinkSender> to_notify_;
   std::unique_ptr<LinkSender> to_ingest_;  // operator-entered events
   PollLoop loop_;
-  struct Broadcast {
-    std::string state;
-    std::string alert_id;
-  };
-  std::vector<Broadcast> pending_broadcasts_;  // of the message being processed
-  std::unique_ptr<HttpServer> server_;         // last: stopped and destroyed first
+  std::unique_ptr<HttpServer> server_;  // last: stopped and destroyed first
 };
 
 }  // namespace amparo::gateway

@@ -1,0 +1,282 @@
+// AlertInbox (gateway_daemon.h) driven directly: a LinkSender stands in for
+// amparo-notify, messages are stored by the receiver first (LinkReceiver::
+// Pump) or arrive over the socket, and AlertInbox::Process() is called by
+// the test. A SQLite commit hook on the gateway's connection counts commits.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "amparo/v1/envelope.pb.h"
+#include "common/link.h"
+#include "common/testing.h"
+#include "services/gateway/gateway_daemon.h"
+#include "services/gateway/gateway_store.h"
+
+namespace amparo::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+constexpr char kIncident[] = "usgs:us7000abcd";
+
+v1::ConsularAlert Alert(const std::string& state, const std::string& host, uint32_t revision) {
+  v1::ConsularAlert a;
+  a.set_alert_id(std::string(kIncident) + "/" + state + "/" + host);
+  a.set_incident_id(kIncident);
+  a.set_revision(revision);
+  a.set_state(state);
+  a.set_host_country(host);
+  a.set_level(v1::ALERT_LEVEL_WARNING);
+  a.mutable_exposure()->set_registrants(10 * revision);
+  a.set_hazard(v1::HAZARD_KIND_EARTHQUAKE);
+  a.set_headline("M 6.1 - near the coast");
+  a.set_raised_ms(1'700'000'000'000);
+  a.set_event_status("Actual");
+  return a;
+}
+
+int CountCommit(void* commits) {
+  ++*static_cast<int*>(commits);
+  return 0;  // let it commit
+}
+
+struct Sent {
+  std::string state;
+  std::string alert_id;
+  int revision = 0;
+  size_t deliveries = 0;
+  int commits_before = 0;  // commits on the gateway's connection when it was broadcast
+  int revision_seen_by_other_connection = 0;
+};
+
+class AlertInboxTest : public ::testing::Test {
+ protected:
+  AlertInboxTest() {
+    DbOptions fail_fast;
+    fail_fast.busy_timeout_ms = 0;  // so a test can make the batch's BEGIN fail at once
+    gateway_db_.emplace(std::move(*Db::Open(dir_ / "gateway.db", fail_fast)));
+    EXPECT_TRUE(MigrateGatewayDb(*gateway_db_).ok());
+    reader_db_.emplace(std::move(*Db::Open(dir_ / "gateway.db")));
+    notify_db_.emplace(std::move(*Db::Open(dir_ / "notify.db")));
+    EXPECT_TRUE(InitLinkTables(*notify_db_).ok());
+    options_.resend_after_ms = 100;
+    const std::string endpoint = "ipc://" + (dir_ / "gateway.ipc").string();
+    receiver_ = std::make_unique<LinkReceiver>(ctx_, *gateway_db_, endpoint, options_, clock_);
+    EXPECT_TRUE(receiver_->Bind().ok());
+    sender_ = std::make_unique<LinkSender>(ctx_, *notify_db_, "gateway", endpoint, options_, clock_);
+    EXPECT_TRUE(sender_->Start().ok());
+    inbox_ = std::make_unique<AlertInbox>(
+        *receiver_, clock_, metrics_,
+        [this](const std::string& state, std::string frame) { sent_.push_back(Describe(state, frame)); });
+    sqlite3_commit_hook(gateway_db_->raw(), &CountCommit, &commits_);
+  }
+  ~AlertInboxTest() override { sqlite3_commit_hook(gateway_db_->raw(), nullptr, nullptr); }
+
+  Sent Describe(const std::string& state, const std::string& frame) {
+    json::value v = json::parse(frame);
+    EXPECT_EQ(v.at("type").as_string(), "alert");
+    const json::object& alert = v.at("alert").as_object();
+    Sent s{state,
+           std::string(alert.at("alert_id").as_string()),
+           static_cast<int>(alert.at("revision").to_number<int64_t>()),
+           alert.at("deliveries").as_array().size(),
+           commits_,
+           0};
+    auto committed = GetAlert(*reader_db_, state, s.alert_id);
+    if (committed.ok()) s.revision_seen_by_other_connection = committed->revision;
+    return s;
+  }
+
+  void Send(const v1::Envelope& envelope) {
+    ASSERT_TRUE(EnqueueOutbound(*notify_db_, "gateway", envelope).ok());
+  }
+  void SendAlert(const v1::ConsularAlert& alert) {
+    v1::Envelope env = MakeEnvelope("amparo-notify", clock_);
+    *env.mutable_consular_alert() = alert;
+    Send(env);
+  }
+  void SendDelivery(const std::string& alert_id, const std::string& delivery_id) {
+    v1::Envelope env = MakeEnvelope("amparo-notify", clock_);
+    v1::DeliveryStatus* d = env.mutable_delivery_status();
+    d->set_delivery_id(delivery_id);
+    d->set_alert_id(alert_id);
+    d->set_state(v1::DeliveryStatus::STATE_DELIVERED);
+    d->set_attempts(1);
+    d->set_updated_ms(1'700'000'001'000);
+    Send(env);
+  }
+
+  // Stores everything sent in the gateway's inbox, unprocessed (as a
+  // receiver that had no time to process would leave it).
+  void StoreAllUnprocessed() {
+    for (int i = 0; i < 500; ++i) {
+      ASSERT_TRUE(sender_->Pump().ok());
+      ASSERT_TRUE(receiver_->Pump().ok());
+      if (*sender_->Depth() == 0) return;
+      std::this_thread::sleep_for(5ms);
+    }
+    FAIL() << "the gateway's inbox did not receive everything";
+  }
+
+  std::vector<std::string> DeadLetters() {
+    auto q = reader_db_->Prepare("SELECT error FROM link_inbox WHERE error IS NOT NULL ORDER BY seq");
+    std::vector<std::string> errors;
+    while (*q->Step()) errors.push_back(q->ColumnText(0));
+    return errors;
+  }
+
+  testing::TempDir dir_;
+  SystemClock clock_;
+  LinkOptions options_;
+  LinkContext ctx_;
+  std::optional<Db> gateway_db_, reader_db_, notify_db_;
+  std::unique_ptr<LinkReceiver> receiver_;
+  std::unique_ptr<LinkSender> sender_;
+  GatewayMetrics metrics_;
+  std::unique_ptr<AlertInbox> inbox_;
+  std::vector<Sent> sent_;
+  int commits_ = 0;
+};
+
+TEST_F(AlertInboxTest, ABatchCommitsOnceAndBroadcastsAfterTheCommitInOrderAsEachMessageLeftTheRow) {
+  const std::string phl_jpn = Alert("PHL", "JPN", 1).alert_id();
+  SendAlert(Alert("PHL", "JPN", 1));
+  SendDelivery(phl_jpn, "msg_1");
+  SendAlert(Alert("IND", "JPN", 1));
+  SendAlert(Alert("PHL", "JPN", 1));  // a repeat: not stored, not broadcast
+  SendAlert(Alert("PHL", "JPN", 2));
+  StoreAllUnprocessed();
+  ASSERT_EQ(*receiver_->Backlog(), 5);
+  commits_ = 0;
+
+  auto processed = inbox_->Process(/*batch_size=*/100, /*max_batches=*/8);
+  ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+  EXPECT_EQ(*processed, 5);
+  EXPECT_EQ(commits_, 1);  // five messages, one durable commit
+  EXPECT_EQ(*receiver_->Backlog(), 0);
+
+  ASSERT_EQ(sent_.size(), 3u);
+  EXPECT_EQ(sent_[0].state, "PHL");
+  EXPECT_EQ(sent_[0].alert_id, phl_jpn);
+  EXPECT_EQ(sent_[0].revision, 1);
+  EXPECT_EQ(sent_[0].deliveries, 0u);  // the delivery came after this message
+  EXPECT_EQ(sent_[1].state, "IND");
+  EXPECT_EQ(sent_[1].revision, 1);
+  EXPECT_EQ(sent_[2].state, "PHL");
+  EXPECT_EQ(sent_[2].alert_id, phl_jpn);
+  EXPECT_EQ(sent_[2].revision, 2);
+  EXPECT_EQ(sent_[2].deliveries, 1u);
+  for (const Sent& s : sent_) {
+    EXPECT_EQ(s.commits_before, 1) << s.alert_id;
+    // Another connection already sees the batch's final row: committed.
+    EXPECT_EQ(s.revision_seen_by_other_connection, s.state == "PHL" ? 2 : 1) << s.alert_id;
+  }
+  EXPECT_NE(metrics_.Render(0).find("amparo_gateway_alerts_received_total 3\n"), std::string::npos);
+}
+
+TEST_F(AlertInboxTest, AFailingMessageIsDeadLetteredAndTheRestOfItsBatchIsStoredAndBroadcast) {
+  v1::ConsularAlert malformed = Alert("PHL", "JPN", 1);
+  malformed.set_state("PH");  // UpsertAlert: kInvalidArgument
+  SendAlert(Alert("PHL", "JPN", 1));
+  SendAlert(malformed);
+  SendDelivery("no-state", "msg_bad");  // UpsertDelivery: kInvalidArgument
+  v1::Envelope not_for_us = MakeEnvelope("amparo-notify", clock_);
+  not_for_us.mutable_crisis_event()->set_source_id("x");
+  Send(not_for_us);
+  SendAlert(Alert("PHL", "KOR", 1));
+  StoreAllUnprocessed();
+  commits_ = 0;
+
+  auto processed = inbox_->Process(100, 8);
+  ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+  EXPECT_EQ(*processed, 5);  // two stored, three dead-lettered
+  EXPECT_EQ(commits_, 1);
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(sent_[0].alert_id, Alert("PHL", "JPN", 1).alert_id());
+  EXPECT_EQ(sent_[1].alert_id, Alert("PHL", "KOR", 1).alert_id());
+  EXPECT_EQ(ListAlerts(*reader_db_, "PHL", 100)->size(), 2u);
+  const std::vector<std::string> dead = DeadLetters();
+  ASSERT_EQ(dead.size(), 3u);
+  EXPECT_EQ(dead[0].rfind("INVALID_ARGUMENT: ", 0), 0u) << dead[0];
+  EXPECT_NE(dead[0].find("malformed state"), std::string::npos) << dead[0];
+  EXPECT_NE(dead[1].find("malformed alert_id"), std::string::npos) << dead[1];
+  EXPECT_NE(dead[2].find("does not handle payload"), std::string::npos) << dead[2];
+  EXPECT_EQ(receiver_->stats().failed, 3u);
+  EXPECT_EQ(receiver_->stats().processed, 2u);
+}
+
+TEST_F(AlertInboxTest, AFailedBatchIsNeitherKeptNorAcknowledgedNorBroadcastAndIsRetriedWhole) {
+  SendAlert(Alert("PHL", "JPN", 1));
+  SendAlert(Alert("IND", "JPN", 1));
+  // Another writer holds the lock: the batch's transaction cannot begin.
+  std::optional<Db> other(std::move(*Db::Open(dir_ / "gateway.db")));
+  ASSERT_TRUE(other->Begin().ok());
+  Status failed;
+  for (int i = 0; i < 500 && failed.ok(); ++i) {
+    ASSERT_TRUE(sender_->Pump().ok());
+    auto processed = inbox_->Process(100, 8);
+    if (!processed.ok())
+      failed = processed.status();
+    else
+      std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(failed.code(), StatusCode::kUnavailable) << failed.ToString();
+  EXPECT_TRUE(sent_.empty());
+  EXPECT_EQ(*sender_->Depth(), 2);  // not acknowledged: the sender keeps them
+
+  other->Rollback();
+  int processed_total = 0;
+  for (int i = 0; i < 500 && processed_total < 2; ++i) {
+    ASSERT_TRUE(sender_->Pump().ok());  // resends after resend_after_ms
+    auto processed = inbox_->Process(100, 8);
+    ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+    processed_total += *processed;
+    if (processed_total < 2) std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(processed_total, 2);
+  // Each once. (In either order: a message that was in the failed batch
+  // comes back with its resend, possibly after one that was still in the
+  // socket then; that is the link's contract, not the inbox's.)
+  ASSERT_EQ(sent_.size(), 2u);
+  std::set<std::string> states{sent_[0].state, sent_[1].state};
+  EXPECT_EQ(states, (std::set<std::string>{"PHL", "IND"}));
+  EXPECT_EQ(ListAlerts(*reader_db_, "PHL", 100)->size(), 1u);
+  EXPECT_EQ(ListAlerts(*reader_db_, "IND", 100)->size(), 1u);
+  for (int i = 0; i < 500 && *sender_->Depth() > 0; ++i) {
+    ASSERT_TRUE(sender_->Pump().ok());
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(*sender_->Depth(), 0);  // acknowledged after the commit
+  EXPECT_EQ(receiver_->stats().processed, 2u);
+}
+
+TEST_F(AlertInboxTest, ProcessStopsAfterMaxBatchesAndLeavesTheRestForTheNextCall) {
+  for (const char* host : {"JPN", "KOR", "CHN", "TWN", "VNM"}) SendAlert(Alert("PHL", host, 1));
+  StoreAllUnprocessed();
+  commits_ = 0;
+  auto first = inbox_->Process(/*batch_size=*/2, /*max_batches=*/2);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, 4);
+  EXPECT_EQ(commits_, 2);  // one per batch
+  EXPECT_EQ(sent_.size(), 4u);
+  EXPECT_EQ(*receiver_->Backlog(), 1);
+  auto rest = inbox_->Process(2, 2);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(*rest, 1);
+  ASSERT_EQ(sent_.size(), 5u);
+  EXPECT_EQ(sent_[4].alert_id, Alert("PHL", "VNM", 1).alert_id());
+  auto none = inbox_->Process(2, 2);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0);
+}
+
+}  // namespace
+}  // namespace amparo::gateway
