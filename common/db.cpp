@@ -197,6 +197,7 @@ void ConfigureSqliteOnce() {
 DbOptions DaemonDbOptions() {
   DbOptions options;
   options.background_checkpoint_pages = 1000;
+  options.temp_store_memory = true;
   return options;
 }
 
@@ -220,6 +221,7 @@ Result<Db> Db::Open(const std::filesystem::path& path, const DbOptions& options)
   }
   AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
   AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA cache_size=-" + std::to_string(options.cache_kib)));
+  if (options.temp_store_memory) AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA temp_store=MEMORY"));
   if (options.background_checkpoint_pages > 0 && !options.read_only) {
     db.checkpointer_ = std::make_unique<Checkpointer>(path, options.background_checkpoint_pages);
     // Replaces SQLite's autocheckpoint hook on this connection.

@@ -150,6 +150,21 @@ TEST(DbTest, ABackgroundCheckpointCopiesTheWalOnItsOwnThread) {
   EXPECT_EQ(q->ColumnInt(2), q->ColumnInt(1));
 }
 
+TEST(DbTest, DaemonConnectionsKeepTemporaryJournalsInMemory) {
+  testing::TempDir dir;
+  auto plain = Db::Open(dir / "p.db");
+  auto daemon = Db::Open(dir / "d.db", DaemonDbOptions());
+  ASSERT_TRUE(plain.ok() && daemon.ok());
+  auto read = [](Db& db) {
+    auto q = db.Prepare("PRAGMA temp_store");
+    EXPECT_TRUE(*q->Step());
+    return q->ColumnInt(0);
+  };
+  EXPECT_EQ(read(*plain), 0);   // default
+  EXPECT_EQ(read(*daemon), 2);  // MEMORY
+  EXPECT_EQ(DaemonDbOptions().background_checkpoint_pages, 1000);
+}
+
 TEST(DbTest, TheWalStaysBoundedUnderSteadyCommitsWithABackgroundCheckpointer) {
   testing::TempDir dir;
   DbOptions options;
