@@ -50,6 +50,15 @@ const std::vector<std::string>& Migrations() {
       R"sql(
         ALTER TABLE alerts ADD COLUMN notification INTEGER NOT NULL DEFAULT 0;
       )sql",
+      // Issue 5: webhook bodies (up to ~36 KB with 1,000 registrant ids) in a
+      // table of their own, written once. In the deliveries row every state
+      // change (pending -> delivered, each retry) rewrote the body with it.
+      // Rows from before keep their body in deliveries.body ('' for new rows).
+      R"sql(
+        CREATE TABLE delivery_bodies(
+          delivery_id TEXT PRIMARY KEY,
+          body TEXT NOT NULL);
+      )sql",
   };
   return kMigrations;
 }
@@ -62,8 +71,11 @@ DeliveryState ParseState(std::string_view name) {
 }
 
 constexpr std::string_view kDeliveryColumns =
-    "d.delivery_id, d.alert_id, d.alert_revision, d.subscription_id, d.event_type, d.body, d.state, "
-    "d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms";
+    "d.delivery_id, d.alert_id, d.alert_revision, d.subscription_id, d.event_type, COALESCE(b.body, d.body), "
+    "d.state, d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms";
+// FROM clause for kDeliveryColumns.
+constexpr std::string_view kDeliveriesWithBodies =
+    " FROM deliveries d LEFT JOIN delivery_bodies b ON b.delivery_id = d.delivery_id";
 
 Delivery ReadDelivery(const Statement& row) {
   Delivery d;
@@ -284,7 +296,7 @@ Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {
       .Bind(3, static_cast<int64_t>(d.alert_revision))
       .Bind(4, d.subscription_id)
       .Bind(5, d.event_type)
-      .Bind(6, d.body)
+      .Bind(6, "")
       .Bind(7, DeliveryStateName(d.state))
       .Bind(8, d.attempts)
       .Bind(9, d.next_attempt_ms)
@@ -292,12 +304,18 @@ Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {
       .Bind(11, d.created_ms)
       .Bind(12, d.updated_ms);
   AMPARO_RETURN_IF_ERROR(insert->Run());
-  return db_.Changes() == 1;
+  if (db_.Changes() != 1) return false;  // scheduled before: the first body stays
+  auto body = db_.Prepare("INSERT INTO delivery_bodies(delivery_id, body) VALUES(?, ?)");
+  if (!body.ok()) return body.status();
+  body->Bind(1, d.delivery_id).BindRef(2, d.body);
+  AMPARO_RETURN_IF_ERROR(body->Run());
+  return true;
 }
 
 Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delivery_id) {
   auto query =
-      db_.Prepare("SELECT " + std::string(kDeliveryColumns) + " FROM deliveries d WHERE d.delivery_id = ?");
+      db_.Prepare("SELECT " + std::string(kDeliveryColumns) + std::string(kDeliveriesWithBodies) +
+                  " WHERE d.delivery_id = ?");
   if (!query.ok()) return query.status();
   query->Bind(1, delivery_id);
   auto row = query->Step();
@@ -308,9 +326,9 @@ Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delive
 
 Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int limit) {
   auto query =
-      db_.Prepare("SELECT " + std::string(kDeliveryColumns) +
-                  ", s.url, s.secret FROM deliveries d "
-                  "JOIN subscriptions s ON s.subscription_id = d.subscription_id "
+      db_.Prepare("SELECT " + std::string(kDeliveryColumns) + ", s.url, s.secret" +
+                  std::string(kDeliveriesWithBodies) +
+                  " JOIN subscriptions s ON s.subscription_id = d.subscription_id "
                   "WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_ms <= ? AND s.deleted = 0 "
                   "ORDER BY d.next_attempt_ms, d.created_ms, d.delivery_id LIMIT ?");
   if (!query.ok()) return query.status();
@@ -343,8 +361,8 @@ Result<bool> NotifyStore::UpdateOpenDelivery(std::string_view delivery_id, Deliv
 }
 
 Result<std::vector<Delivery>> NotifyStore::ListDeliveries() {
-  auto query = db_.Prepare("SELECT " + std::string(kDeliveryColumns) +
-                           " FROM deliveries d ORDER BY d.alert_id, d.alert_revision, d.subscription_id");
+  auto query = db_.Prepare("SELECT " + std::string(kDeliveryColumns) + std::string(kDeliveriesWithBodies) +
+                           " ORDER BY d.alert_id, d.alert_revision, d.subscription_id");
   if (!query.ok()) return query.status();
   return ReadDeliveries(*query);
 }

@@ -320,6 +320,52 @@ TEST_F(RouterTest, RoutesByStateAndHostFilter) {
   EXPECT_EQ((*stored)->revision(), 1u);
 }
 
+TEST_F(RouterTest, ABodyIsStoredOnceAndStateChangesLeaveIt) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
+  auto deliveries = Deliveries();
+  ASSERT_EQ(deliveries.size(), 1u);
+  const Delivery scheduled = deliveries[0];
+  ASSERT_FALSE(scheduled.body.empty());
+  auto stored = [&](const std::string& sql) {
+    auto q = db_->Prepare(sql);
+    q->Bind(1, scheduled.delivery_id);
+    EXPECT_TRUE(*q->Step());
+    return q->ColumnText(0);
+  };
+  // In its own table; the deliveries row carries none.
+  EXPECT_EQ(stored("SELECT body FROM delivery_bodies WHERE delivery_id = ?"), scheduled.body);
+  EXPECT_EQ(stored("SELECT body FROM deliveries WHERE delivery_id = ?"), "");
+  NotifyStore store(*db_);
+  ASSERT_TRUE(*store.UpdateOpenDelivery(scheduled.delivery_id, DeliveryState::kDelivered, 1, 0, "", 5));
+  auto after = store.GetDelivery(scheduled.delivery_id);
+  ASSERT_TRUE(after.ok() && after->has_value());
+  EXPECT_EQ((*after)->state, DeliveryState::kDelivered);
+  EXPECT_EQ((*after)->body, scheduled.body);
+  // Scheduling the same delivery again keeps the first body.
+  Delivery again = scheduled;
+  again.body = "{}";
+  EXPECT_FALSE(*store.InsertDelivery(again));
+  EXPECT_EQ(stored("SELECT body FROM delivery_bodies WHERE delivery_id = ?"), scheduled.body);
+}
+
+TEST_F(RouterTest, ADeliveryFromBeforeBodiesHadTheirTableKeepsItsBody) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  ASSERT_TRUE(db_->Exec("INSERT INTO deliveries(delivery_id, alert_id, alert_revision, subscription_id, "
+                        "event_type, body, state, attempts, next_attempt_ms, last_error, created_ms, updated_ms) "
+                        "VALUES('msg_old', 'x/MEX/USA', 1, 'a', 'alert.raised', '{\"old\":true}', 'pending', "
+                        "0, 0, '', 1, 1)")
+                  .ok());
+  NotifyStore store(*db_);
+  auto old = store.GetDelivery("msg_old");
+  ASSERT_TRUE(old.ok() && old->has_value());
+  EXPECT_EQ((*old)->body, R"({"old":true})");
+  auto due = store.DueDeliveries(10, 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].delivery.body, R"({"old":true})");
+}
+
 TEST_F(RouterTest, AlertOfAnotherStateOrHostReachesNoOne) {
   ASSERT_TRUE(Route(Wrap(MakeSubscription("col", "COL", {}, "http://127.0.0.1:1/a"), clock_)).ok());
   ASSERT_TRUE(Route(Wrap(MakeSubscription("mex-gtm", "MEX", {"GTM"}, "http://127.0.0.1:1/b"), clock_)).ok());
