@@ -242,16 +242,29 @@ Result<IncidentMatch> Correlator::Correlate(v1::CrisisEvent* event, int64_t now_
   // other way round.
   const bool earthquake = event->hazard() == v1::HAZARD_KIND_EARTHQUAKE;
   const bool restricted = event->restricted_to_states_size() > 0;
-  if (match.incident_id.empty() && !cancel && !restricted && (earthquake || IsAreaHazard(event->hazard())) &&
-      footprint.onset_ms != 0 && (earthquake ? footprint.place.has_value() : footprint.box.has_value())) {
-    const int64_t window = earthquake ? rules_.earthquake_window_ms : rules_.area_window_ms;
+  bool proximity = match.incident_id.empty() && !cancel && !restricted &&
+                   (earthquake || IsAreaHazard(event->hazard())) && footprint.onset_ms != 0 &&
+                   (earthquake ? footprint.place.has_value() : footprint.box.has_value());
+  const int64_t window = earthquake ? rules_.earthquake_window_ms : rules_.area_window_ms;
+  std::optional<Cells> cells;
+  if (proximity && earthquake) {
+    cells = CellsWithinReach(*footprint.place, rules_.earthquake_max_distance_km);
+    if (cells) {
+      // Most cells within reach hold no incident of the window: probing each
+      // of them in the index was most of the cost of this rule. Only cells
+      // without any incident are dropped, so the rows read are the same.
+      auto occupied = KeepOccupiedCells(status, footprint.onset_ms - window, footprint.onset_ms + window,
+                                        &cells->lat, &cells->lon);
+      if (!occupied.ok()) return occupied.status();
+      proximity = *occupied;
+    }
+  }
+  if (proximity) {
     // Earthquakes: only the incidents in the cells within reach (index
     // ingest_incidents_by_cell); ordered as the window scan would meet them,
     // so the first of equally near candidates is the same either way.
     // (INDEXED BY: without statistics SQLite prefers the time index.)
     std::string index = "INDEXED BY ingest_incidents_by_time ", where_cells;
-    std::optional<Cells> cells;
-    if (earthquake) cells = CellsWithinReach(*footprint.place, rules_.earthquake_max_distance_km);
     if (cells) {
       index = "INDEXED BY ingest_incidents_by_cell ";
       where_cells = "AND i.lat_cell IN " + Placeholders(7, cells->lat.size()) + " AND i.lon_cell IN " +
@@ -306,6 +319,10 @@ Result<IncidentMatch> Correlator::Correlate(v1::CrisisEvent* event, int64_t now_
     }
   }
 
+  // A new incident's row is written complete (revision 1, cancelled when its
+  // one member is a Cancel), so the bump and the member list below, which
+  // would read back only this event, are skipped.
+  bool fresh_incident = false;
   if (match.incident_id.empty()) {
     // Rule 3: a new incident, named after its first event.
     match.incident_id = event->event_id();
@@ -313,7 +330,7 @@ Result<IncidentMatch> Correlator::Correlate(v1::CrisisEvent* event, int64_t now_
     auto insert = db_.Prepare(
         "INSERT INTO ingest_incidents(incident_id, status, hazard, onset_ms, lat, lon, magnitude, min_lat, "
         "min_lon, max_lat, max_lon, revision, cancelled, updated_ms, lat_cell, lon_cell) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,0,0,?,?,?) ON CONFLICT DO NOTHING");
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?) ON CONFLICT DO NOTHING");
     if (!insert.ok()) return insert.status();
     insert->Bind(1, match.incident_id).Bind(2, status).Bind(3, static_cast<int>(event->hazard()));
     insert->Bind(4, footprint.onset_ms);
@@ -333,13 +350,19 @@ Result<IncidentMatch> Correlator::Correlate(v1::CrisisEvent* event, int64_t now_
     } else {
       insert->BindNull(8).BindNull(9).BindNull(10).BindNull(11);
     }
-    insert->Bind(12, now_ms);
+    insert->Bind(12, cancel ? 1 : 0).Bind(13, now_ms);
     if (footprint.place) {
-      insert->Bind(13, LatCell(footprint.place->lat)).Bind(14, LonCell(footprint.place->lon));
+      insert->Bind(14, LatCell(footprint.place->lat)).Bind(15, LonCell(footprint.place->lon));
     } else {
-      insert->BindNull(13).BindNull(14);
+      insert->BindNull(14).BindNull(15);
     }
     AMPARO_RETURN_IF_ERROR(insert->Run());
+    // An existing row of that id (kept as it was: ON CONFLICT DO NOTHING)
+    // takes the general path below.
+    fresh_incident = db_.Changes() == 1;
+    if (fresh_incident && earthquake && footprint.place) {
+      RememberCell(status, footprint.onset_ms, LatCell(footprint.place->lat), LonCell(footprint.place->lon));
+    }
   } else if (footprint.box) {
     auto grow = db_.Prepare(
         "UPDATE ingest_incidents SET min_lat = min(coalesce(min_lat, ?1), ?1), min_lon = "
@@ -369,6 +392,14 @@ Result<IncidentMatch> Correlator::Correlate(v1::CrisisEvent* event, int64_t now_
     AMPARO_RETURN_IF_ERROR(add_key->Run());
   }
 
+  if (fresh_incident) {
+    match.incident_revision = 1;
+    AMPARO_RETURN_IF_ERROR(RecordHistory(match, *event, status, now_ms));
+    event->clear_incident_aliases();
+    event->set_incident_id(match.incident_id);
+    return match;
+  }
+
   // The incident is cancelled once every member event is.
   auto bump = db_.Prepare(
       "UPDATE ingest_incidents SET revision = revision + 1, updated_ms = ?1, cancelled = NOT EXISTS (SELECT "
@@ -383,14 +414,7 @@ Result<IncidentMatch> Correlator::Correlate(v1::CrisisEvent* event, int64_t now_
   match.incident_revision = bump->ColumnInt(0);
   bump->Reset();
 
-  auto history = db_.Prepare(
-      "INSERT INTO ingest_incident_revisions(incident_id, status, seq, event_id, event_revision, msg_type, "
-      "rule, recorded_ms) VALUES(?,?,?,?,?,?,?,?)");
-  if (!history.ok()) return history.status();
-  history->Bind(1, match.incident_id).Bind(2, status).Bind(3, match.incident_revision);
-  history->Bind(4, event->event_id()).Bind(5, event->revision()).Bind(6, static_cast<int>(event->msg_type()));
-  history->Bind(7, MatchRuleName(match.rule)).Bind(8, now_ms);
-  AMPARO_RETURN_IF_ERROR(history->Run());
+  AMPARO_RETURN_IF_ERROR(RecordHistory(match, *event, status, now_ms));
 
   auto members = db_.Prepare(
       "SELECT event_id FROM ingest_incident_members WHERE incident_id = ? AND status = ? AND event_id != ? "
@@ -406,6 +430,87 @@ Result<IncidentMatch> Correlator::Correlate(v1::CrisisEvent* event, int64_t now_
   }
   event->set_incident_id(match.incident_id);
   return match;
+}
+
+Status Correlator::RecordHistory(const IncidentMatch& match, const v1::CrisisEvent& event, int status,
+                                 int64_t now_ms) {
+  auto history = db_.Prepare(
+      "INSERT INTO ingest_incident_revisions(incident_id, status, seq, event_id, event_revision, msg_type, "
+      "rule, recorded_ms) VALUES(?,?,?,?,?,?,?,?)");
+  if (!history.ok()) return history.status();
+  history->Bind(1, match.incident_id).Bind(2, status).Bind(3, match.incident_revision);
+  history->Bind(4, event.event_id()).Bind(5, event.revision()).Bind(6, static_cast<int>(event.msg_type()));
+  history->Bind(7, MatchRuleName(match.rule)).Bind(8, now_ms);
+  return history->Run();
+}
+
+size_t Correlator::CellRowHash::operator()(const CellRow& k) const {
+  uint64_t h = static_cast<uint64_t>(k.stretch) * 0x9E3779B97F4A7C15ULL;
+  h ^= static_cast<uint64_t>(static_cast<uint32_t>(k.lat_cell)) * 0xC2B2AE3D27D4EB4FULL;
+  h ^= static_cast<uint64_t>(static_cast<uint32_t>(k.status)) * 0x165667B19E3779F9ULL;
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+
+int64_t Correlator::StretchOf(int64_t onset_ms) const {
+  // A stretch as long as the window (at least a minute): a window touches
+  // at most three stretches.
+  const int64_t length = std::max<int64_t>(rules_.earthquake_window_ms, 60'000);
+  int64_t stretch = onset_ms / length;
+  if (onset_ms % length != 0 && onset_ms < 0) --stretch;  // rounded down
+  return stretch;
+}
+
+void Correlator::RememberCell(int status, int64_t onset_ms, int lat_cell, int lon_cell) {
+  if (cells_.size() >= kMaxCachedRows) cells_.clear();  // every stretch is read again when needed
+  if (lat_cell < 0 || lon_cell < 0 || lon_cell >= 360) return;  // never asked for (LatCell, LonCell)
+  cells_[{status, StretchOf(onset_ms), lat_cell}].set(lon_cell);
+}
+
+Result<bool> Correlator::KeepOccupiedCells(int status, int64_t from_ms, int64_t to_ms, std::vector<int>* lat,
+                                           std::vector<int>* lon) {
+  const int64_t first = StretchOf(from_ms), last = StretchOf(to_ms);
+  if (last - first > 3) return true;  // a window longer than the stretches: probe every cell
+  // Cleared before this call reads anything, so no stretch it reads is
+  // forgotten before it is used.
+  if (cells_.size() >= kMaxCachedRows) cells_.clear();
+  const int64_t length = std::max<int64_t>(rules_.earthquake_window_ms, 60'000);
+  for (int64_t stretch = first; stretch <= last; ++stretch) {
+    if (cells_.contains({status, stretch, kStretchLoaded})) continue;
+    auto q = db_.Prepare(
+        "SELECT lat_cell, lon_cell FROM ingest_incidents INDEXED BY ingest_incidents_by_time WHERE status = ? "
+        "AND hazard = ? AND onset_ms BETWEEN ? AND ? AND lat_cell IS NOT NULL AND lon_cell IS NOT NULL");
+    if (!q.ok()) return q.status();
+    q->Bind(1, status).Bind(2, static_cast<int>(v1::HAZARD_KIND_EARTHQUAKE));
+    q->Bind(3, stretch * length).Bind(4, stretch * length + length - 1);
+    while (true) {
+      auto row = q->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      const int64_t lat_cell = q->ColumnInt(0), lon_cell = q->ColumnInt(1);
+      if (lat_cell < 0 || lat_cell > 180 || lon_cell < 0 || lon_cell >= 360) continue;  // never asked for
+      cells_[{status, stretch, static_cast<int>(lat_cell)}].set(static_cast<size_t>(lon_cell));
+    }
+    cells_[{status, stretch, kStretchLoaded}];
+  }
+  std::bitset<360> lon_wanted, lon_kept;
+  for (int lon_cell : *lon) lon_wanted.set(static_cast<size_t>(lon_cell));
+  std::vector<int> lat_kept;
+  for (int lat_cell : *lat) {
+    std::bitset<360> hits;
+    for (int64_t stretch = first; stretch <= last; ++stretch) {
+      auto row = cells_.find({status, stretch, lat_cell});
+      if (row != cells_.end()) hits |= row->second & lon_wanted;
+    }
+    if (hits.none()) continue;
+    lat_kept.push_back(lat_cell);
+    lon_kept |= hits;
+  }
+  if (lat_kept.empty()) return false;
+  *lat = std::move(lat_kept);
+  lon->erase(std::remove_if(lon->begin(), lon->end(),
+                            [&](int lon_cell) { return !lon_kept.test(static_cast<size_t>(lon_cell)); }),
+             lon->end());
+  return true;
 }
 
 Result<std::vector<IncidentRevision>> Correlator::History(const std::string& incident_id,

@@ -49,10 +49,21 @@
 // Thread safety: a Correlator belongs to the thread that owns its Db. Every
 // call must run inside the caller's transaction (the spool's), so an event and
 // its incident bookkeeping commit together.
+//
+// Cell cache: to skip the index probes of empty cells, a Correlator remembers
+// which 1-degree cells hold earthquake incidents per stretch of onset time
+// (read from the database the first time a stretch is needed, then kept
+// current by its own inserts). It is a superset (a rolled-back insert only
+// costs a probe), so answers never change; but incidents another Correlator or
+// connection adds to a stretch this one has already read are not seen by its
+// proximity rule: keep one long-lived Correlator per database that writes
+// incidents (the spool's). Bounded: past kMaxCachedRows rows it starts over.
 #pragma once
 
 #include <cstdint>
+#include <bitset>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "amparo/v1/crisis_event.pb.h"
@@ -116,9 +127,36 @@ class Correlator {
   // The revisions recorded for an incident, oldest first (empty when unknown).
   Result<std::vector<IncidentRevision>> History(const std::string& incident_id, v1::EventStatus status);
 
+  // Bound of the cell cache (rows of 360 cells; about 120 bytes each).
+  static constexpr size_t kMaxCachedRows = 1 << 18;
+
  private:
+  // One row of cells (one lat_cell; or, with lat_cell == kStretchLoaded, the
+  // marker that a stretch of onset time was read) of earthquake incidents of
+  // one status; the value has a bit per lon_cell that holds one.
+  struct CellRow {
+    int status;
+    int64_t stretch;  // onset_ms / stretch length, rounded down
+    int lat_cell;
+    bool operator==(const CellRow&) const = default;
+  };
+  struct CellRowHash {
+    size_t operator()(const CellRow& k) const;
+  };
+  static constexpr int kStretchLoaded = -1;
+
+  // Narrows `lat`/`lon` (the cells within reach) to those holding an
+  // earthquake incident with an onset in [from_ms, to_ms]; false when none
+  // does. Errors: storage failures.
+  Result<bool> KeepOccupiedCells(int status, int64_t from_ms, int64_t to_ms, std::vector<int>* lat,
+                                 std::vector<int>* lon);
+  void RememberCell(int status, int64_t onset_ms, int lat_cell, int lon_cell);
+  Status RecordHistory(const IncidentMatch& match, const v1::CrisisEvent& event, int status, int64_t now_ms);
+  int64_t StretchOf(int64_t onset_ms) const;
+
   Db& db_;
   CorrelationRules rules_;
+  std::unordered_map<CellRow, std::bitset<360>, CellRowHash> cells_;
 };
 
 }  // namespace amparo::ingest

@@ -515,5 +515,129 @@ TEST_F(CorrelatorRulesTest, ExercisesNeverJoinRealIncidents) {
   EXPECT_EQ(match.incident_revision, 1);
 }
 
+// One long-lived Correlator (as the spool keeps it, with its cell cache fed
+// by its own inserts) against an independent oracle of the proximity rule:
+// the nearest in time among the live incidents within 10 min, 100 km and
+// dM 1.0 with no member of the event's source, ties to the lowest (onset, id).
+TEST_F(CorrelatorRulesTest, LongLivedCorrelatorMatchesTheRuleOracleOnAMixedStream) {
+  struct Incident {
+    std::string id;
+    int64_t onset_ms;
+    geo::LatLon place;
+    double magnitude;
+    std::set<std::string> sources;
+  };
+  std::vector<Incident> incidents;
+  Correlator correlator(*db_);
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> lat(-4, 4), lon(176, 184), mag(4.5, 6.5);
+  std::uniform_int_distribution<int64_t> onset(-90 * kMinute, 90 * kMinute);
+  const char* sources[] = {"usgs", "gdacs", "emsc"};
+  int proximity = 0;
+  auto tx = Transaction::Begin(*db_);  // one commit, not one per statement
+  ASSERT_TRUE(tx.ok());
+  for (int i = 0; i < 900; ++i) {
+    const std::string source = sources[i % 3];
+    const std::string id = "e" + std::to_string(i);
+    const geo::LatLon p{lat(rng), std::remainder(lon(rng), 360.0)};
+    const int64_t t = kT + onset(rng);
+    const double m = mag(rng);
+    const Incident* want = nullptr;
+    for (const Incident& c : incidents) {
+      const int64_t dt = std::llabs(c.onset_ms - t);
+      if (dt > 10 * kMinute || c.sources.count(source) || geo::DistanceKm(c.place, p) > 100.0 ||
+          std::abs(c.magnitude - m) > 1.0) {
+        continue;
+      }
+      const int64_t best = want ? std::llabs(want->onset_ms - t) : INT64_MAX;
+      if (dt < best || (dt == best && std::tie(c.onset_ms, c.id) < std::tie(want->onset_ms, want->id))) want = &c;
+    }
+    v1::CrisisEvent event = Quake(source, id, t, p.lat, p.lon, m);
+    auto match = correlator.Correlate(&event, 1);
+    ASSERT_TRUE(match.ok()) << match.status().ToString();
+    if (want) {
+      ++proximity;
+      EXPECT_EQ(match->rule, MatchRule::kProximity) << id;
+      EXPECT_EQ(match->incident_id, want->id) << id;
+      for (Incident& c : incidents) {
+        if (c.id == want->id) c.sources.insert(source);
+      }
+    } else {
+      EXPECT_EQ(match->rule, MatchRule::kNewIncident) << id;
+      incidents.push_back({source + ":" + id, t, p, m, {source}});
+    }
+  }
+  EXPECT_TRUE(tx->Commit().ok());
+  EXPECT_GT(proximity, 50);  // the stream does exercise the rule
+}
+
+// The cell cache may hold cells of incidents whose transaction rolled back;
+// they must cost a probe, never a match.
+TEST_F(CorrelatorRulesTest, IncidentOfARolledBackTransactionIsNeverMatched) {
+  Correlator correlator(*db_);
+  {
+    auto tx = Transaction::Begin(*db_);
+    ASSERT_TRUE(tx.ok());
+    v1::CrisisEvent gone = Quake("usgs", "gone", kT, 26.66, 129.56, 5.6);
+    ASSERT_TRUE(correlator.Correlate(&gone, 1).ok());
+  }  // rolled back
+  v1::CrisisEvent first = Quake("gdacs", "EQ1", kT + kMinute, 26.66, 129.57, 5.6);
+  auto match = correlator.Correlate(&first, 2);
+  ASSERT_TRUE(match.ok());
+  EXPECT_EQ(match->rule, MatchRule::kNewIncident);
+  EXPECT_EQ(match->incident_id, "gdacs:EQ1");
+  v1::CrisisEvent second = Quake("emsc", "x", kT + 2 * kMinute, 26.67, 129.57, 5.5);
+  match = correlator.Correlate(&second, 3);
+  ASSERT_TRUE(match.ok());
+  EXPECT_EQ(match->rule, MatchRule::kProximity);
+  EXPECT_EQ(match->incident_id, "gdacs:EQ1");
+  EXPECT_EQ(match->incident_revision, 2);
+}
+
+// Incidents another writer added to a stretch of time the Correlator has not
+// read yet are found (the stretch is read from the database when needed).
+TEST_F(CorrelatorRulesTest, CellCacheReadsIncidentsWrittenBeforeItLooked) {
+  Correlator correlator(*db_);
+  v1::CrisisEvent early = Quake("usgs", "early", kT - 5 * 60 * kMinute, 0, 0, 5);  // another stretch
+  ASSERT_TRUE(correlator.Correlate(&early, 1).ok());
+  v1::CrisisEvent other = Quake("usgs", "other", kT, 26.66, 129.56, 5.6);
+  ASSERT_TRUE(Correlator(*db_).Correlate(&other, 1).ok());  // a second writer
+  v1::CrisisEvent report = Quake("gdacs", "EQ1", kT + kMinute, 26.66, 129.57, 5.6);
+  auto match = correlator.Correlate(&report, 2);
+  ASSERT_TRUE(match.ok());
+  EXPECT_EQ(match->incident_id, "usgs:other");
+  EXPECT_EQ(match->rule, MatchRule::kProximity);
+}
+
+// A new incident's row is written complete (no bump read-back): revision 1,
+// cancelled exactly when its first event is a Cancel, one history line.
+TEST_F(CorrelatorRulesTest, NewIncidentRowIsWrittenCompleteForAlertsAndCancels) {
+  v1::CrisisEvent cancel = Quake("gdacs", "EQ9", kT, 10, 10, 5);
+  cancel.set_msg_type(v1::MESSAGE_TYPE_CANCEL);
+  IncidentMatch cancelled = Correlate(cancel);
+  IncidentMatch alert = Correlate(Quake("usgs", "a", kT, 20, 20, 5));
+  EXPECT_EQ(cancelled.incident_revision, 1);
+  EXPECT_EQ(alert.incident_revision, 1);
+  auto q = db_->Prepare(
+      "SELECT incident_id, revision, cancelled, updated_ms FROM ingest_incidents ORDER BY incident_id");
+  ASSERT_TRUE(q.ok());
+  std::vector<std::tuple<std::string, int64_t, int64_t, int64_t>> rows;
+  while (*q->Step()) rows.emplace_back(q->ColumnText(0), q->ColumnInt(1), q->ColumnInt(2), q->ColumnInt(3));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0], std::make_tuple(std::string("gdacs:EQ9"), int64_t{1}, int64_t{1}, int64_t{1}));
+  EXPECT_EQ(rows[1], std::make_tuple(std::string("usgs:a"), int64_t{1}, int64_t{0}, int64_t{1}));
+  auto history = Correlator(*db_).History("gdacs:EQ9", v1::EVENT_STATUS_ACTUAL);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].seq, 1);
+  EXPECT_EQ((*history)[0].msg_type, v1::MESSAGE_TYPE_CANCEL);
+  // A later member of the cancelled incident revives it through the bump.
+  v1::CrisisEvent again = Quake("gdacs", "EQ9", kT, 10, 10, 5);
+  again.set_revision(kT + 1);
+  IncidentMatch revived = Correlate(again);
+  EXPECT_EQ(revived.rule, MatchRule::kExplicitId);
+  EXPECT_EQ(revived.incident_revision, 2);
+}
+
 }  // namespace
 }  // namespace amparo::ingest

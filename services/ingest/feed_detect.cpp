@@ -64,10 +64,21 @@ Result<ParsedFeed> ParseXml(std::string_view bytes, const FeedContext& context) 
 }
 
 Result<ParsedFeed> ParseJson(std::string_view bytes, const FeedContext& context) {
+  // One parse serves detection and the USGS parser. The tree lives in one
+  // arena freed at once (thousands of small nodes per feed). The default
+  // depth (32, the USGS parser's) is tried first: a deeper document is read
+  // again at the detection's 64 levels and goes to the USGS parser as text,
+  // which reports it as too deep exactly as before.
+  json::monotonic_resource arena;
   boost::system::error_code ec;
-  json::parse_options options;
-  options.max_depth = 64;
-  json::value value = json::parse(bytes, ec, json::storage_ptr(), options);
+  json::value value = json::parse(bytes, ec, &arena);
+  bool usgs_depth = true;
+  if (ec == json::error::too_deep) {
+    usgs_depth = false;
+    json::parse_options options;
+    options.max_depth = 64;
+    value = json::parse(bytes, ec, &arena, options);
+  }
   if (!ec) {
     if (LooksLikeGdacsApi(value)) return ParseGdacsApi(value, context);
     // DISPATCH POINT (ReliefWeb helper): replace the next line with the call
@@ -79,7 +90,7 @@ Result<ParsedFeed> ParseJson(std::string_view bytes, const FeedContext& context)
   UsgsParseOptions usgs;
   usgs.status = context.exercise ? v1::EVENT_STATUS_EXERCISE : v1::EVENT_STATUS_ACTUAL;
   usgs.received_ms = context.received_ms;
-  auto parsed = ParseUsgsGeoJson(bytes, usgs);
+  auto parsed = !ec && usgs_depth ? ParseUsgsGeoJsonValue(value, usgs) : ParseUsgsGeoJson(bytes, usgs);
   if (parsed.ok()) parsed->format = "usgs-geojson";
   return parsed;
 }

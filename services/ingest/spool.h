@@ -143,6 +143,8 @@ class SpoolProcessor {
   Db& db_;
   SpoolOptions options_;
   const Clock& clock_;
+  // Long-lived: it caches which cells hold incidents (correlator.h).
+  Correlator correlator_;
   SpoolCounters counters_;
 };
 

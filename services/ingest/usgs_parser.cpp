@@ -8,7 +8,6 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
-#include <sstream>
 #include <system_error>
 
 namespace amparo::ingest {
@@ -138,7 +137,8 @@ class FeatureReader {
     std::optional<double> mag, mmi;
     if (auto p = OptionalNumber(props, "mag", &mag)) return p;
     if (auto p = OptionalNumber(props, "mmi", &mmi)) return p;
-    std::optional<std::string> place, title, url, alert, status, type_code, ids;
+    // Views into the parsed document, which outlives this reader.
+    std::optional<std::string_view> place, title, url, alert, status, type_code, ids;
     for (auto [key, out] : {std::pair{"place", &place},
                             {"title", &title},
                             {"url", &url},
@@ -162,10 +162,12 @@ class FeatureReader {
     event->set_source(std::string(kUsgsSource));
     event->set_source_id(*id);
     if (ids) {
-      std::stringstream list(*ids);
-      std::string alias;
-      while (std::getline(list, alias, ',')) {
-        if (!alias.empty() && alias != *id) event->add_id_aliases(alias);
+      std::string_view rest = *ids;
+      while (!rest.empty()) {
+        const size_t comma = rest.find(',');
+        const std::string_view alias = rest.substr(0, comma);
+        if (!alias.empty() && alias != *id) event->add_id_aliases(std::string(alias));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
       }
     }
     event->set_revision(*updated);
@@ -173,25 +175,25 @@ class FeatureReader {
     event->set_msg_type(status && *status == "deleted" ? v1::MESSAGE_TYPE_CANCEL : v1::MESSAGE_TYPE_ALERT);
     // USGS documents "earthquake" as the type of ordinary events; other types
     // (quarry blast, explosion, ice quake...) keep their code for rules to judge.
-    const std::string code = type_code.value_or("earthquake");
+    const std::string_view code = type_code.value_or("earthquake");
     event->set_hazard(code == "earthquake" ? v1::HAZARD_KIND_EARTHQUAKE : v1::HAZARD_KIND_OTHER);
-    event->set_source_hazard_code(code);
+    event->set_source_hazard_code(std::string(code));
     v1::HazardMetrics* metrics = event->mutable_metrics();
     if (mag) metrics->set_magnitude(*mag);
     if (coords.size() == 3) metrics->set_depth_km(numbers[2]);
-    if (alert) metrics->set_pager_alert(*alert);
+    if (alert) metrics->set_pager_alert(std::string(*alert));
     if (mmi) metrics->set_mmi(*mmi);
     if (tsunami) metrics->set_tsunami_flag(*tsunami == 1);
     event->mutable_origin()->set_lat(lat);
     event->mutable_origin()->set_lon(lon);
-    if (place) event->set_place(*place);
+    if (place) event->set_place(std::string(*place));
     v1::LocalizedText* text = event->add_texts();
     text->set_language("en");
-    text->set_headline(title ? *title : place.value_or(""));
+    text->set_headline(std::string(title ? *title : place.value_or("")));
     event->set_onset_ms(*time);
     event->set_sent_ms(*updated);
     if (options_.received_ms != 0) event->set_received_ms(options_.received_ms);
-    if (url) event->set_web_url(*url);
+    if (url) event->set_web_url(std::string(*url));
     return std::nullopt;
   }
 
@@ -226,12 +228,12 @@ class FeatureReader {
   }
 
   std::optional<Problem> OptionalString(const json::object& props, const char* key,
-                                        std::optional<std::string>* out) {
+                                        std::optional<std::string_view>* out) {
     const json::value* v = props.if_contains(key);
     if (!v || v->is_null()) return std::nullopt;
     if (!v->is_string())
       return Fail(std::string("properties.") + key, "must be a string or null, got " + KindName(*v));
-    *out = std::string(v->get_string());
+    *out = std::string_view(v->get_string());
     return std::nullopt;
   }
 
@@ -264,8 +266,10 @@ Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOption
   if (ec) return InvalidArgument("JSON syntax error at " + TextPosition(text, consumed) + ": " + ec.message());
   parser.finish(ec);
   if (ec) return InvalidArgument("JSON syntax error at " + TextPosition(text, text.size()) + ": " + ec.message());
-  json::value root = parser.release();
+  return ParseUsgsGeoJsonValue(parser.release(), options);
+}
 
+Result<ParsedFeed> ParseUsgsGeoJsonValue(const json::value& root, const UsgsParseOptions& options) {
   if (!root.is_object()) {
     return InvalidArgument("must be a GeoJSON FeatureCollection or Feature object, got " + KindName(root));
   }

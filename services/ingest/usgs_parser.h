@@ -29,6 +29,10 @@
 #include "common/status.h"
 #include "services/ingest/feed_types.h"
 
+namespace boost::json {
+class value;
+}  // namespace boost::json
+
 namespace amparo::ingest {
 
 // The source name every USGS event carries ("usgs:<id>" event ids).
@@ -48,6 +52,13 @@ struct UsgsParseOptions {
 //   field "type": "must be \"FeatureCollection\" or \"Feature\", got \"Topology\""
 //   field "features": "must be an array"
 Result<ParsedFeed> ParseUsgsGeoJson(std::string_view text, const UsgsParseOptions& options = {});
+
+// The same for a document already parsed as JSON (by feed detection, which
+// parses every JSON file once): the value `ParseUsgsGeoJson(text)` would have
+// built from `text`. It must come from a parse with the default
+// boost::json::parse_options (at most 32 levels deep), as ParseUsgsGeoJson's
+// own: a deeper document is a syntax error there. Never fails on JSON syntax.
+Result<ParsedFeed> ParseUsgsGeoJsonValue(const boost::json::value& root, const UsgsParseOptions& options = {});
 
 // Reads `file` and parses it. A file larger than `max_file_bytes` is refused
 // before any byte is read (RESOURCE_EXHAUSTED, field "ingest.max_file_bytes");

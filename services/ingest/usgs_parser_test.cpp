@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/testing.h"
+#include "services/ingest/feed_detect.h"
 
 namespace amparo::ingest {
 namespace {
@@ -281,6 +282,64 @@ TEST(UsgsParserTest, FileAboveLimitIsRefusedUnread) {
 
   auto missing = ParseUsgsGeoJsonFile(dir / "nope.json", 1024);
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+}
+
+// Feed detection parses JSON once and hands the tree to the USGS parser
+// (ParseUsgsGeoJsonValue): for every USGS fixture and every kind of broken
+// input the result must be exactly what the text parser gives.
+TEST(UsgsParserTest, DetectionsSingleParseGivesExactlyTheTextParsersResult) {
+  std::vector<std::string> inputs;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(kFixtures / "usgs")) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    inputs.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GE(inputs.size(), 3u);
+  std::string deep_33 = "{\"type\":\"FeatureCollection\",\"features\":[],\"x\":", deep_70 = deep_33;
+  for (int i = 0; i < 32; ++i) deep_33 += "[";
+  deep_33 += std::string(32, ']') + "}";
+  for (int i = 0; i < 69; ++i) deep_70 += "[";
+  deep_70 += std::string(69, ']') + "}";
+  for (const std::string& extra :
+       {Collection(Feature("ok", "[1,2,3]") + "," + Feature("bad", "[1,200]") + ",7," +
+                   Feature("alias", "[5,6]", R"(,"ids":",alias,old1,old2,","status":"deleted")")),
+        Feature("single", "[10,20]"), deep_33, deep_70, std::string("[1,2]"), std::string(R"({"type":"Topology"})"),
+        std::string(R"({"type":"FeatureCollection","features":[]} x)"),
+        std::string(R"({"type":"FeatureCollection","features":[})"), std::string("{\"type\":\"Feature\"")}) {
+    inputs.push_back(extra);
+  }
+  for (bool exercise : {false, true}) {
+    FeedContext context;
+    context.exercise = exercise;
+    context.received_ms = 1700000000123;
+    UsgsParseOptions options;
+    options.status = exercise ? v1::EVENT_STATUS_EXERCISE : v1::EVENT_STATUS_ACTUAL;
+    options.received_ms = context.received_ms;
+    for (const std::string& text : inputs) {
+      SCOPED_TRACE(text.substr(0, 80));
+      auto want = ParseUsgsGeoJson(text, options);
+      auto got = ParseFeedBytes(text, context);
+      ASSERT_EQ(got.ok(), want.ok());
+      if (!want.ok()) {
+        EXPECT_EQ(got.status().code(), want.status().code());
+        EXPECT_EQ(got.status().field(), want.status().field());
+        EXPECT_EQ(got.status().message(), want.status().message());
+        continue;
+      }
+      EXPECT_EQ(got->format, "usgs-geojson");
+      EXPECT_EQ(got->feature_count, want->feature_count);
+      ASSERT_EQ(got->events.size(), want->events.size());
+      for (size_t i = 0; i < want->events.size(); ++i) {
+        EXPECT_EQ(got->events[i].SerializeAsString(), want->events[i].SerializeAsString()) << i;
+      }
+      ASSERT_EQ(got->rejections.size(), want->rejections.size());
+      for (size_t i = 0; i < want->rejections.size(); ++i) {
+        EXPECT_EQ(got->rejections[i].ToString(), want->rejections[i].ToString());
+      }
+    }
+  }
+  // The deep documents really are refused as too deep, not parsed.
+  EXPECT_NE(ParseFeedBytes(deep_33, {}).status().message().find("too deep"), std::string::npos);
 }
 
 }  // namespace
