@@ -213,6 +213,7 @@ Result<Db> Db::Open(const std::filesystem::path& path, const DbOptions& options)
     return st;
   }
   Db db(raw, path);
+  db.full_sync_ = options.full_sync && !options.read_only;
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   if (!options.read_only) {
     AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
@@ -234,7 +235,8 @@ Db::Db(Db&& other) noexcept
     : db_(other.db_),
       path_(std::move(other.path_)),
       cache_(std::move(other.cache_)),
-      checkpointer_(std::move(other.checkpointer_)) {
+      checkpointer_(std::move(other.checkpointer_)),
+      full_sync_(other.full_sync_) {
   other.db_ = nullptr;
 }
 
@@ -245,12 +247,21 @@ Db& Db::operator=(Db&& other) noexcept {
     path_ = std::move(other.path_);
     cache_ = std::move(other.cache_);
     checkpointer_ = std::move(other.checkpointer_);
+    full_sync_ = other.full_sync_;
     other.db_ = nullptr;
   }
   return *this;
 }
 
 Db::~Db() { Close(); }
+
+UnsyncedCommits::UnsyncedCommits(Db& db) : db_(db) {
+  if (db_.full_sync()) (void)db_.Exec("PRAGMA synchronous=NORMAL");
+}
+
+UnsyncedCommits::~UnsyncedCommits() {
+  if (db_.full_sync()) (void)db_.Exec("PRAGMA synchronous=FULL");
+}
 
 Status Db::Exec(std::string_view sql) {
   std::string s(sql);

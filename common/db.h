@@ -103,6 +103,9 @@ class Db {
   uint64_t BackgroundCheckpoints() const;
   uint64_t InlineCheckpoints() const;
 
+  // Whether commits are synchronous=FULL (DbOptions::full_sync).
+  bool full_sync() const { return full_sync_; }
+
   int64_t LastInsertRowId() const;
   int Changes() const;
   sqlite3* raw() { return db_; }
@@ -115,6 +118,25 @@ class Db {
   std::filesystem::path path_;
   std::shared_ptr<StatementCache> cache_;
   std::unique_ptr<Checkpointer> checkpointer_;  // stopped before db_ closes
+  bool full_sync_ = false;
+};
+
+// While alive, commits on `db` skip their fsync (synchronous=NORMAL): for
+// work whose loss in a power cut is harmless because it is redone, e.g.
+// forgetting outbox messages the peer acknowledged (were the delete lost, the
+// message is sent again and the receiver drops it by its id). A crash of the
+// process loses nothing (the WAL is written); the next synchronous commit
+// on the connection, or a checkpoint, makes them durable too. Restores
+// synchronous=FULL when the connection had it. Not across a transaction.
+class UnsyncedCommits {
+ public:
+  explicit UnsyncedCommits(Db& db);
+  ~UnsyncedCommits();
+  UnsyncedCommits(const UnsyncedCommits&) = delete;
+  UnsyncedCommits& operator=(const UnsyncedCommits&) = delete;
+
+ private:
+  Db& db_;
 };
 
 // RAII transaction: rolls back unless Commit() succeeded.

@@ -165,6 +165,37 @@ TEST(DbTest, DaemonConnectionsKeepTemporaryJournalsInMemory) {
   EXPECT_EQ(DaemonDbOptions().background_checkpoint_pages, 1000);
 }
 
+TEST(DbTest, UnsyncedCommitsSkipTheFsyncOnlyWhileAliveAndKeepTheData) {
+  testing::TempDir dir;
+  auto synchronous = [](Db& db) {
+    auto q = db.Prepare("PRAGMA synchronous");
+    EXPECT_TRUE(*q->Step());
+    return q->ColumnInt(0);
+  };
+  {
+    auto db = Db::Open(dir / "full.db");
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->full_sync());
+    ASSERT_TRUE(db->Exec("CREATE TABLE t(x INTEGER)").ok());
+    EXPECT_EQ(synchronous(*db), 2);  // FULL
+    {
+      UnsyncedCommits unsynced(*db);
+      EXPECT_EQ(synchronous(*db), 1);  // NORMAL
+      ASSERT_TRUE(db->Exec("INSERT INTO t VALUES (7)").ok());
+    }
+    EXPECT_EQ(synchronous(*db), 2);
+  }
+  auto again = Db::Open(dir / "full.db");
+  auto q = again->Prepare("SELECT x FROM t");
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->ColumnInt(0), 7);
+
+  auto relaxed = Db::Open(dir / "normal.db", {.full_sync = false});
+  ASSERT_TRUE(relaxed.ok());
+  { UnsyncedCommits unsynced(*relaxed); }
+  EXPECT_EQ(synchronous(*relaxed), 1);  // was NORMAL, stays NORMAL
+}
+
 TEST(DbTest, TheWalStaysBoundedUnderSteadyCommitsWithABackgroundCheckpointer) {
   testing::TempDir dir;
   DbOptions options;

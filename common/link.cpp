@@ -211,7 +211,7 @@ Status EnqueueOutbound(Db& db, std::string_view peer, const v1::Envelope& envelo
   if (!stmt.ok()) return stmt.status();
   std::string bytes;
   if (!envelope.SerializeToString(&bytes)) return Internal("serialising envelope");
-  stmt->Bind(1, peer).Bind(2, envelope.message_id()).BindBlob(3, bytes).Bind(4, envelope.sent_ms());
+  stmt->Bind(1, peer).Bind(2, envelope.message_id()).BindBlobRef(3, bytes).Bind(4, envelope.sent_ms());
   return stmt->Run();
 }
 
@@ -299,6 +299,9 @@ Status LinkSender::ReadAcks() {
     if (tag.to_string_view() == kAck) acked.push_back(id.to_string());
   }
   if (acked.empty()) return Status::Ok();
+  // No fsync of its own: were this delete lost in a power cut, the messages
+  // would be sent again and the receiver would drop them by their ids.
+  UnsyncedCommits unsynced(db_);
   auto tx = Transaction::Begin(db_);
   if (!tx.ok()) return tx.status();
   auto del = db_.Prepare("DELETE FROM link_outbox WHERE message_id = ?");
