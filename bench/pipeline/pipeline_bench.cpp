@@ -226,6 +226,17 @@ class Daemon {
     }
     return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
   }
+  // Bytes handed to write()/pwrite() so far (the WAL, checkpoints, spool
+  // moves), from /proc/<pid>/io "wchar"; 0 when unreadable.
+  double WrittenBytes() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/io");
+    std::string key;
+    double value = 0;
+    while (in >> key >> value) {
+      if (key == "wchar:") return value;
+    }
+    return 0;
+  }
   const std::string& name() const { return name_; }
   pid_t pid() const { return pid_; }
 
@@ -473,6 +484,11 @@ class Deployment {
   std::map<std::string, double> Cpu() const {
     std::map<std::string, double> out;
     for (const auto& d : daemons_) out[d->name()] = d->CpuSeconds();
+    return out;
+  }
+  std::map<std::string, double> Written() const {
+    std::map<std::string, double> out;
+    for (const auto& d : daemons_) out[d->name()] = d->WrittenBytes() / 1e6;
     return out;
   }
 
@@ -731,6 +747,7 @@ int main(int argc, char** argv) {
   const int64_t deliveries_before = QueryInt(d.db("notify"), "SELECT count(*) FROM deliveries").value_or(0);
   receiver.Take();
   const auto cpu0 = d.Cpu();
+  const auto written0 = d.Written();
   const std::string load_tp_start = LoadAverage();
   std::unique_ptr<Daemon> perf;
   auto start_perf = [&](const std::string& name) {
@@ -761,6 +778,7 @@ int main(int argc, char** argv) {
   if (!WaitUntil([&] { return d.Drained(files_before + files); }, 600s)) Die("throughput run did not drain");
   const double drained_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   const auto cpu1 = d.Cpu();
+  const auto written1 = d.Written();
   stop_perf();
   const std::string load_tp = LoadAverage();
   auto since = [&](const fs::path& db, const std::string& sql) {
@@ -786,6 +804,7 @@ int main(int argc, char** argv) {
   int lat_exposing = 0;
   const int64_t lat_files_before = QueryInt(d.db("ingest"), "SELECT count(*) FROM ingest_files").value_or(0);
   const auto cpu2 = d.Cpu();
+  const auto written2 = d.Written();
   start_perf("latency");
   const std::string load_lat_start = LoadAverage();
   const auto l0 = SteadyClock::now();
@@ -811,6 +830,7 @@ int main(int argc, char** argv) {
   if (!WaitUntil([&] { return d.OpenDeliveries() == 0; }, 600s, 50ms)) Die("webhooks did not finish");
   std::this_thread::sleep_for(300ms);
   const auto cpu3 = d.Cpu();
+  const auto written3 = d.Written();
   stop_perf();
   const std::string load_lat = LoadAverage();
   std::vector<double> total, to_raised, to_hook;
@@ -847,6 +867,18 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf, " (total %.2f)", sum);
     return s + buf;
   };
+  auto written_line = [&](const std::map<std::string, double>& a, const std::map<std::string, double>& b) {
+    std::string s;
+    double sum = 0;
+    char buf[64];
+    for (const char* n : {"ingest", "rules", "notify", "gateway"}) {
+      std::snprintf(buf, sizeof buf, "%s%s %.0f", s.empty() ? "" : ", ", n, b.at(n) - a.at(n));
+      s += buf;
+      sum += b.at(n) - a.at(n);
+    }
+    std::snprintf(buf, sizeof buf, " (total %.2f)", sum);
+    return s + buf;
+  };
   std::printf("\n| measure | figure | goal |\n| --- | --- | --- |\n");
   std::printf(
       "| throughput, end to end (durable in notify.db deliveries) | **%s events/s** (%s events in %.3f s) | "
@@ -861,6 +893,7 @@ int main(int argc, char** argv) {
   std::printf("| ... alerts -> deliveries / webhooks | %s / %s | |\n", Thousands(deliveries).c_str(),
               Thousands(static_cast<double>(tp_hooks.size())).c_str());
   std::printf("| ... CPU s per daemon | %s | |\n", cpu_line(cpu0, cpu1).c_str());
+  std::printf("| ... MB written per daemon (write syscalls) | %s | |\n", written_line(written0, written1).c_str());
   std::printf("| ... load average (start -> end) | %s -> %s | |\n", load_tp_start.c_str(), load_tp.c_str());
   std::printf(
       "| latency at %s events/s for %d s, document in spool -> webhook received | p50 %.1f ms, p90 %.1f ms, "
@@ -878,6 +911,7 @@ int main(int argc, char** argv) {
       "%.1f ms | |\n",
       lat_files, o.latency_file_events, interval.count() * 1000, lat_exposing, gen_s, behind_ms);
   std::printf("| ... CPU s per daemon | %s | |\n", cpu_line(cpu2, cpu3).c_str());
+  std::printf("| ... MB written per daemon (write syscalls) | %s | |\n", written_line(written2, written3).c_str());
   std::printf("| ... load average (start -> end) | %s -> %s | |\n", load_lat_start.c_str(), load_lat.c_str());
   std::printf(
       "| raw ZeroMQ PUSH/PULL, ipc://, %zu-byte messages (Envelope{CrisisEvent} as ingest sends it) | %s "

@@ -196,13 +196,14 @@ const std::vector<std::string>& IngestMigrations() {
   return kMigrations;
 }
 
-// A new ingest database gets 16 KiB pages: a spool file commits a thousand
-// events at once into a dozen B-trees (events, ids, incidents and their
-// indexes, keys, members, revisions, the outbox), and fewer, larger pages cost
-// less to write (8% less CPU per event in a 20 x 1,000-feature run; the same
-// for rules.db and notify.db, docs/PERFORMANCE.md "Pipeline"). Existing
+// A new ingest database gets 4 KiB pages (SQLite's default). Each spool file
+// dirties a page in each of a dozen B-trees (events, ids, incidents and their
+// indexes, keys, members, revisions, the outbox) and every dirty page is
+// written twice (WAL, checkpoint): with 16 KiB pages a file of 10 events
+// wrote ~730 KB, with 4 KiB ~250 KB (bench-pipeline at 1,000 events/s,
+// docs/PERFORMANCE.md "Pipeline"), for the same CPU in bulk. Existing
 // databases keep theirs.
-constexpr int kIngestPageSize = 16384;
+constexpr int kIngestPageSize = 4096;
 
 Status PrepareIngestDb(Db& db) {
   auto sized = db.SetPageSizeIfEmpty(kIngestPageSize);

@@ -148,11 +148,13 @@ std::string DeliveryIdFor(std::string_view alert_id, uint32_t revision, std::str
   return "msg_" + Sha256Hex(key).substr(0, 32);
 }
 
-// A new notify database gets 16 KiB pages: alerts and webhook bodies carry
-// up to max_ids_per_alert registrant ids (tens of KiB each), which in 4 KiB
-// pages are chains of overflow pages written one by one
+// A new notify database gets 4 KiB pages (SQLite's default). 16 KiB pages
+// paid off while alerts carried ids as hex strings (18-36 KB rows); with
+// packed ids (~9 KB) the larger pages mostly multiplied what each small
+// commit writes (every dirty page twice: WAL and checkpoint): 274 -> 112 MB
+// for 5 s at 1,000 events/s in bench-pipeline, same CPU in bulk
 // (docs/PERFORMANCE.md, "Pipeline"). Existing databases keep theirs.
-constexpr int kNotifyPageSize = 16384;
+constexpr int kNotifyPageSize = 4096;
 
 Status MigrateNotifyDb(Db& db) {
   auto sized = db.SetPageSizeIfEmpty(kNotifyPageSize);

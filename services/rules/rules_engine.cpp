@@ -460,11 +460,13 @@ std::string InputsJson(const v1::CrisisEvent& event, const PolicyInputs& in, con
 
 
 
-// A new rules database gets 16 KiB pages: alerts, their sources and
-// decisions carry up to max_ids_per_alert registrant ids (tens of KiB per
-// row), which in 4 KiB pages are chains of overflow pages written one by one
+// A new rules database gets 4 KiB pages (SQLite's default). 16 KiB pages
+// paid off while alerts carried ids as hex strings (18-36 KB rows); with
+// packed ids (~9 KB) the larger pages mostly multiplied what each small
+// commit writes (every dirty page twice: WAL and checkpoint): 406 -> 185 MB
+// for 5 s at 1,000 events/s in bench-pipeline, same CPU in bulk
 // (docs/PERFORMANCE.md, "Pipeline"). Existing databases keep theirs.
-constexpr int kRulesPageSize = 16384;
+constexpr int kRulesPageSize = 4096;
 
 Status RulesEngine::Migrate(Db& db) {
   auto sized = db.SetPageSizeIfEmpty(kRulesPageSize);
