@@ -2,11 +2,14 @@
 // amparo-notify, messages are stored by the receiver first (LinkReceiver::
 // Pump) or arrive over the socket, and AlertInbox::Process() is called by
 // the test. A SQLite commit hook on the gateway's connection counts commits.
+// Which states have live clients is the test's `watching_`; LiveAlertFrame is
+// checked byte for byte against the DOM it replaced.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -14,6 +17,8 @@
 #include <vector>
 
 #include "amparo/v1/envelope.pb.h"
+#include "common/alert_json.h"
+#include "common/json_text.h"
 #include "common/link.h"
 #include "common/testing.h"
 #include "services/gateway/gateway_daemon.h"
@@ -75,7 +80,8 @@ class AlertInboxTest : public ::testing::Test {
     EXPECT_TRUE(sender_->Start().ok());
     inbox_ = std::make_unique<AlertInbox>(
         *receiver_, clock_, metrics_,
-        [this](const std::string& state, std::string frame) { sent_.push_back(Describe(state, frame)); });
+        [this](const std::string& state, std::string frame) { sent_.push_back(Describe(state, frame)); },
+        [this](const std::string& state) { return watching_(state); });
     sqlite3_commit_hook(gateway_db_->raw(), &CountCommit, &commits_);
   }
   ~AlertInboxTest() override { sqlite3_commit_hook(gateway_db_->raw(), nullptr, nullptr); }
@@ -144,6 +150,8 @@ class AlertInboxTest : public ::testing::Test {
   std::unique_ptr<AlertInbox> inbox_;
   std::vector<Sent> sent_;
   int commits_ = 0;
+  // Whether `state` has a live client right now; everyone by default.
+  std::function<bool(const std::string& state)> watching_ = [](const std::string&) { return true; };
 };
 
 TEST_F(AlertInboxTest, ABatchCommitsOnceAndBroadcastsAfterTheCommitInOrderAsEachMessageLeftTheRow) {
@@ -276,6 +284,197 @@ TEST_F(AlertInboxTest, ProcessStopsAfterMaxBatchesAndLeavesTheRestForTheNextCall
   auto none = inbox_->Process(2, 2);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(*none, 0);
+}
+
+TEST_F(AlertInboxTest, NoFrameIsBuiltWhileNobodyWatchesButEveryStoredAlertIsCounted) {
+  watching_ = [](const std::string&) { return false; };
+  const std::string phl_jpn = Alert("PHL", "JPN", 1).alert_id();
+  SendAlert(Alert("PHL", "JPN", 1));
+  SendDelivery(phl_jpn, "msg_1");
+  SendAlert(Alert("IND", "JPN", 1));
+  SendAlert(Alert("PHL", "JPN", 2));
+  StoreAllUnprocessed();
+  commits_ = 0;
+
+  auto processed = inbox_->Process(100, 8);
+  ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+  EXPECT_EQ(*processed, 4);
+  EXPECT_EQ(commits_, 1);
+  EXPECT_TRUE(sent_.empty());
+  EXPECT_EQ(inbox_->frames_built(), 0u);
+  EXPECT_NE(metrics_.Render(0).find("amparo_gateway_alerts_received_total 3\n"), std::string::npos);
+  auto stored = GetAlert(*reader_db_, "PHL", phl_jpn);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->revision, 2);
+  EXPECT_EQ(stored->deliveries.size(), 1u);
+  EXPECT_EQ(ListAlerts(*reader_db_, "IND", 100)->size(), 1u);
+}
+
+TEST_F(AlertInboxTest, OnlyTheFramesOfStatesWithALiveClientAreBuilt) {
+  watching_ = [](const std::string& state) { return state == "PHL"; };
+  SendAlert(Alert("IND", "JPN", 1));
+  SendAlert(Alert("PHL", "JPN", 1));
+  SendAlert(Alert("IND", "KOR", 1));
+  StoreAllUnprocessed();
+
+  auto processed = inbox_->Process(100, 8);
+  ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+  EXPECT_EQ(*processed, 3);
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].state, "PHL");
+  EXPECT_EQ(sent_[0].alert_id, Alert("PHL", "JPN", 1).alert_id());
+  EXPECT_EQ(inbox_->frames_built(), 1u);
+  EXPECT_NE(metrics_.Render(0).find("amparo_gateway_alerts_received_total 3\n"), std::string::npos);
+}
+
+TEST_F(AlertInboxTest, AClientThatConnectsDuringTheBatchGetsTheBatchsAlertsAsCommitted) {
+  // PHL watches throughout; IND's console connects while the batch is in
+  // its transaction (it may have loaded its alert list before the commit):
+  // it counts from the commit on, after every message was handled.
+  watching_ = [this](const std::string& state) { return state == "PHL" || commits_ > 0; };
+  const std::string ind_jpn = Alert("IND", "JPN", 1).alert_id();
+  SendAlert(Alert("IND", "JPN", 1));
+  SendAlert(Alert("PHL", "JPN", 1));
+  SendAlert(Alert("IND", "JPN", 2));
+  SendAlert(Alert("IND", "KOR", 1));
+  SendDelivery(ind_jpn, "msg_1");
+  StoreAllUnprocessed();
+  commits_ = 0;
+
+  auto processed = inbox_->Process(100, 8);
+  ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+  EXPECT_EQ(*processed, 5);
+  EXPECT_EQ(commits_, 1);
+  // In message order; IND/JPN once, at its last message, as committed
+  // (revision 2 with the delivery that came after it).
+  ASSERT_EQ(sent_.size(), 3u);
+  EXPECT_EQ(sent_[0].state, "PHL");
+  EXPECT_EQ(sent_[0].revision, 1);
+  EXPECT_EQ(sent_[1].state, "IND");
+  EXPECT_EQ(sent_[1].alert_id, ind_jpn);
+  EXPECT_EQ(sent_[1].revision, 2);
+  EXPECT_EQ(sent_[1].deliveries, 1u);
+  EXPECT_EQ(sent_[2].alert_id, Alert("IND", "KOR", 1).alert_id());
+  for (const Sent& s : sent_) EXPECT_EQ(s.commits_before, 1) << s.alert_id;
+  EXPECT_EQ(inbox_->frames_built(), 3u);
+  EXPECT_NE(metrics_.Render(0).find("amparo_gateway_alerts_received_total 4\n"), std::string::npos);
+
+  // The next batch: IND is watched from the start, each revision is framed
+  // in the transaction again.
+  SendAlert(Alert("IND", "JPN", 3));
+  SendAlert(Alert("IND", "JPN", 4));
+  StoreAllUnprocessed();
+  processed = inbox_->Process(100, 8);
+  ASSERT_TRUE(processed.ok());
+  ASSERT_EQ(sent_.size(), 5u);
+  EXPECT_EQ(sent_[3].revision, 3);
+  EXPECT_EQ(sent_[4].revision, 4);
+}
+
+TEST_F(AlertInboxTest, AFrameBuiltForAClientThatLeftDuringTheBatchIsStillHandedOver) {
+  // Watched while handled, gone at the commit: the frame was built and is
+  // handed over (the server drops what nobody is registered for).
+  watching_ = [this](const std::string&) { return commits_ == 0; };
+  SendAlert(Alert("PHL", "JPN", 1));
+  StoreAllUnprocessed();
+  commits_ = 0;
+  auto processed = inbox_->Process(100, 8);
+  ASSERT_TRUE(processed.ok());
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].revision, 1);
+  EXPECT_EQ(inbox_->frames_built(), 1u);
+}
+
+// The live frame as it was built before it was written as text: the stored
+// JSON parsed, "deliveries" and "silence" set, printed again.
+std::string DomLiveAlertFrame(const StoredAlert& a) {
+  json::value v = json::parse(a.json);
+  json::array deliveries;
+  for (const auto& d : a.deliveries) {
+    deliveries.push_back(
+        json::object{{"delivery_id", d.delivery_id}, {"status", d.status}, {"attempts", d.attempts}});
+  }
+  v.as_object()["deliveries"] = std::move(deliveries);
+  if (!a.silence_id.empty()) {
+    v.as_object()["silence"] = json::object{
+        {"silence_id", a.silence_id},
+        {"reason", a.silence_reason},
+        {"ends_at", FormatRfc3339(a.silence_ends_ms)},
+        {"lifted_at", a.silence_lifted_ms ? json::value(FormatRfc3339(a.silence_lifted_ms)) : json::value()}};
+  }
+  return JsonText(json::object{{"type", "alert"}, {"alert", std::move(v)}});
+}
+
+v1::ConsularAlert RichAlert() {
+  v1::ConsularAlert a = Alert("PHL", "JPN", 3);
+  a.set_level(v1::ALERT_LEVEL_CRITICAL);
+  a.set_headline("M 6.6 - 27km ESE of Tomakomai, Japan \"Hokkaid\u014d\"\t\\ \x01");
+  a.set_reason("12 registrants within 85.5 km; 3 vulnerable");
+  a.mutable_exposure()->set_household_members(31);
+  a.mutable_exposure()->set_vulnerable(3);
+  auto* circle = a.mutable_footprint()->add_circles();
+  circle->mutable_center()->set_lat(42.6861);
+  circle->mutable_center()->set_lon(-179.99999999999997);
+  circle->set_radius_km(85.5);
+  auto* polygon = a.mutable_footprint()->add_polygons();
+  for (auto [lat, lon] : {std::pair{10.1, 120.0}, {10.25, 121.333333}, {11.0, 1e-7}, {10.1, 120.0}}) {
+    auto* p = polygon->add_vertices();
+    p->set_lat(lat);
+    p->set_lon(lon);
+  }
+  a.set_event_sent_ms(1'699'999'990'123);
+  std::string packed;
+  for (int i = 0; i < 1000; ++i) {
+    for (int b = 0; b < 16; ++b) packed.push_back(static_cast<char>((i * 31 + b * 7) & 0xff));
+  }
+  a.set_registrant_ids_packed(packed);
+  a.set_phase(v1::CRISIS_PHASE_RESTRICTION);
+  a.set_proposed_phase(v1::CRISIS_PHASE_RELOCATION);
+  a.set_policy_rule("default/earthquake-critical");
+  a.set_decision_id("dec_0001");
+  a.set_notification(2);
+  a.add_sources("usgs:us7000abcd");
+  a.add_sources("gdacs:EQ:1404287");
+  return a;
+}
+
+TEST(LiveAlertFrameTest, IsByteForByteTheFrameTheDomPrinted) {
+  StoredAlert a;
+  a.alert_id = "usgs:us7000abcd/PHL/JPN";
+  a.state = "PHL";
+  a.json = AlertToJson(RichAlert());
+  ASSERT_GT(a.json.size(), 30'000u);
+  // No deliveries, no silence.
+  EXPECT_EQ(LiveAlertFrame(a), DomLiveAlertFrame(a));
+  a.deliveries = {{"msg_1", "delivered", 1}, {"msg_\"2\"\n", "retrying", 12}};
+  EXPECT_EQ(LiveAlertFrame(a), DomLiveAlertFrame(a));
+  a.silence_id = "sil_1";
+  a.silence_reason = "duplicate of the GDACS alert \u2013 \"see\" ops log";
+  a.silence_ends_ms = 1'700'003'600'000;
+  EXPECT_EQ(LiveAlertFrame(a), DomLiveAlertFrame(a));
+  a.silence_lifted_ms = 1'700'001'000'500;
+  EXPECT_EQ(LiveAlertFrame(a), DomLiveAlertFrame(a));
+  a.deliveries.clear();
+  EXPECT_EQ(LiveAlertFrame(a), DomLiveAlertFrame(a));
+  // The API form is the frame's "alert".
+  const std::string frame = LiveAlertFrame(a);
+  EXPECT_EQ(frame, R"({"type":"alert","alert":)" + AlertApiJson(a) + "}");
+
+  // A minimal alert (empty strings, zero times, no ids) too.
+  a.json = AlertToJson(v1::ConsularAlert());
+  EXPECT_EQ(LiveAlertFrame(a), DomLiveAlertFrame(a));
+}
+
+TEST_F(AlertInboxTest, TheFrameOfAStoredRowIsByteForByteTheFrameTheDomPrinted) {
+  const v1::ConsularAlert rich = RichAlert();
+  SendAlert(rich);
+  SendDelivery(rich.alert_id(), "msg_1");
+  StoreAllUnprocessed();
+  ASSERT_TRUE(inbox_->Process(100, 8).ok());
+  auto row = GetAlert(*reader_db_, "PHL", rich.alert_id());
+  ASSERT_TRUE(row.ok()) << row.status().ToString();
+  ASSERT_EQ(row->deliveries.size(), 1u);
+  EXPECT_EQ(LiveAlertFrame(*row), DomLiveAlertFrame(*row));
 }
 
 }  // namespace

@@ -277,10 +277,68 @@ std::string GatewayMetrics::Render(int64_t registrants) const {
   return out;
 }
 
-std::string AlertApiJson(const StoredAlert& alert) { return ToText(AlertValue(alert)); }
+namespace {
+
+// AlertValue() written as text: the stored JSON (AlertToJson(), already
+// canonical) is copied, not parsed and printed again, which cost a parse and
+// a print of up to ~36 KB (1,000 registrant ids) per alert revision on the
+// link thread. Same keys, same order, same bytes as the DOM: AlertToJson()
+// has no "deliveries" or "silence" key, so the DOM appended them at the end.
+void AppendAlertApiJson(const StoredAlert& a, std::string& out) {
+  const std::string_view stored = a.json;
+  if (stored.size() < 2 || stored.front() != '{' || stored.back() != '}') {
+    out += ToText(AlertValue(a));  // unreachable: we wrote it; the DOM path copes
+    return;
+  }
+  out.append(stored.substr(0, stored.size() - 1));
+  if (stored.size() > 2) out += ',';
+  out += "\"deliveries\":[";
+  for (size_t i = 0; i < a.deliveries.size(); ++i) {
+    const DeliverySummary& d = a.deliveries[i];
+    if (i > 0) out += ',';
+    out += "{\"delivery_id\":";
+    AppendJsonString(out, d.delivery_id);
+    out += ",\"status\":";
+    AppendJsonString(out, d.status);
+    out += ",\"attempts\":";
+    out += std::to_string(d.attempts);
+    out += '}';
+  }
+  out += ']';
+  if (!a.silence_id.empty()) {
+    out += ",\"silence\":{\"silence_id\":";
+    AppendJsonString(out, a.silence_id);
+    out += ",\"reason\":";
+    AppendJsonString(out, a.silence_reason);
+    out += ",\"ends_at\":";
+    AppendJsonString(out, FormatRfc3339(a.silence_ends_ms));
+    out += ",\"lifted_at\":";
+    if (a.silence_lifted_ms) {
+      AppendJsonString(out, FormatRfc3339(a.silence_lifted_ms));
+    } else {
+      out += "null";
+    }
+    out += '}';
+  }
+  out += '}';
+}
+
+}  // namespace
+
+std::string AlertApiJson(const StoredAlert& alert) {
+  std::string out;
+  AppendAlertApiJson(alert, out);
+  return out;
+}
 
 std::string LiveAlertFrame(const StoredAlert& alert) {
-  return ToText(json::object{{"type", "alert"}, {"alert", AlertValue(alert)}});
+  constexpr std::string_view kHead = R"({"type":"alert","alert":)";
+  std::string frame;
+  frame.reserve(kHead.size() + alert.json.size() + 64 * alert.deliveries.size() + 256);
+  frame += kHead;
+  AppendAlertApiJson(alert, frame);
+  frame += '}';
+  return frame;
 }
 
 // ----------------------------------------------------------------- routes

@@ -125,6 +125,9 @@ std::string_view RouteLabel(std::string_view target);
 // "silence": {"silence_id","reason","ends_at","lifted_at"}.
 std::string AlertApiJson(const StoredAlert& alert);
 // A live-feed frame: {"type":"alert","alert":<AlertApiJson>}.
+// Both are written as text around `alert.json` (which must be AlertToJson()
+// output, as UpsertAlert stores it), byte for byte what a DOM would print,
+// without parsing the stored JSON.
 std::string LiveAlertFrame(const StoredAlert& alert);
 
 class GatewayApi {

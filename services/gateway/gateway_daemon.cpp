@@ -1,6 +1,9 @@
 #include "services/gateway/gateway_daemon.h"
 
 #include <filesystem>
+#include <set>
+#include <string_view>
+#include <utility>
 
 #include "amparo/v1/envelope.pb.h"
 #include "common/log.h"
@@ -21,11 +24,16 @@ constexpr int kMaxInboxBatches = 8;
 }  // namespace
 
 AlertInbox::AlertInbox(LinkReceiver& receiver, const Clock& clock, GatewayMetrics& metrics,
-                       BroadcastFn broadcast)
-    : receiver_(receiver), clock_(clock), metrics_(metrics), broadcast_(std::move(broadcast)) {}
+                       BroadcastFn broadcast, LiveClientsFn has_live_clients)
+    : receiver_(receiver),
+      clock_(clock),
+      metrics_(metrics),
+      broadcast_(std::move(broadcast)),
+      has_live_clients_(std::move(has_live_clients)) {}
 
 Result<int> AlertInbox::Process(int batch_size, int max_batches) {
   const LinkReceiver::Handler handler = [this](const v1::Envelope& envelope, Db& db) {
+    batch_db_ = &db;
     const size_t before = pending_.size();
     Status st = Handle(envelope, db);
     // The receiver rolls this message's savepoint back: its frame goes too.
@@ -40,15 +48,50 @@ Result<int> AlertInbox::Process(int batch_size, int max_batches) {
       pending_.clear();  // the batch rolled back: nothing of it is shown
       return processed.status();
     }
-    for (Broadcast& b : pending_) {
-      metrics_.CountAlertReceived();
-      if (!b.frame.empty()) broadcast_(b.state, std::move(b.frame));
-    }
+    BroadcastCommitted();
     pending_.clear();
     total += *processed;
     if (*processed == 0) break;
   }
   return total;
+}
+
+void AlertInbox::BroadcastCommitted() {
+  // Only for deferred alerts whose state gained a client during the batch:
+  // which entries a later message of the same alert supersedes.
+  std::vector<bool> superseded;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    Broadcast& b = pending_[i];
+    metrics_.CountAlertReceived();
+    if (b.deferred) {
+      // Asked again after the commit: a client counted now may have loaded
+      // the alert list before the commit, so it is owed this alert.
+      if (!has_live_clients_(b.state)) continue;
+      if (superseded.empty()) {
+        superseded.assign(pending_.size(), false);
+        std::set<std::pair<std::string_view, std::string_view>> later;
+        for (size_t j = pending_.size(); j-- > 0;) {
+          superseded[j] = !later.emplace(pending_[j].state, pending_[j].alert_id).second;
+        }
+      }
+      if (superseded[i]) continue;
+      // The committed row: what this and every earlier message of the batch
+      // made of the alert.
+      b.frame = BuildFrame(*batch_db_, b.state, b.alert_id);
+    }
+    if (!b.frame.empty()) broadcast_(b.state, std::move(b.frame));
+  }
+}
+
+std::string AlertInbox::BuildFrame(Db& db, const std::string& state, const std::string& alert_id) {
+  auto row = GetAlert(db, state, alert_id);
+  if (!row.ok()) {
+    log::Warn("stored alert not readable for the live feed",
+              {{"alert_id", alert_id}, {"error", row.status().ToString()}});
+    return std::string();
+  }
+  ++frames_built_;
+  return LiveAlertFrame(*row);
 }
 
 Status AlertInbox::Handle(const v1::Envelope& envelope, Db& db) {
@@ -60,15 +103,17 @@ Status AlertInbox::Handle(const v1::Envelope& envelope, Db& db) {
       if (!*stored) return Status::Ok();
       log::Info("alert stored",
                 {{"alert_id", alert.alert_id()}, {"revision", std::to_string(alert.revision())}});
+      if (!has_live_clients_(alert.state())) {
+        // Nobody of this state watches: no read-back, no ~35 KB frame. Still
+        // counted and re-checked after the commit (BroadcastCommitted).
+        pending_.push_back({alert.state(), alert.alert_id(), std::string(), /*deferred=*/true});
+        return Status::Ok();
+      }
       // Read back here, not after the commit: a later message of the same
       // batch (the next revision, a delivery) must not show in this frame,
       // which the console gets as if this message had committed alone.
-      auto row = GetAlert(db, alert.state(), alert.alert_id());
-      if (!row.ok()) {
-        log::Warn("stored alert not readable for the live feed",
-                  {{"alert_id", alert.alert_id()}, {"error", row.status().ToString()}});
-      }
-      pending_.push_back({alert.state(), row.ok() ? LiveAlertFrame(*row) : std::string()});
+      pending_.push_back(
+          {alert.state(), alert.alert_id(), BuildFrame(db, alert.state(), alert.alert_id()), false});
       return Status::Ok();
     }
     case v1::Envelope::kDeliveryStatus:
@@ -193,7 +238,8 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
   HttpServer* live = server_.get();
   alert_inbox_ = std::make_unique<AlertInbox>(
       *inbox_, clock_, metrics_,
-      [live](const std::string& state, std::string frame) { live->Broadcast(state, std::move(frame)); });
+      [live](const std::string& state, std::string frame) { live->Broadcast(state, std::move(frame)); },
+      [live](const std::string& state) { return live->HasLiveClients(state); });
 
   loop_.OnReadable(inbox_->socket(), [this] { ProcessInbox(); });
   loop_.OnReadable(to_rules_->socket(), [this] { PumpSenders(); });

@@ -9,7 +9,7 @@
 // operator-entered events (operator_events.h) to "ingest" (config.ingest.inbox).
 // What arrives is stored and processed by AlertInbox, one commit per batch;
 // a stored alert revision is pushed to live console clients of its state
-// after its batch commits.
+// after its batch commits (its frame is built only when the state has one).
 //
 // Registry protection: the registry key comes from config.keys_dir
 // (created when missing, registry_keys.h); start-up fails when a row is
@@ -57,15 +57,29 @@ namespace amparo::gateway {
 // to `broadcast` only after the batch committed, in message order. A
 // message whose work is rolled back (dead-lettered, retried later, or a
 // failed batch) has no frame sent; GatewayMetrics counts an alert as
-// received when its frame is due, i.e. once committed.
+// received when its frame is due, i.e. once committed, whether or not a
+// frame is sent.
 //
-// Thread safety: belongs to the thread that owns `receiver` and its Db.
+// Frames nobody would receive are not built: `has_live_clients(state)` is
+// asked when the message is handled, and no frame is built (nor the row
+// read back) while the state has no live client. A client that connects
+// while the batch is in progress may have loaded the alert list before the
+// commit, so after the commit the inbox asks again for each skipped alert:
+// when the state now has a client, the committed row is read and sent at
+// the alert's last place in the batch (an earlier message of the same
+// alert is superseded by it, not repeated).
+//
+// Thread safety: belongs to the thread that owns `receiver` and its Db;
+// `has_live_clients` is called on that thread and must be thread-safe
+// towards whoever registers clients (HttpServer::HasLiveClients is).
 class AlertInbox {
  public:
   using BroadcastFn = std::function<void(const std::string& state, std::string frame)>;
+  using LiveClientsFn = std::function<bool(const std::string& state)>;
 
   // `receiver`, `clock` and `metrics` must outlive the AlertInbox.
-  AlertInbox(LinkReceiver& receiver, const Clock& clock, GatewayMetrics& metrics, BroadcastFn broadcast);
+  AlertInbox(LinkReceiver& receiver, const Clock& clock, GatewayMetrics& metrics, BroadcastFn broadcast,
+             LiveClientsFn has_live_clients);
 
   // Runs up to `max_batches` batches of up to `batch_size` messages (stops
   // after a batch that did nothing), each committed before its frames are
@@ -81,17 +95,34 @@ class AlertInbox {
   // outbox. Any other payload: kInvalidArgument (dead-lettered).
   Status Handle(const v1::Envelope& envelope, Db& db);
 
+  // Live frames built so far (in the transaction or after the commit), for
+  // tests that prove no frame is built while nobody watches.
+  uint64_t frames_built() const { return frames_built_; }
+
  private:
   struct Broadcast {
     std::string state;
-    std::string frame;  // "" when the stored row could not be read back
+    std::string alert_id;
+    // Built in the transaction; "" when the state had no live client then
+    // (deferred) or the stored row could not be read back.
+    std::string frame;
+    bool deferred = false;
   };
+
+  // The frame of the alert's row as `db` shows it now; "" (logged) when the
+  // row cannot be read.
+  std::string BuildFrame(Db& db, const std::string& state, const std::string& alert_id);
+  // Hands the committed batch's frames to broadcast_, in message order.
+  void BroadcastCommitted();
 
   LinkReceiver& receiver_;
   const Clock& clock_;
   GatewayMetrics& metrics_;
   BroadcastFn broadcast_;
+  LiveClientsFn has_live_clients_;
   std::vector<Broadcast> pending_;  // of the batch in progress
+  Db* batch_db_ = nullptr;          // the receiver's Db, as the handler was given it
+  uint64_t frames_built_ = 0;
 };
 
 class GatewayDaemon {

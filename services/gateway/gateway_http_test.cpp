@@ -568,6 +568,53 @@ TEST_F(GatewayHttpTest, LiveFeedRefusesTokensThatMayNotWatch) {
   EXPECT_EQ(unknown->at("error").at("code").as_string(), "unauthenticated");
 }
 
+// HasLiveClients() without the daemon: the token is the state, "refused"
+// is refused.
+TEST(HttpServerLiveTest, HasLiveClientsCountsAStatesClientsFromBeforeTheirReady) {
+  HttpServerOptions options;
+  GatewayMetrics metrics;
+  auto server = HttpServer::Start(
+      options, [](const HttpRequest&) { return ErrorResponse(404, "not_found", "no"); },
+      [](std::string_view first_message) -> Result<std::string> {
+        std::string state(json::parse(first_message).at("token").as_string());
+        if (state == "refused") return Status(StatusCode::kPermissionDenied, "refused");
+        return state;
+      },
+      &metrics);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  HttpServer& live = **server;
+  EXPECT_FALSE(live.HasLiveClients("PHL"));
+
+  LiveClient refused(live.port(), "refused");
+  ASSERT_TRUE(refused.Next());  // the error
+  EXPECT_FALSE(live.HasLiveClients("refused"));
+
+  std::optional<LiveClient> first(std::in_place, live.port(), "PHL");
+  ASSERT_TRUE(first->Next());  // "ready": counted before it was queued
+  EXPECT_TRUE(live.HasLiveClients("PHL"));
+  EXPECT_FALSE(live.HasLiveClients("JPN"));
+  std::optional<LiveClient> second(std::in_place, live.port(), "PHL");
+  ASSERT_TRUE(second->Next());
+
+  first.reset();  // the server notices the closed socket on its own time
+  auto gauge_is = [&](int n) {
+    return metrics.Render(0).find("amparo_gateway_live_clients " + std::to_string(n) + "\n") !=
+           std::string::npos;
+  };
+  for (int i = 0; i < 500 && !gauge_is(1); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(gauge_is(1));
+  EXPECT_TRUE(live.HasLiveClients("PHL"));  // the second is still there
+  second.reset();
+  for (int i = 0; i < 500 && live.HasLiveClients("PHL"); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(live.HasLiveClients("PHL"));
+
+  LiveClient again(live.port(), "PHL");
+  ASSERT_TRUE(again.Next());
+  EXPECT_TRUE(live.HasLiveClients("PHL"));
+  live.Stop();
+  EXPECT_FALSE(live.HasLiveClients("PHL"));
+}
+
 TEST_F(GatewayHttpTest, BodyOverTheLimitIs413AndTheServerCarriesOn) {
   std::string big = R"({"external_ref":")" + std::string(5000, 'x') + R"("})";
   Reply r = Request(port_, http::verb::post, "/api/v1/registrants", phl_registrar_, big);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -110,6 +111,8 @@ class HttpServer::Impl {
     bulk_pool_.join();  // a bulk request under way finishes first (its own transactions)
     // Live clients hold sockets of this io_context: release them before it goes.
     clients_.clear();
+    std::lock_guard lock(live_states_mu_);
+    live_states_.clear();
   }
 
   void Broadcast(std::string state, std::string frame) {
@@ -123,7 +126,22 @@ class HttpServer::Impl {
 
   uint16_t port() const { return port_; }
 
+  bool HasLiveClients(std::string_view state) const {
+    std::lock_guard lock(live_states_mu_);
+    auto it = live_states_.find(state);
+    return it != live_states_.end() && it->second > 0;
+  }
+
  private:
+  // The link thread asks HasLiveClients() while clients_ belongs to the
+  // server thread: the count per state is kept beside it under a mutex.
+  void CountLiveClient(const std::string& state, int delta) {
+    std::lock_guard lock(live_states_mu_);
+    auto it = live_states_.try_emplace(state, 0).first;
+    it->second += delta;
+    if (it->second <= 0) live_states_.erase(it);
+  }
+
   asio::awaitable<void> AcceptLoop() {
     while (true) {
       auto [ec, socket] = co_await acceptor_.async_accept(kAwait);
@@ -399,6 +417,7 @@ class HttpServer::Impl {
     // Registered before "ready" is queued: every alert broadcast after the
     // client sees "ready" reaches it.
     auto registered = clients_.emplace(client->state, client);
+    CountLiveClient(client->state, +1);
     if (metrics_) metrics_->SetLiveClients(static_cast<int64_t>(clients_.size()));
     Enqueue(client, R"({"type":"ready","state":")" + client->state + "\"}");
 
@@ -411,6 +430,7 @@ class HttpServer::Impl {
     }
     client->dropped = true;
     clients_.erase(registered);
+    CountLiveClient(client->state, -1);
     if (metrics_) metrics_->SetLiveClients(static_cast<int64_t>(clients_.size()));
   }
 
@@ -459,6 +479,8 @@ class HttpServer::Impl {
   uint16_t port_ = 0;
   int connections_ = 0;                                              // server thread only
   std::multimap<std::string, std::shared_ptr<LiveClient>> clients_;  // server thread only
+  mutable std::mutex live_states_mu_;
+  std::map<std::string, int, std::less<>> live_states_;  // clients_ counted by state
 };
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -477,6 +499,7 @@ uint16_t HttpServer::port() const { return impl_->port(); }
 void HttpServer::Broadcast(std::string state, std::string frame) {
   impl_->Broadcast(std::move(state), std::move(frame));
 }
+bool HttpServer::HasLiveClients(std::string_view state) const { return impl_->HasLiveClients(state); }
 void HttpServer::Stop() {
   if (impl_) impl_->Stop();
 }

@@ -86,6 +86,14 @@ class HttpServer {
   // Non-blocking; the send happens on the server thread.
   void Broadcast(std::string state, std::string frame);
 
+  // True while at least one authenticated live client of `state` is
+  // connected, counted from before its "ready" is queued: a client that
+  // was not counted when this returned false gets only later broadcasts,
+  // and anything committed before is in the alert list it loads after
+  // "ready". Lets the caller skip building frames nobody would receive.
+  // Thread-safe.
+  bool HasLiveClients(std::string_view state) const;
+
   // Stops accepting, drops every connection and joins the thread. Idempotent.
   void Stop();
 
