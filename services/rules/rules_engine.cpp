@@ -171,6 +171,14 @@ const std::vector<std::string>& Migrations() {
       -- this column, read as "maybe").
       ALTER TABLE alerts ADD COLUMN silenced INTEGER;
       )sql",
+      R"sql(
+      -- Tick() asks, for every open alert, whether a live source of it
+      -- exists and whether one has no expiry or a later one. With this index
+      -- each question reads a few index entries instead of alert_sources
+      -- rows and their candidate alerts: 25-31 -> 3 ms per tick with 4,600
+      -- open alerts, a stall of rules once a second.
+      CREATE INDEX alert_sources_live ON alert_sources (alert_id, cancelled, expires_ms);
+      )sql",
   };
   return kMigrations;
 }
@@ -467,6 +475,14 @@ std::string InputsJson(const v1::CrisisEvent& event, const PolicyInputs& in, con
 // for 5 s at 1,000 events/s in bench-pipeline, same CPU in bulk
 // (docs/PERFORMANCE.md, "Pipeline"). Existing databases keep theirs.
 constexpr int kRulesPageSize = 4096;
+
+const char* const RulesEngine::kTickAlertsSql =
+    "SELECT alert_id FROM alerts a WHERE cancelled = 0 AND closed = 0 AND expired = 0 AND ("
+    "silenced IS NULL OR silenced != 0 "
+    "OR (repeat_interval_ms > 0 AND ?1 - notified_ms >= repeat_interval_ms) "
+    "OR (EXISTS (SELECT 1 FROM alert_sources s WHERE s.alert_id = a.alert_id AND s.cancelled = 0) "
+    "AND NOT EXISTS (SELECT 1 FROM alert_sources s WHERE s.alert_id = a.alert_id AND s.cancelled = 0 "
+    "AND (s.expires_ms = 0 OR s.expires_ms > ?1)))) ORDER BY alert_id";
 
 Status RulesEngine::Migrate(Db& db) {
   auto sized = db.SetPageSizeIfEmpty(kRulesPageSize);
@@ -1351,13 +1367,7 @@ Result<int> RulesEngine::Tick(Db& db) {
   // alerts cost more than the events themselves. The conditions are the
   // loop's own, in SQL (expiry: every source still reporting gave an expiry
   // and all passed).
-  auto open = db.Prepare(
-      "SELECT alert_id FROM alerts a WHERE cancelled = 0 AND closed = 0 AND expired = 0 AND ("
-      "silenced IS NULL OR silenced != 0 "
-      "OR (repeat_interval_ms > 0 AND ?1 - notified_ms >= repeat_interval_ms) "
-      "OR (EXISTS (SELECT 1 FROM alert_sources s WHERE s.alert_id = a.alert_id AND s.cancelled = 0) "
-      "AND NOT EXISTS (SELECT 1 FROM alert_sources s WHERE s.alert_id = a.alert_id AND s.cancelled = 0 "
-      "AND (s.expires_ms = 0 OR s.expires_ms > ?1)))) ORDER BY alert_id");
+  auto open = db.Prepare(kTickAlertsSql);
   if (!open.ok()) return open.status();
   open->Bind(1, now_ms_);
   std::vector<std::string> ids;

@@ -148,6 +148,10 @@ class RulesEngine {
   // against no index at all but the exposure recorded for it, given here
   // before each event is handled (an event without one exposes nobody).
   void UseRecordedExposure(Exposure exposure);
+  // The open alerts Tick() may have to act on (?1 = now, ms): repeat due,
+  // every live source expired, or last notified silenced (NULL: maybe).
+  static const char* const kTickAlertsSql;
+
   // The input_log form of an exposure (counts, counts per flag bit, ids).
   // The ids are "ids_b64": the base64 of the group's packed ids (21 bytes
   // an id instead of 35 as an array of hex strings: the exposure is most of

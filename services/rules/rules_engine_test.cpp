@@ -854,6 +854,23 @@ TEST_F(AlertPolicyEngineTest, SilencedAlertsAreMarkedAndNotifiedAgainWhenTheSile
   EXPECT_EQ(Tick(), 0);
 }
 
+TEST_F(AlertPolicyEngineTest, TheTickAsksAboutSourcesThroughACoveringIndexNotTheirRows) {
+  // Once a second for every open alert: reading alert_sources rows (with
+  // their candidate alerts) made it a 25-31 ms stall with 4,600 open alerts.
+  auto plan = db_->Prepare(std::string("EXPLAIN QUERY PLAN ") + RulesEngine::kTickAlertsSql);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  plan->Bind(1, clock_.NowMs());
+  std::vector<std::string> steps;
+  while (*plan->Step()) steps.push_back(plan->ColumnText(3));
+  int covered = 0;
+  for (const std::string& step : steps) {
+    if (step.find("alert_sources") == std::string::npos && step.find(" s ") == std::string::npos) continue;
+    EXPECT_NE(step.find("COVERING INDEX alert_sources_live"), std::string::npos) << step;
+    ++covered;
+  }
+  EXPECT_EQ(covered, 2);  // both subqueries
+}
+
 TEST_F(AlertPolicyEngineTest, TickReadsOnlyAlertsItMayActOnAndTreatsRowsWithoutSilencedAsMaybe) {
   RegisterAroundTibet();
   ASSERT_TRUE(Apply(SilenceFor("s-1", "PHL", "usgs:us6000pi9w", clock_.NowMs() + 3'600'000)).ok());
