@@ -176,12 +176,17 @@ void NotifyDaemon::RecordFinished() {
   std::vector<Delivery> recorded;
   auto record = [&](size_t begin, size_t end) -> Status {
     recorded.clear();
+    // Without an fsync of its own (the next routing commit carries it): an
+    // outcome lost in a power cut leaves the delivery open, so it is sent
+    // again with the same webhook-id, which is at-least-once delivery's
+    // crash path; a crash of the process alone loses nothing.
+    UnsyncedCommits unsynced(*db_);
     auto tx = Transaction::Begin(*db_);
     if (!tx.ok()) return tx.status();
     for (size_t i = begin; i < end; ++i) AMPARO_RETURN_IF_ERROR(RecordAttempt(batch[i], &recorded));
     return tx->Commit();
   };
-  // One commit (one fsync) for everything one poll finished.
+  // One commit for everything one poll finished.
   if (Status st = record(0, batch.size()); st.ok()) {
     for (const Delivery& d : recorded) ReportRecorded(d);
     return;
