@@ -196,7 +196,7 @@ void ConfigureSqliteOnce() {
 
 DbOptions DaemonDbOptions() {
   DbOptions options;
-  options.background_checkpoint_pages = 1000;
+  options.background_checkpoint_pages = 4096;
   options.temp_store_memory = true;
   return options;
 }

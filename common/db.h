@@ -60,8 +60,9 @@ struct DbOptions {
 };
 
 // What a daemon's own writing connection uses: the defaults, with
-// checkpoints in the background at SQLite's usual 1000 pages and temporary
-// journals in memory.
+// checkpoints in the background once the WAL holds 4096 pages (16 MiB of
+// 4 KiB pages: a page rewritten by many commits in between is copied to the
+// database once) and temporary journals in memory.
 DbOptions DaemonDbOptions();
 
 class Db {

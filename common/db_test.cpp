@@ -162,7 +162,7 @@ TEST(DbTest, DaemonConnectionsKeepTemporaryJournalsInMemory) {
   };
   EXPECT_EQ(read(*plain), 0);   // default
   EXPECT_EQ(read(*daemon), 2);  // MEMORY
-  EXPECT_EQ(DaemonDbOptions().background_checkpoint_pages, 1000);
+  EXPECT_EQ(DaemonDbOptions().background_checkpoint_pages, 4096);
 }
 
 TEST(DbTest, UnsyncedCommitsSkipTheFsyncOnlyWhileAliveAndKeepTheData) {

@@ -57,6 +57,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <functional>
 #include <map>
 #include <memory>
@@ -834,10 +835,21 @@ int main(int argc, char** argv) {
   stop_perf();
   const std::string load_lat = LoadAverage();
   std::vector<double> total, to_raised, to_hook;
+  // With --keep, every webhook of the latency run as a CSV row, to see
+  // whether the slow ones come together (a stall) or alone.
+  std::ofstream csv;
+  if (o.keep) {
+    csv.open(dir / "latency.csv");
+    csv << "dropped_unix_ms,raised_unix_ms,received_unix_ms,incident_id\n";
+  }
   for (const auto& h : receiver.Take()) {
     WebhookFacts f = Facts(h.body);
     auto it = dropped_ms.find(f.incident_id);
     if (it == dropped_ms.end()) continue;
+    if (csv.is_open()) {
+      csv << std::fixed << std::setprecision(3) << it->second << ',' << f.raised_ms << ',' << h.unix_ms << ','
+          << f.incident_id << '\n';
+    }
     total.push_back(h.unix_ms - it->second);
     if (f.raised_ms > 0) {
       to_raised.push_back(f.raised_ms - it->second);
