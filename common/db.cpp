@@ -2,15 +2,10 @@
 
 #include <sqlite3.h>
 
-#include <atomic>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "common/log.h"
 
 namespace amparo {
 namespace {
@@ -71,110 +66,11 @@ class StatementCache {
   bool closed_ = false;
 };
 
-// Runs PASSIVE WAL checkpoints on its own thread and connection when the
-// writing connection's WAL hook says a commit left `threshold` pages or more.
-// The hook only sets a flag and signals; the thread owns its connection.
-class Checkpointer {
- public:
-  // The thread opens its connection at the first checkpoint, so the file is
-  // the writer's alone until then (Db::SetPageSizeIfEmpty needs that).
-  Checkpointer(std::filesystem::path path, int threshold) : path_(std::move(path)), threshold_(threshold) {
-    thread_ = std::thread([this] { Run(); });
-  }
-
-  ~Checkpointer() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    wake_.notify_one();
-    thread_.join();
-    if (conn_ != nullptr) sqlite3_close_v2(conn_);
-  }
-
-  // sqlite3_wal_hook callback, on the committing thread.
-  static int OnCommit(void* self, sqlite3* db, const char* schema, int wal_pages) {
-    auto* c = static_cast<Checkpointer*>(self);
-    if (wal_pages >= kInlineFactor * c->threshold_) {
-      // The WAL only restarts after a checkpoint that caught up with every
-      // commit; under a steady stream of commits a thread running beside
-      // them may never catch up. Then this commit checkpoints as SQLite's
-      // own hook would, which bounds the WAL.
-      sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-      c->inline_.fetch_add(1, std::memory_order_relaxed);
-      return SQLITE_OK;
-    }
-    if (wal_pages >= c->threshold_) {
-      {
-        std::lock_guard lock(c->mu_);
-        c->due_ = true;
-      }
-      c->wake_.notify_one();
-    }
-    return SQLITE_OK;
-  }
-
-  uint64_t done() const { return done_.load(std::memory_order_relaxed); }
-  uint64_t inline_done() const { return inline_.load(std::memory_order_relaxed); }
-  static constexpr int kInlineFactor = 4;
-
- private:
-  void Checkpoint() {
-    if (conn_ == nullptr) {
-      const int rc =
-          sqlite3_open_v2(path_.c_str(), &conn_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-      if (rc != SQLITE_OK) {
-        log::Warn("background checkpoint: cannot open the database",
-                  {{"path", path_.string()}, {"error", sqlite3_errstr(rc)}});
-        sqlite3_close(conn_);
-        conn_ = nullptr;
-        return;  // the writer's next commit over the threshold tries again
-      }
-    }
-    int wal_frames = 0, copied = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(conn_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      log::Warn("background checkpoint failed", {{"path", path_.string()}, {"error", sqlite3_errmsg(conn_)}});
-      return;
-    }
-    done_.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  void Run() {
-    std::unique_lock lock(mu_);
-    while (true) {
-      wake_.wait(lock, [this] { return stop_ || due_; });
-      if (stop_) return;
-      due_ = false;
-      lock.unlock();
-      Checkpoint();
-      lock.lock();
-    }
-  }
-
-  const std::filesystem::path path_;
-  sqlite3* conn_ = nullptr;  // the thread's
-  const int threshold_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  bool due_ = false;
-  std::atomic<uint64_t> done_{0};
-  std::atomic<uint64_t> inline_{0};
-  std::thread thread_;
-};
-
 Db::Db(sqlite3* db, std::filesystem::path path)
     : db_(db), path_(std::move(path)), cache_(std::make_shared<StatementCache>()) {}
 
-uint64_t Db::BackgroundCheckpoints() const { return checkpointer_ ? checkpointer_->done() : 0; }
-uint64_t Db::InlineCheckpoints() const { return checkpointer_ ? checkpointer_->inline_done() : 0; }
 
 void Db::Close() {
-  if (checkpointer_) {
-    if (db_) sqlite3_wal_hook(db_, nullptr, nullptr);
-    checkpointer_.reset();
-  }
   if (cache_) cache_->Close();
   if (db_) sqlite3_close_v2(db_);
   db_ = nullptr;
@@ -196,7 +92,6 @@ void ConfigureSqliteOnce() {
 
 DbOptions DaemonDbOptions() {
   DbOptions options;
-  options.background_checkpoint_pages = 4096;
   options.temp_store_memory = true;
   return options;
 }
@@ -223,11 +118,6 @@ Result<Db> Db::Open(const std::filesystem::path& path, const DbOptions& options)
   AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
   AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA cache_size=-" + std::to_string(options.cache_kib)));
   if (options.temp_store_memory) AMPARO_RETURN_IF_ERROR(db.Exec("PRAGMA temp_store=MEMORY"));
-  if (options.background_checkpoint_pages > 0 && !options.read_only) {
-    db.checkpointer_ = std::make_unique<Checkpointer>(path, options.background_checkpoint_pages);
-    // Replaces SQLite's autocheckpoint hook on this connection.
-    sqlite3_wal_hook(raw, &Checkpointer::OnCommit, db.checkpointer_.get());
-  }
   return db;
 }
 
@@ -235,7 +125,6 @@ Db::Db(Db&& other) noexcept
     : db_(other.db_),
       path_(std::move(other.path_)),
       cache_(std::move(other.cache_)),
-      checkpointer_(std::move(other.checkpointer_)),
       full_sync_(other.full_sync_) {
   other.db_ = nullptr;
 }
@@ -246,7 +135,6 @@ Db& Db::operator=(Db&& other) noexcept {
     db_ = other.db_;
     path_ = std::move(other.path_);
     cache_ = std::move(other.cache_);
-    checkpointer_ = std::move(other.checkpointer_);
     full_sync_ = other.full_sync_;
     other.db_ = nullptr;
   }

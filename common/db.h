@@ -23,7 +23,6 @@ namespace amparo {
 
 class Statement;
 class StatementCache;  // db.cpp: idle prepared statements of one connection
-class Checkpointer;    // db.cpp: DbOptions::background_checkpoint_pages
 
 struct DbOptions {
   // How long a writer waits for the lock before SQLITE_BUSY. Default 5 s.
@@ -38,18 +37,6 @@ struct DbOptions {
   // the WAL mid-transaction and re-reads pages through the kernel. Default
   // 64 MiB.
   int cache_kib = 64 * 1024;
-  // WAL checkpoints (copying committed pages into the database file and
-  // syncing it) run on a thread of their own, with its own connection,
-  // whenever a commit leaves at least this many pages in the WAL, instead of
-  // inside that commit (SQLite's autocheckpoint, 1000 pages): a commit then
-  // never waits for megabytes of copying and an fsync of the database file.
-  // PASSIVE checkpoints, so writers and readers are never blocked; the WAL
-  // restarts once a checkpoint has caught up. Should the WAL still reach 4x
-  // the threshold (commits so steady that no checkpoint beside them catches
-  // up), the commit that finds it so checkpoints inline, as SQLite would.
-  // 0: SQLite's autocheckpoint.
-  // For a daemon's writing connection (one thread per Db). Default 0.
-  int background_checkpoint_pages = 0;
   // PRAGMA temp_store=MEMORY. The link runs each message of a batch in a
   // savepoint, whose statement journal SQLite moves to a temporary file once
   // it passes 64 KiB (an alert row is up to ~35 KiB): a file created,
@@ -60,9 +47,10 @@ struct DbOptions {
 };
 
 // What a daemon's own writing connection uses: the defaults, with
-// checkpoints in the background once the WAL holds 4096 pages (16 MiB of
-// 4 KiB pages: a page rewritten by many commits in between is copied to the
-// database once) and temporary journals in memory.
+// temporary journals in memory. (Checkpoints stay SQLite's: inline in the
+// commit that crosses 1000 WAL pages. A thread checkpointing beside the
+// commits was tried and made bench-pipeline's p99 worse, 17-23 -> 38-40 ms:
+// docs/PERFORMANCE.md "Pipeline".)
 DbOptions DaemonDbOptions();
 
 class Db {
@@ -99,11 +87,6 @@ class Db {
   Status Commit();
   void Rollback();    // never fails from the caller's point of view
 
-  // Checkpoints run by the background thread, and inline by commits that
-  // found the WAL at 4x the threshold (both 0 without a background checkpointer).
-  uint64_t BackgroundCheckpoints() const;
-  uint64_t InlineCheckpoints() const;
-
   // Whether commits are synchronous=FULL (DbOptions::full_sync).
   bool full_sync() const { return full_sync_; }
 
@@ -118,7 +101,6 @@ class Db {
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
   std::shared_ptr<StatementCache> cache_;
-  std::unique_ptr<Checkpointer> checkpointer_;  // stopped before db_ closes
   bool full_sync_ = false;
 };
 

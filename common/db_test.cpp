@@ -2,10 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <filesystem>
 #include <optional>
-#include <thread>
 #include <string>
 
 #include "common/testing.h"
@@ -118,38 +115,6 @@ TEST(DbTest, UniqueViolationIsAlreadyExists) {
   EXPECT_EQ(ins->Run().code(), StatusCode::kAlreadyExists);
 }
 
-// Waits (bounded) for the background thread to have run `n` checkpoints.
-bool WaitForBackgroundCheckpoints(const Db& db, uint64_t n) {
-  for (int i = 0; i < 1000 && db.BackgroundCheckpoints() < n; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return db.BackgroundCheckpoints() >= n;
-}
-
-TEST(DbTest, ABackgroundCheckpointCopiesTheWalOnItsOwnThread) {
-  testing::TempDir dir;
-  DbOptions options;
-  options.background_checkpoint_pages = 8;
-  auto db = Db::Open(dir / "c.db", options);
-  ASSERT_TRUE(db.ok());
-  ASSERT_TRUE(db->SetPageSizeIfEmpty(4096).ok());  // the thread has no connection yet
-  ASSERT_TRUE(db->Migrate({"CREATE TABLE t(x INTEGER PRIMARY KEY, body BLOB)"}).ok());
-  EXPECT_EQ(db->BackgroundCheckpoints(), 0u);
-  // One commit of ~10 pages: over the threshold, under 4x it.
-  auto insert = db->Prepare("INSERT INTO t(body) VALUES (?)");
-  insert->BindBlob(1, std::string(10 * 4096, 'x'));
-  ASSERT_TRUE(insert->Run().ok());
-  ASSERT_TRUE(WaitForBackgroundCheckpoints(*db, 1));
-  EXPECT_EQ(db->InlineCheckpoints(), 0u);
-  // Everything in the WAL is already in the database file: a checkpoint
-  // now finds every frame copied.
-  auto q = db->Prepare("PRAGMA wal_checkpoint(PASSIVE)");
-  ASSERT_TRUE(*q->Step());
-  EXPECT_EQ(q->ColumnInt(0), 0);  // not busy
-  EXPECT_GT(q->ColumnInt(1), 0);  // frames in the WAL
-  EXPECT_EQ(q->ColumnInt(2), q->ColumnInt(1));
-}
-
 TEST(DbTest, DaemonConnectionsKeepTemporaryJournalsInMemory) {
   testing::TempDir dir;
   auto plain = Db::Open(dir / "p.db");
@@ -162,7 +127,6 @@ TEST(DbTest, DaemonConnectionsKeepTemporaryJournalsInMemory) {
   };
   EXPECT_EQ(read(*plain), 0);   // default
   EXPECT_EQ(read(*daemon), 2);  // MEMORY
-  EXPECT_EQ(DaemonDbOptions().background_checkpoint_pages, 4096);
 }
 
 TEST(DbTest, UnsyncedCommitsSkipTheFsyncOnlyWhileAliveAndKeepTheData) {
@@ -194,37 +158,6 @@ TEST(DbTest, UnsyncedCommitsSkipTheFsyncOnlyWhileAliveAndKeepTheData) {
   ASSERT_TRUE(relaxed.ok());
   { UnsyncedCommits unsynced(*relaxed); }
   EXPECT_EQ(synchronous(*relaxed), 1);  // was NORMAL, stays NORMAL
-}
-
-TEST(DbTest, TheWalStaysBoundedUnderSteadyCommitsWithABackgroundCheckpointer) {
-  testing::TempDir dir;
-  DbOptions options;
-  options.background_checkpoint_pages = 8;
-  std::vector<std::string> migrations = {"CREATE TABLE t(x INTEGER PRIMARY KEY, body BLOB)"};
-  {
-    auto db = Db::Open(dir / "c.db", options);
-    ASSERT_TRUE(db.ok());
-    ASSERT_TRUE(db->SetPageSizeIfEmpty(4096).ok());
-    ASSERT_TRUE(db->Migrate(migrations).ok());
-    auto insert = db->Prepare("INSERT INTO t(x, body) VALUES (?, ?)");
-    for (int i = 1; i <= 600; ++i) {
-      insert->Bind(1, i).BindBlob(2, std::string(3000, static_cast<char>('a' + i % 26)));
-      ASSERT_TRUE(insert->Run().ok());
-    }
-    // 600 commits of a page or two each would be a WAL of over 600 frames
-    // without checkpoints; the thread or, past 4x the threshold, the
-    // committing connection keeps it to a few dozen.
-    EXPECT_GT(db->BackgroundCheckpoints() + db->InlineCheckpoints(), 0u);
-    const auto wal_bytes = std::filesystem::file_size(dir / "c.db-wal");
-    EXPECT_LT(wal_bytes, 80u * (4096 + 24) + 32) << wal_bytes;
-  }
-  // Nothing lost: a new connection reads every row.
-  auto db = Db::Open(dir / "c.db");
-  ASSERT_TRUE(db.ok());
-  auto q = db->Prepare("SELECT COUNT(*), SUM(LENGTH(body)) FROM t");
-  ASSERT_TRUE(*q->Step());
-  EXPECT_EQ(q->ColumnInt(0), 600);
-  EXPECT_EQ(q->ColumnInt(1), 600 * 3000);
 }
 
 }  // namespace
