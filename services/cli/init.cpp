@@ -76,7 +76,7 @@ retention_check_s = 3600    # how often records past retention are purged
 rate_limit_per_s = 50       # requests per second per token (token bucket); then 429
 rate_limit_burst = 200
 max_import_bytes = 268435456  # bulk import bodies; larger get 413
-import_batch_rows = 10000   # rows per import transaction
+import_batch_rows = 50000   # rows per import batch (sorted, audited, handed off)
 # gazetteer = "data/gazetteer/cities.tsv"   # place names; default: the bundled file
 )";
 }
