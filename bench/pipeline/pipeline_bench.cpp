@@ -867,30 +867,24 @@ int main(int argc, char** argv) {
   const std::string load_raw = LoadAverage();
 
   // ---------------------------------------------------------------- table
-  auto cpu_line = [&](const std::map<std::string, double>& a, const std::map<std::string, double>& b) {
+  // "ingest 0.52, rules 1.38, ... (total 3.24)": per daemon, b - a.
+  auto per_daemon = [&](const std::map<std::string, double>& a, const std::map<std::string, double>& b,
+                        int decimals) {
     std::string s;
     double sum = 0;
     char buf[64];
     for (const char* n : {"ingest", "rules", "notify", "gateway"}) {
-      std::snprintf(buf, sizeof buf, "%s%s %.2f", s.empty() ? "" : ", ", n, b.at(n) - a.at(n));
+      std::snprintf(buf, sizeof buf, "%s%s ", s.empty() ? "" : ", ", n);
+      s += buf;
+      std::snprintf(buf, sizeof buf, "%.*f", decimals, b.at(n) - a.at(n));
       s += buf;
       sum += b.at(n) - a.at(n);
     }
-    std::snprintf(buf, sizeof buf, " (total %.2f)", sum);
+    std::snprintf(buf, sizeof buf, " (total %.*f)", decimals, sum);
     return s + buf;
   };
-  auto written_line = [&](const std::map<std::string, double>& a, const std::map<std::string, double>& b) {
-    std::string s;
-    double sum = 0;
-    char buf[64];
-    for (const char* n : {"ingest", "rules", "notify", "gateway"}) {
-      std::snprintf(buf, sizeof buf, "%s%s %.0f", s.empty() ? "" : ", ", n, b.at(n) - a.at(n));
-      s += buf;
-      sum += b.at(n) - a.at(n);
-    }
-    std::snprintf(buf, sizeof buf, " (total %.2f)", sum);
-    return s + buf;
-  };
+  auto cpu_line = [&](const auto& a, const auto& b) { return per_daemon(a, b, 2); };
+  auto written_line = [&](const auto& a, const auto& b) { return per_daemon(a, b, 0); };
   std::printf("\n| measure | figure | goal |\n| --- | --- | --- |\n");
   std::printf(
       "| throughput, end to end (durable in notify.db deliveries) | **%s events/s** (%s events in %.3f s) | "
