@@ -218,7 +218,6 @@ std::optional<int64_t> ParseEventDate(std::string_view s) {
                   static_cast<unsigned>(*d));
 }
 
-std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // Column positions by name for one file.
 class Header {

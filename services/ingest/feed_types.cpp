@@ -57,6 +57,17 @@ std::string TrimCopy(std::string_view text) {
   return std::string(text.substr(begin, end - begin));
 }
 
+std::string Quote(std::string_view text) {
+  // Appended rather than "\"" + std::string(text) + "\"", which GCC 12
+  // warns about (a false -Wrestrict) in every file that inlines it.
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  out += text;
+  out += '"';
+  return out;
+}
+
 std::string FeatureRejection::ToString() const {
   std::string out = field.empty() ? reason : field + ": " + reason;
   if (!id.empty()) out += " (id " + id + ")";

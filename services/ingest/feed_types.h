@@ -103,6 +103,8 @@ v1::Severity SeverityFromGdacsLevel(std::string_view level);
 v1::EventStatus ApplyExercise(v1::EventStatus status, const FeedContext& context);
 
 std::string TrimCopy(std::string_view text);
+// `text` in double quotes, for error messages ("got \"abc\"").
+std::string Quote(std::string_view text);
 // "line L, column C (byte B)" of `offset` in `text`, for an operator opening
 // the file in an editor.
 std::string TextPosition(std::string_view text, size_t offset);

@@ -12,7 +12,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 std::optional<int> Digits(std::string_view s, size_t pos, size_t n) {
   if (pos + n > s.size()) return std::nullopt;

@@ -31,7 +31,10 @@ fs::path UniqueTarget(const fs::path& dir, const std::string& name) {
 // an .error file.
 Status WriteLinesAtomically(const fs::path& tmp_dir, const fs::path& target,
                             const std::vector<std::string>& lines) {
-  fs::path tmp = tmp_dir / ("." + target.filename().string() + ".tmp");
+  std::string name = ".";  // appended: "." + name trips GCC 12's false -Wrestrict
+  name += target.filename().native();
+  name += ".tmp";
+  const fs::path tmp = tmp_dir / name;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     for (const auto& line : lines) out << line << '\n';

@@ -25,7 +25,6 @@ std::string FormatNumber(double value) {
   return out;
 }
 
-std::string Quote(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
 // Names the JSON kind of `v` for error messages ("got a string").
 std::string KindName(const json::value& v) {
