@@ -47,15 +47,20 @@ size_t AlertRegistrantIdCount(const v1::ConsularAlert& alert) {
   return static_cast<size_t>(alert.registrant_ids_size());
 }
 
-std::vector<std::string> AlertRegistrantIds(const v1::ConsularAlert& alert) {
+std::vector<std::string> HexRegistrantIds(std::string_view packed) {
   std::vector<std::string> ids;
-  const std::string& packed = alert.registrant_ids_packed();
-  if (packed.empty()) return {alert.registrant_ids().begin(), alert.registrant_ids().end()};
-  ids.reserve(AlertRegistrantIdCount(alert));
+  ids.reserve(packed.size() / kPackedRegistrantIdBytes);
   for (size_t at = 0; at + kPackedRegistrantIdBytes <= packed.size(); at += kPackedRegistrantIdBytes) {
     AppendRegistrantIdHex(reinterpret_cast<const uint8_t*>(packed.data() + at), &ids.emplace_back());
   }
   return ids;
+}
+
+std::vector<std::string> AlertRegistrantIds(const v1::ConsularAlert& alert) {
+  if (alert.registrant_ids_packed().empty()) {
+    return {alert.registrant_ids().begin(), alert.registrant_ids().end()};
+  }
+  return HexRegistrantIds(alert.registrant_ids_packed());
 }
 
 bool PackAlertRegistrantIds(v1::ConsularAlert* alert) {

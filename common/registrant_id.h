@@ -24,6 +24,9 @@ bool ParseRegistrantId(std::string_view hex, PackedRegistrantId* out);
 // 16 bytes -> their 32 lowercase hex characters, appended to *out.
 void AppendRegistrantIdHex(const uint8_t* packed, std::string* out);
 std::string FormatRegistrantId(const PackedRegistrantId& id);
+// Concatenated 16-byte ids -> their 32-hex strings, in order; a trailing
+// fragment shorter than 16 bytes is not an id and is ignored.
+std::vector<std::string> HexRegistrantIds(std::string_view packed);
 
 // The ids an alert carries, in its order: registrant_ids_packed (what rules
 // writes) or, for a message written before that field, registrant_ids. A

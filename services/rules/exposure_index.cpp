@@ -73,7 +73,6 @@ uint32_t GatherBits(uint64_t x) {  // bit 2i -> bit i
 }
 uint64_t MortonKey(uint32_t x, uint32_t y) { return SpreadBits(x) | SpreadBits(y) << 1; }
 
-bool PackId(std::string_view text, PackedId* out) { return ParseRegistrantId(text, out); }
 
 uint32_t SaturateU32(uint64_t v) {
   return v > std::numeric_limits<uint32_t>::max() ? std::numeric_limits<uint32_t>::max()
@@ -718,14 +717,7 @@ ExposureIndex& ExposureIndex::operator=(ExposureIndex&&) noexcept = default;
 
 std::string ExposureIndex::FormatId(const PackedId& id) { return FormatRegistrantId(id); }
 
-std::vector<std::string> GroupExposure::registrant_ids() const {
-  std::vector<std::string> ids(id_count());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    AppendRegistrantIdHex(reinterpret_cast<const uint8_t*>(packed_ids.data()) + i * kPackedRegistrantIdBytes,
-                          &ids[i]);
-  }
-  return ids;
-}
+std::vector<std::string> GroupExposure::registrant_ids() const { return HexRegistrantIds(packed_ids); }
 
 bool GroupExposure::AddId(std::string_view hex) {
   PackedRegistrantId id;
@@ -740,7 +732,7 @@ geo::LatLon ExposureIndex::StoredPosition(geo::LatLon p) {
 
 Status ExposureIndex::Validate(const v1::RegistrantLocation& location) {
   PackedId id;
-  if (!PackId(location.registrant_id(), &id)) {
+  if (!ParseRegistrantId(location.registrant_id(), &id)) {
     return InvalidArgument("must be 32 lowercase hex characters", "registrant_id");
   }
   if (location.state().empty() || location.state().size() > 16) {
@@ -760,7 +752,7 @@ Status ExposureIndex::Upsert(const v1::RegistrantLocation& location) {
   AMPARO_RETURN_IF_ERROR(Validate(location));
   Impl& m = *impl_;
   Record record;
-  PackId(location.registrant_id(), &record.id);  // cannot fail after Validate()
+  ParseRegistrantId(location.registrant_id(), &record.id);  // cannot fail after Validate()
   auto profile = m.InternProfile(location);
   if (!profile.ok()) return profile.status();
   record.profile = *profile;
@@ -795,7 +787,7 @@ bool ExposureIndex::Remove(std::string_view registrant_id) {
   Impl& m = *impl_;
   m.FinishBulkLoad();
   PackedId id;
-  if (!PackId(registrant_id, &id)) return false;
+  if (!ParseRegistrantId(registrant_id, &id)) return false;
   const uint32_t handle = m.table.Find(id, m.IdOf());
   if (handle == IdTable::kNone) return false;
   m.table.Erase(id, m.IdOf());
@@ -817,7 +809,7 @@ bool ExposureIndex::Remove(std::string_view registrant_id) {
 bool ExposureIndex::Contains(std::string_view registrant_id) const {
   impl_->FinishBulkLoad();
   PackedId id;
-  return PackId(registrant_id, &id) && impl_->table.Find(id, impl_->IdOf()) != IdTable::kNone;
+  return ParseRegistrantId(registrant_id, &id) && impl_->table.Find(id, impl_->IdOf()) != IdTable::kNone;
 }
 
 size_t ExposureIndex::Size() const {
