@@ -59,6 +59,13 @@ const std::vector<std::string>& Migrations() {
           delivery_id TEXT PRIMARY KEY,
           body TEXT NOT NULL);
       )sql",
+      // Issue 5: notify keeps only what decides freshness. The whole alert
+      // (~9 KB with 1,000 registrant ids) was stored again per revision and
+      // read by nothing: the webhook bodies are in delivery_bodies and the
+      // gateway gets the alert through the outbox.
+      R"sql(
+        ALTER TABLE alerts DROP COLUMN alert;
+      )sql",
   };
   return kMigrations;
 }
@@ -259,31 +266,27 @@ Result<AlertFreshness> NotifyStore::StoreAlert(const v1::ConsularAlert& alert, i
   }
   current->Reset();
   auto store = db_.Prepare(
-      "INSERT INTO alerts(alert_id, revision, alert, updated_ms, notification) VALUES(?, ?, ?, ?, ?) "
-      "ON CONFLICT(alert_id) DO UPDATE SET revision = excluded.revision, alert = excluded.alert, "
-      "updated_ms = excluded.updated_ms, notification = excluded.notification");
+      "INSERT INTO alerts(alert_id, revision, updated_ms, notification) VALUES(?, ?, ?, ?) "
+      "ON CONFLICT(alert_id) DO UPDATE SET revision = excluded.revision, updated_ms = excluded.updated_ms, "
+      "notification = excluded.notification");
   if (!store.ok()) return store.status();
   store->Bind(1, alert.alert_id())
       .Bind(2, static_cast<int64_t>(alert.revision()))
-      .BindBlob(3, alert.SerializeAsString())
-      .Bind(4, now_ms)
-      .Bind(5, static_cast<int64_t>(alert.notification()));
+      .Bind(3, now_ms)
+      .Bind(4, static_cast<int64_t>(alert.notification()));
   AMPARO_RETURN_IF_ERROR(store->Run());
   return AlertFreshness::kNew;
 }
 
-Result<std::optional<v1::ConsularAlert>> NotifyStore::GetAlert(std::string_view alert_id) {
-  auto query = db_.Prepare("SELECT alert FROM alerts WHERE alert_id = ?");
+Result<std::optional<AlertVersion>> NotifyStore::GetAlertVersion(std::string_view alert_id) {
+  auto query = db_.Prepare("SELECT revision, notification FROM alerts WHERE alert_id = ?");
   if (!query.ok()) return query.status();
   query->Bind(1, alert_id);
   auto row = query->Step();
   if (!row.ok()) return row.status();
-  if (!*row) return std::optional<v1::ConsularAlert>();
-  v1::ConsularAlert alert;
-  if (!alert.ParseFromString(query->ColumnBlob(0))) {
-    return Status(StatusCode::kDataLoss, "stored alert " + std::string(alert_id) + " does not parse");
-  }
-  return std::optional<v1::ConsularAlert>(std::move(alert));
+  if (!*row) return std::optional<AlertVersion>();
+  return std::optional<AlertVersion>(AlertVersion{static_cast<uint32_t>(query->ColumnInt(0)),
+                                                  static_cast<uint32_t>(query->ColumnInt(1))});
 }
 
 Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {

@@ -66,6 +66,12 @@ enum class AlertFreshness {
   kStale,         // older than stored: not stored
 };
 
+// The newest (revision, notification) of an alert notify has seen.
+struct AlertVersion {
+  uint32_t revision = 0;
+  uint32_t notification = 0;
+};
+
 // The delivery id of (alert revision, notification, subscription): "msg_" +
 // the first 32 hex digits of SHA-256("<alert_id>#<revision>#<subscription_id>")
 // for the first notification (notification 0, so ids from before repeats
@@ -95,9 +101,10 @@ class NotifyStore {
   Result<std::vector<std::string>> MatchingSubscriptions(std::string_view state,
                                                          std::string_view host_country);
 
-  // Stores `alert` if it is newer than the stored (revision, notification).
+  // Records `alert`'s (revision, notification) if newer than the stored
+  // one. Only the version is kept: the bodies sent are in delivery_bodies.
   Result<AlertFreshness> StoreAlert(const v1::ConsularAlert& alert, int64_t now_ms);
-  Result<std::optional<v1::ConsularAlert>> GetAlert(std::string_view alert_id);
+  Result<std::optional<AlertVersion>> GetAlertVersion(std::string_view alert_id);
 
   // Inserts `delivery` unless its delivery_id exists. True when inserted.
   Result<bool> InsertDelivery(const Delivery& delivery);

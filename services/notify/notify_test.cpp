@@ -315,9 +315,10 @@ TEST_F(RouterTest, RoutesByStateAndHostFilter) {
   ASSERT_EQ(outbox.size(), 1u);
   EXPECT_EQ(outbox[0].producer(), "amparo-notify");
   EXPECT_EQ(outbox[0].consular_alert().alert_id(), alert.alert_id());
-  auto stored = NotifyStore(*db_).GetAlert(alert.alert_id());
+  auto stored = NotifyStore(*db_).GetAlertVersion(alert.alert_id());
   ASSERT_TRUE(stored.ok() && stored->has_value());
-  EXPECT_EQ((*stored)->revision(), 1u);
+  EXPECT_EQ((*stored)->revision, 1u);
+  EXPECT_EQ((*stored)->notification, 0u);
 }
 
 TEST_F(RouterTest, ABodyIsStoredOnceAndStateChangesLeaveIt) {
@@ -347,6 +348,39 @@ TEST_F(RouterTest, ABodyIsStoredOnceAndStateChangesLeaveIt) {
   again.body = "{}";
   EXPECT_FALSE(*store.InsertDelivery(again));
   EXPECT_EQ(stored("SELECT body FROM delivery_bodies WHERE delivery_id = ?"), scheduled.body);
+}
+
+TEST(NotifyStoreMigrationTest, AlertsKeepTheirVersionAndLoseTheWholeAlertCopy) {
+  testing::TempDir dir;
+  auto db = Db::Open(dir / "notify.db");
+  ASSERT_TRUE(db.ok());
+  // The alerts table as schema version 3 left it, with a stored alert.
+  ASSERT_TRUE(db->Exec("CREATE TABLE alerts(alert_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, alert BLOB NOT "
+                       "NULL, updated_ms INTEGER NOT NULL, notification INTEGER NOT NULL DEFAULT 0);"
+                       "INSERT INTO alerts VALUES('x/MEX/USA', 4, x'0a0178', 7, 2);"
+                       "PRAGMA user_version=3")
+                  .ok());
+  ASSERT_TRUE(MigrateNotifyDb(*db).ok());
+  auto columns = db->Prepare("SELECT group_concat(name, ',') FROM pragma_table_info('alerts')");
+  ASSERT_TRUE(columns.ok() && *columns->Step());
+  EXPECT_EQ(columns->ColumnText(0), "alert_id,revision,updated_ms,notification");
+  NotifyStore store(*db);
+  auto version = store.GetAlertVersion("x/MEX/USA");
+  ASSERT_TRUE(version.ok() && version->has_value());
+  EXPECT_EQ((*version)->revision, 4u);
+  EXPECT_EQ((*version)->notification, 2u);
+  // Freshness still compares against the migrated row.
+  v1::ConsularAlert same;
+  same.set_alert_id("x/MEX/USA");
+  same.set_revision(4);
+  same.set_notification(2);
+  EXPECT_EQ(*store.StoreAlert(same, 9), AlertFreshness::kSameRevision);
+  same.set_revision(3);
+  EXPECT_EQ(*store.StoreAlert(same, 9), AlertFreshness::kStale);
+  same.set_revision(5);
+  same.set_notification(0);
+  EXPECT_EQ(*store.StoreAlert(same, 9), AlertFreshness::kNew);
+  EXPECT_EQ((*store.GetAlertVersion("x/MEX/USA"))->revision, 5u);
 }
 
 TEST_F(RouterTest, ADeliveryFromBeforeBodiesHadTheirTableKeepsItsBody) {
@@ -395,7 +429,7 @@ TEST_F(RouterTest, ReReceivedAlertMakesNoSecondDeliveryAndNewRevisionDoes) {
   ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA", 1), clock_)).ok());
   EXPECT_EQ(Deliveries().size(), 2u);
   EXPECT_EQ(GatewayOutbox(*db_).size(), 2u);
-  EXPECT_EQ((*NotifyStore(*db_).GetAlert(second.alert_id()))->revision(), 2u);
+  EXPECT_EQ((*NotifyStore(*db_).GetAlertVersion(second.alert_id()))->revision, 2u);
 }
 
 TEST_F(RouterTest, CancelledAlertIsAnAlertCancelledEvent) {
@@ -419,7 +453,7 @@ TEST_F(RouterTest, SilencedAlertIsForwardedAndStoredButNotDelivered) {
   ASSERT_EQ(outbox.size(), 1u);  // operators still see it
   EXPECT_TRUE(outbox[0].consular_alert().silenced());
   EXPECT_EQ(outbox[0].consular_alert().silence_id(), "0123456789abcdef0123456789abcdef");
-  EXPECT_TRUE((*NotifyStore(*db_).GetAlert(alert.alert_id()))->silenced());
+  EXPECT_EQ((*NotifyStore(*db_).GetAlertVersion(alert.alert_id()))->revision, 1u);
 
   // Once the silence is over, rules' next notification is delivered.
   v1::ConsularAlert repeat = MakeAlert("MEX", "USA", 1);
@@ -456,7 +490,7 @@ TEST_F(RouterTest, RepeatIsANewDeliveryWithItsOwnWebhookId) {
   ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA", 2), clock_)).ok());
   EXPECT_EQ(Deliveries().size(), 2u);
   EXPECT_EQ(GatewayOutbox(*db_).size(), 2u);
-  EXPECT_EQ((*NotifyStore(*db_).GetAlert(repeat.alert_id()))->notification(), 1u);
+  EXPECT_EQ((*NotifyStore(*db_).GetAlertVersion(repeat.alert_id()))->notification, 1u);
 }
 
 TEST_F(RouterTest, DeletingSubscriptionKillsItsOpenDeliveriesAndReportsThem) {
