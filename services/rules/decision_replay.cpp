@@ -11,6 +11,7 @@
 #include "common/db.h"
 #include "common/registrant_id.h"
 #include "services/rules/alert_policy.h"
+#include "services/rules/id_lists.h"
 #include "services/rules/rules_engine.h"
 
 namespace amparo::rules {
@@ -22,7 +23,15 @@ struct Notification {
 };
 
 Result<std::vector<Notification>> ReadNotifications(Db& db) {
-  auto q = db.Prepare("SELECT decision_id, alert FROM decisions ORDER BY seq");
+  // ids_digest is NULL in logs recorded before id_lists; such logs may
+  // predate the column too.
+  auto has_digest = db.Prepare("SELECT count(*) FROM pragma_table_info('decisions') WHERE name = 'ids_digest'");
+  if (!has_digest.ok()) return has_digest.status();
+  auto counted = has_digest->Step();
+  if (!counted.ok()) return counted.status();
+  const bool digests = has_digest->ColumnInt(0) > 0;
+  auto q = db.Prepare(digests ? "SELECT decision_id, alert, ids_digest FROM decisions ORDER BY seq"
+                              : "SELECT decision_id, alert, NULL FROM decisions ORDER BY seq");
   if (!q.ok()) return q.status();
   std::vector<Notification> out;
   while (true) {
@@ -34,6 +43,7 @@ Result<std::vector<Notification>> ReadNotifications(Db& db) {
     if (!n.alert.ParseFromString(q->ColumnBlob(1))) {
       return Status(StatusCode::kInternal, "decision " + n.decision_id + ": alert does not parse");
     }
+    if (!q->ColumnIsNull(2)) AMPARO_RETURN_IF_ERROR(AttachIds(db, q->ColumnBlob(2), n.alert));
     // A log recorded before ids were packed replays to the packed form.
     PackAlertRegistrantIds(&n.alert);
     out.push_back(std::move(n));

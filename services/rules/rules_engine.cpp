@@ -19,6 +19,7 @@
 #include "common/link.h"
 #include "common/log.h"
 #include "services/rules/footprint.h"
+#include "services/rules/id_lists.h"
 
 namespace amparo::rules {
 
@@ -179,6 +180,23 @@ const std::vector<std::string>& Migrations() {
       -- open alerts, a stall of rules once a second.
       CREATE INDEX alert_sources_live ON alert_sources (alert_id, cancelled, expires_ms);
       )sql",
+      R"sql(
+      -- An alert's registrant ids (16 bytes each, up to max_ids_per_alert:
+      -- most of its bytes) were stored three times, in the candidate, the
+      -- decision record and alerts.message. Now each distinct list is stored
+      -- once, under its SHA-256, and those rows hold the alert without it
+      -- (StoreIds / AttachIds). NULL digest: the ids, if any, are inline
+      -- (rows written before).
+      CREATE TABLE id_lists (
+        digest BLOB PRIMARY KEY,
+        ids BLOB NOT NULL
+      );
+      ALTER TABLE alert_sources ADD COLUMN ids_digest BLOB;
+      ALTER TABLE decisions ADD COLUMN ids_digest BLOB;
+      -- The latest notification is its decision row (decisions.seq);
+      -- alerts.message stays NULL for rows written from now on.
+      ALTER TABLE alerts ADD COLUMN last_decision INTEGER;
+      )sql",
   };
   return kMigrations;
 }
@@ -307,9 +325,12 @@ v1::CrisisPhase PhaseInForce(int confirmed_phase, v1::CrisisPhase proposed) {
 }
 
 Result<AlertRow> LoadAlertRow(Db& db, const std::string& alert_id) {
+  // The latest notification: its decision row, or alerts.message for rows
+  // written before decisions held it alone.
   auto q = db.Prepare(
-      "SELECT revision, cancelled, closed, expired, confirmed_phase, notified_ms, repeat_interval_ms, message "
-      "FROM alerts WHERE alert_id = ?");
+      "SELECT a.revision, a.cancelled, a.closed, a.expired, a.confirmed_phase, a.notified_ms, "
+      "a.repeat_interval_ms, coalesce(a.message, d.alert), d.ids_digest "
+      "FROM alerts a LEFT JOIN decisions d ON d.seq = a.last_decision WHERE a.alert_id = ?");
   if (!q.ok()) return q.status();
   q->Bind(1, alert_id);
   auto row = q->Step();
@@ -325,8 +346,9 @@ Result<AlertRow> LoadAlertRow(Db& db, const std::string& alert_id) {
   a.notified_ms = q->ColumnInt(5);
   a.repeat_interval_ms = q->ColumnInt(6);
   if (!q->ColumnIsNull(7) && !a.last.ParseFromString(q->ColumnBlob(7))) {
-    return Status(StatusCode::kInternal, "alerts.message of " + alert_id + " does not parse");
+    return Status(StatusCode::kInternal, "the latest notification of " + alert_id + " does not parse");
   }
+  if (!q->ColumnIsNull(8)) AMPARO_RETURN_IF_ERROR(AttachIds(db, q->ColumnBlob(8), a.last));
   return a;
 }
 
@@ -336,15 +358,16 @@ struct Contribution {
   bool cancelled = false;
   int64_t expires_ms = 0;
   int64_t repeat_interval_ms = 0;
-  v1::ConsularAlert candidate;
+  v1::ConsularAlert candidate;  // as loaded: without its ids when ids_digest is set
+  std::string ids_digest;        // id_lists key of the candidate's ids ("" when inline or none)
   std::string inputs;
 };
 
 // Ordered by event_id, so the choice among equals is deterministic.
 Result<std::vector<Contribution>> LoadContributions(Db& db, const std::string& alert_id) {
   auto q = db.Prepare(
-      "SELECT event_id, cancelled, expires_ms, repeat_interval_ms, candidate, inputs FROM alert_sources "
-      "WHERE alert_id = ? ORDER BY event_id");
+      "SELECT event_id, cancelled, expires_ms, repeat_interval_ms, candidate, inputs, ids_digest "
+      "FROM alert_sources WHERE alert_id = ? ORDER BY event_id");
   if (!q.ok()) return q.status();
   q->Bind(1, alert_id);
   std::vector<Contribution> out;
@@ -361,15 +384,19 @@ Result<std::vector<Contribution>> LoadContributions(Db& db, const std::string& a
       return Status(StatusCode::kInternal, "alert_sources.candidate of " + alert_id + " does not parse");
     }
     c.inputs = q->ColumnText(5);
+    if (!q->ColumnIsNull(6)) c.ids_digest = q->ColumnBlob(6);
     out.push_back(std::move(c));
   }
   return out;
 }
 
-Status WriteContribution(Db& db, const std::string& incident_id, const Contribution& c) {
+Status WriteContribution(Db& db, const std::string& incident_id, Contribution& c) {
+  std::string candidate;
+  auto digest = StoreIds(db, c.candidate, &candidate);
+  if (!digest.ok()) return digest.status();
   auto q = db.Prepare(
       "INSERT OR REPLACE INTO alert_sources (alert_id, event_id, incident_id, cancelled, expires_ms, "
-      "repeat_interval_ms, candidate, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      "repeat_interval_ms, candidate, inputs, ids_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!q.ok()) return q.status();
   q->Bind(1, c.candidate.alert_id())
       .Bind(2, c.event_id)
@@ -377,8 +404,13 @@ Status WriteContribution(Db& db, const std::string& incident_id, const Contribut
       .Bind(4, c.cancelled ? 1 : 0)
       .Bind(5, c.expires_ms)
       .Bind(6, c.repeat_interval_ms)
-      .BindBlob(7, c.candidate.SerializeAsString())
+      .BindBlobRef(7, candidate)
       .Bind(8, c.inputs);
+  if (digest->empty()) {
+    q->BindNull(9);
+  } else {
+    q->BindBlobRef(9, *digest);
+  }
   return q->Run();
 }
 
@@ -710,13 +742,37 @@ Status RulesEngine::Emit(Db& db, AlertRow& row, v1::ConsularAlert alert, const s
                                   std::to_string(alert.notification()))
                             .substr(0, 32));
 
-  // One serialisation for the alert row and its decision record.
-  const std::string alert_bytes = alert.SerializeAsString();
+  // The decision record holds the notification (without its ids, which
+  // id_lists keeps once); the alert row points at it.
+  std::string alert_bytes;
+  auto digest = StoreIds(db, alert, &alert_bytes);
+  if (!digest.ok()) return digest.status();
+  auto decision = db.Prepare(
+      "INSERT INTO decisions (decision_id, input_seq, alert_id, revision, notification, rule, inputs, policy, "
+      "alert, ids_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!decision.ok()) return decision.status();
+  decision->Bind(1, alert.decision_id())
+      .Bind(2, input_seq_)
+      .Bind(3, alert.alert_id())
+      .Bind(4, static_cast<int64_t>(alert.revision()))
+      .Bind(5, static_cast<int64_t>(alert.notification()))
+      .Bind(6, alert.policy_rule())
+      .Bind(7, rule_inputs)
+      .Bind(8, policy_->fingerprint())
+      .BindBlobRef(9, alert_bytes);
+  if (digest->empty()) {
+    decision->BindNull(10);
+  } else {
+    decision->BindBlobRef(10, *digest);
+  }
+  AMPARO_RETURN_IF_ERROR(decision->Run());
+  const int64_t decision_seq = db.LastInsertRowId();
+
   auto write = db.Prepare(
       "INSERT OR REPLACE INTO alerts (alert_id, incident_id, state, host_country, revision, level, "
-      "registrants, "
-      "household_members, vulnerable, cancelled, updated_ms, closed, expired, confirmed_phase, notified_ms, "
-      "repeat_interval_ms, message, silenced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "registrants, household_members, vulnerable, cancelled, updated_ms, closed, expired, confirmed_phase, "
+      "notified_ms, repeat_interval_ms, message, silenced, last_decision) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)");
   if (!write.ok()) return write.status();
   const bool closed = alert.lifecycle() == v1::ALERT_LIFECYCLE_CLOSED;
   const bool expired = alert.lifecycle() == v1::ALERT_LIFECYCLE_EXPIRED;
@@ -736,24 +792,9 @@ Status RulesEngine::Emit(Db& db, AlertRow& row, v1::ConsularAlert alert, const s
       .Bind(14, row.confirmed_phase)
       .Bind(15, now_ms_)
       .Bind(16, row.repeat_interval_ms)
-      .BindBlob(17, alert_bytes)
-      .Bind(18, alert.silenced() ? 1 : 0);
+      .Bind(17, alert.silenced() ? 1 : 0)
+      .Bind(18, decision_seq);
   AMPARO_RETURN_IF_ERROR(write->Run());
-
-  auto decision = db.Prepare(
-      "INSERT INTO decisions (decision_id, input_seq, alert_id, revision, notification, rule, inputs, policy, "
-      "alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  if (!decision.ok()) return decision.status();
-  decision->Bind(1, alert.decision_id())
-      .Bind(2, input_seq_)
-      .Bind(3, alert.alert_id())
-      .Bind(4, static_cast<int64_t>(alert.revision()))
-      .Bind(5, static_cast<int64_t>(alert.notification()))
-      .Bind(6, alert.policy_rule())
-      .Bind(7, rule_inputs)
-      .Bind(8, policy_->fingerprint())
-      .BindBlob(9, alert_bytes);
-  AMPARO_RETURN_IF_ERROR(decision->Run());
 
   v1::Envelope envelope = MakeEnvelope(kProducer, clock_);
   *envelope.mutable_consular_alert() = alert;
@@ -815,6 +856,7 @@ Status RulesEngine::Reevaluate(Db& db, const std::string& alert_id) {
   }
 
   v1::ConsularAlert next = best->candidate;
+  AMPARO_RETURN_IF_ERROR(AttachIds(db, best->ids_digest, next));
   next.clear_sources();
   for (const auto& s : sources) next.add_sources(s);
   next.set_phase(next.exposure().registrants() > 0 || row->confirmed_phase > 0
@@ -1167,7 +1209,8 @@ Status RulesEngine::ApplyEvent(const v1::CrisisEvent& event, const std::optional
     if (exposure.count({state, host}) > 0) continue;
     std::string reason = event_text + (footprint ? ": no registered nationals " + where + " any more"
                                                  : ": no registered nationals exposed any more (no footprint)");
-    AMPARO_RETURN_IF_ERROR(WriteContribution(db, incident_id, candidate(state, host, nullptr, std::move(reason))));
+    Contribution none = candidate(state, host, nullptr, std::move(reason));
+    AMPARO_RETURN_IF_ERROR(WriteContribution(db, incident_id, none));
   }
   for (const auto& [alert_id, unused] : touched) AMPARO_RETURN_IF_ERROR(Reevaluate(db, alert_id));
   return Status::Ok();

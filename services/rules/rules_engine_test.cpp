@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
+#include "common/crypto.h"
 #include "common/link.h"
 #include "common/registrant_id.h"
 #include "common/testing.h"
@@ -397,6 +399,51 @@ TEST_F(RulesEngineTest, RegistrantIdsAreCappedButCountsAreNot) {
   EXPECT_EQ(phl->registrant_ids_size(), 0);  // written packed only
 }
 
+TEST_F(RulesEngineTest, AnAlertsIdsAreStoredOnceAndItsRowsHoldTheAlertWithoutThem) {
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake()).ok());
+  auto sent = AlertsFrom(0);
+  ASSERT_EQ(sent.size(), 2u);
+  auto count = [&](const std::string& sql) {
+    auto q = db_->Prepare(sql);
+    EXPECT_TRUE(q.ok() && *q->Step()) << sql;
+    return q->ColumnInt(0);
+  };
+  EXPECT_EQ(count("SELECT count(*) FROM id_lists"), 2);  // PHL/JPN's three, IDN/JPN's one
+  EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE message IS NOT NULL OR last_decision IS NULL"), 0);
+  for (const v1::ConsularAlert& alert : sent) {
+    ASSERT_FALSE(alert.registrant_ids_packed().empty());
+    const std::string digest = Sha256(alert.registrant_ids_packed());
+    // The decision and the candidate hold the alert without its ids, and name the list.
+    for (const char* sql : {"SELECT alert, ids_digest FROM decisions WHERE alert_id = ?",
+                            "SELECT candidate, ids_digest FROM alert_sources WHERE alert_id = ?"}) {
+      auto q = db_->Prepare(sql);
+      ASSERT_TRUE(q.ok());
+      q->Bind(1, alert.alert_id());
+      ASSERT_TRUE(*q->Step()) << sql;
+      v1::ConsularAlert stored;
+      ASSERT_TRUE(stored.ParseFromString(q->ColumnBlob(0)));
+      EXPECT_TRUE(stored.registrant_ids_packed().empty()) << sql;
+      EXPECT_EQ(stored.exposure().registrants(), alert.exposure().registrants()) << sql;
+      EXPECT_EQ(q->ColumnBlob(1), digest) << sql;
+    }
+    auto list = db_->Prepare("SELECT ids FROM id_lists WHERE digest = ?");
+    list->BindBlob(1, digest);
+    ASSERT_TRUE(*list->Step());
+    EXPECT_EQ(list->ColumnBlob(0), alert.registrant_ids_packed());
+  }
+  // A new revision takes its ids from the list again: four PHL nationals now.
+  ASSERT_TRUE(Apply(Upsert(next_seq_++, 20, "PHL", "JPN", kNagoLat, kNagoLon + 0.05, 4)).ok());
+  clock_.Advance(60000);
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 60000)).ok());
+  auto revised = AlertsFrom(2);
+  ASSERT_EQ(revised.size(), 1u);
+  auto ids = AlertRegistrantIds(revised[0]);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{TestId(1), TestId(2), TestId(3), TestId(20)}));
+  EXPECT_EQ(count("SELECT count(*) FROM id_lists"), 3);
+}
+
 TEST_F(RulesEngineTest, RestartRebuildsTheIndexAndKeepsRevisions) {
   RegisterAroundNago();
   ASSERT_TRUE(Apply(Delete(next_seq_++, 6, "IDN")).ok());
@@ -762,6 +809,44 @@ TEST_F(AlertPolicyEngineTest, PhaseFourIsOnlyProposedUntilAnOperatorOfTheSameSta
   EXPECT_EQ(Tick(), 0);  // and no repeats
 }
 
+TEST_F(AlertPolicyEngineTest, AlertRowsWrittenBeforeIdListsStillGiveTheirIds) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  const auto sent = AlertsFrom(0);
+  const std::string id = "usgs:us6000pi9w/PHL/CHN";
+  const v1::ConsularAlert* phl = Find(sent, id);
+  ASSERT_NE(phl, nullptr);
+  ASSERT_FALSE(phl->registrant_ids_packed().empty());
+  // As an older amparo-rules left them: the whole alert in alerts.message,
+  // decisions.alert and alert_sources.candidate, no digests, no lists.
+  for (const v1::ConsularAlert& alert : sent) {
+    const std::string bytes = alert.SerializeAsString();
+    for (const char* sql : {"UPDATE alerts SET message = ?1, last_decision = NULL WHERE alert_id = ?2",
+                            "UPDATE decisions SET alert = ?1, ids_digest = NULL WHERE alert_id = ?2",
+                            "UPDATE alert_sources SET candidate = ?1, ids_digest = NULL WHERE alert_id = ?2"}) {
+      auto q = db_->Prepare(sql);
+      ASSERT_TRUE(q.ok());
+      q->BindBlob(1, bytes).Bind(2, alert.alert_id());
+      ASSERT_TRUE(q->Run().ok()) << sql;
+    }
+  }
+  ASSERT_TRUE(db_->Exec("DELETE FROM id_lists").ok());
+  // Confirming the phase re-sends the latest notification, read from alerts.message.
+  ASSERT_TRUE(Apply(Decision("d-1", id, "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 4)).ok());
+  auto confirmed = AlertsFrom(2);
+  ASSERT_EQ(confirmed.size(), 1u);
+  EXPECT_EQ(confirmed[0].revision(), 2u);
+  EXPECT_EQ(confirmed[0].registrant_ids_packed(), phl->registrant_ids_packed());
+  // A newer report re-evaluates from the inline candidates.
+  clock_.Advance(60'000);
+  ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());
+  testing::TempDir scratch;
+  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->identical()) << report->first_difference;
+  EXPECT_EQ(report->recorded, Outbox().size());
+}
+
 TEST_F(AlertPolicyEngineTest, RejectingAProposalKeepsThePhaseInForce) {
   RegisterAroundTibet();
   ASSERT_TRUE(Apply(TibetQuake()).ok());
@@ -915,6 +1000,9 @@ TEST_F(AlertPolicyEngineTest, OpenAlertsRepeatAfterTheIntervalAndExpireWithTheir
   EXPECT_EQ(repeats[0].notification(), 1u);
   EXPECT_EQ(repeats[0].raised_ms(), AlertsFrom(0)[0].raised_ms());
   EXPECT_NE(repeats[0].decision_id(), AlertsFrom(0)[0].decision_id());
+  // The repeat carries the ids of the notification it repeats (from id_lists).
+  EXPECT_FALSE(repeats[0].registrant_ids_packed().empty());
+  EXPECT_EQ(repeats[0].registrant_ids_packed(), AlertsFrom(0)[0].registrant_ids_packed());
   EXPECT_EQ(engine_->stats().repeats, 2u);
 
   clock_.Advance(2 * 3'600'000);
@@ -1067,6 +1155,16 @@ TEST_F(AlertPolicyEngineTest, ReplayingTheDecisionLogReproducesEveryAlert) {
   ASSERT_TRUE(report.ok());
   EXPECT_FALSE(report->identical());
   EXPECT_EQ(report->first_difference.rfind("decision 3 ", 0), 0u) << report->first_difference;
+
+  // Recorded ids that do not follow from the log are found: one id less in
+  // the list decision 1 names.
+  ASSERT_TRUE(db_->Exec("UPDATE id_lists SET ids = substr(ids, 17) WHERE digest = "
+                        "(SELECT ids_digest FROM decisions WHERE seq = 1)")
+                  .ok());
+  report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+  ASSERT_TRUE(report.ok());
+  EXPECT_FALSE(report->identical());
+  EXPECT_EQ(report->first_difference.rfind("decision 1 ", 0), 0u) << report->first_difference;
 }
 
 TEST_F(AlertPolicyEngineTest, AnEventThatExposesNobodyLogsNoExposureAndReplaysTheSame) {
