@@ -128,7 +128,7 @@ Result<ReplayReport> ReplayDecisionLog(const std::filesystem::path& recorded_db,
     if (row.kind == "envelope") {
       if (!envelope.ParseFromString(row.body)) return Status(StatusCode::kInternal, where + " does not parse");
       if (envelope.has_crisis_event() && lookahead->has_value() && (*lookahead)->kind == "exposure") {
-        auto exposure = RulesEngine::ExposureFromJson((*lookahead)->body);
+        auto exposure = RulesEngine::ExposureFromJson((*lookahead)->body, *recorded);
         if (!exposure.ok()) return Status(exposure.status().code(), where + ": " + exposure.status().message());
         (*engine)->UseRecordedExposure(std::move(*exposure));
       }
@@ -144,7 +144,7 @@ Result<ReplayReport> ReplayDecisionLog(const std::filesystem::path& recorded_db,
         auto ticked = (*engine)->Tick(*scratch);
         if (!ticked.ok()) return ticked.status();
       } else if (row.kind == "reevaluate") {
-        AMPARO_RETURN_IF_ERROR((*engine)->ApplyLoggedReevaluation(row.body, *scratch));
+        AMPARO_RETURN_IF_ERROR((*engine)->ApplyLoggedReevaluation(row.body, *recorded, *scratch));
       } else {
         AMPARO_RETURN_IF_ERROR((*engine)->Handle(envelope, *scratch));
       }

@@ -570,15 +570,13 @@ void RulesEngine::SetPolicy(std::shared_ptr<const AlertPolicy> policy) {
   policy_logged_ = false;
 }
 
-std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
+Result<std::string> RulesEngine::ExposureToJson(const Exposure& exposure, Db& lists) {
   // Written directly rather than through boost::json: an exposure carries up
   // to max_ids_per_alert ids per group, and building a DOM of them for every
   // exposing event was a tenth of amparo-rules' CPU. The text is the one the
   // DOM printed (same keys, same order); ExposureFromJson reads either.
   std::string out;
-  size_t ids = 0;
-  for (const auto& [key, group] : exposure) ids += group.id_count();
-  out.reserve(2 + exposure.size() * 160 + ids * 22);
+  out.reserve(2 + exposure.size() * 240);
   out += '[';
   bool first_group = true;
   for (const auto& [key, group] : exposure) {
@@ -599,15 +597,17 @@ std::string RulesEngine::ExposureToJson(const Exposure& exposure) {
       first_flag = false;
       out += '"' + std::to_string(b) + "\":" + std::to_string(group.with_flag[b]);
     }
-    out += "},\"ids_b64\":\"";
-    out += Base64Encode(group.packed_ids);
+    auto digest = StoreIdList(lists, group.packed_ids);
+    if (!digest.ok()) return digest.status();
+    out += "},\"ids_sha256\":\"";
+    out += HexEncode(*digest);
     out += "\"}";
   }
   out += ']';
   return out;
 }
 
-Result<Exposure> RulesEngine::ExposureFromJson(std::string_view text) {
+Result<Exposure> RulesEngine::ExposureFromJson(std::string_view text, Db& lists) {
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(text, ec);
   if (ec || !v.is_array()) return InvalidArgument("not a JSON array of groups", "exposure");
@@ -624,7 +624,17 @@ Result<Exposure> RulesEngine::ExposureFromJson(std::string_view text) {
         if (b < 0 || b >= 32) return InvalidArgument("flag bit out of range", "exposure.with_flag");
         group.with_flag[b] = static_cast<uint32_t>(count.to_number<int64_t>());
       }
-      if (const auto* packed = g.if_contains("ids_b64")) {
+      if (const auto* named = g.if_contains("ids_sha256")) {
+        std::string digest;
+        if (!named->as_string().empty()) {
+          if (!ParseIdListDigest(named->as_string(), &digest)) {
+            return InvalidArgument("not a SHA-256 in lowercase hex", "exposure.ids_sha256");
+          }
+          auto ids = LoadIdList(lists, digest);
+          if (!ids.ok()) return ids.status();
+          group.packed_ids = std::move(ids).value();
+        }
+      } else if (const auto* packed = g.if_contains("ids_b64")) {
         auto bytes = Base64Decode(packed->as_string());
         if (!bytes.ok() || bytes->size() % kPackedRegistrantIdBytes != 0) {
           return InvalidArgument("not packed registrant ids in base64", "exposure.ids_b64");
@@ -1083,7 +1093,9 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
     // replay reads a missing row as nobody exposed (decision_replay.h).
     if (!exposure.empty()) {
       const int64_t event_seq = input_seq_;
-      AMPARO_RETURN_IF_ERROR(LogInput(db, "exposure", ExposureToJson(exposure)));
+      auto logged = ExposureToJson(exposure, db);
+      if (!logged.ok()) return logged.status();
+      AMPARO_RETURN_IF_ERROR(LogInput(db, "exposure", *logged));
       input_seq_ = event_seq;  // decisions point at the event
     }
   }
@@ -1360,7 +1372,9 @@ Status RulesEngine::ReevaluateActiveEvents(Db& db) {
     boost::json::object body;
     body["event_id"] = event.event_id();
     body["status"] = static_cast<int>(event.status());
-    body["exposure"] = boost::json::parse(ExposureToJson(exposure));
+    auto logged = ExposureToJson(exposure, db);
+    if (!logged.ok()) return logged.status();
+    body["exposure"] = boost::json::parse(*logged);
     AMPARO_RETURN_IF_ERROR(LogInput(db, "reevaluate", JsonText(body)));
     AMPARO_RETURN_IF_ERROR(ApplyEvent(event, footprint, std::move(exposure), db));
     ++stats_.reevaluations;
@@ -1368,7 +1382,7 @@ Status RulesEngine::ReevaluateActiveEvents(Db& db) {
   return Status::Ok();
 }
 
-Status RulesEngine::ApplyLoggedReevaluation(std::string_view body, Db& db) {
+Status RulesEngine::ApplyLoggedReevaluation(std::string_view body, Db& recorded, Db& db) {
   now_ms_ = clock_.NowMs();
   input_seq_ = 0;
   AMPARO_RETURN_IF_ERROR(LogInput(db, "reevaluate", body));
@@ -1378,8 +1392,14 @@ Status RulesEngine::ApplyLoggedReevaluation(std::string_view body, Db& db) {
     return InvalidArgument("not a re-evaluation record", "reevaluate");
   }
   const auto& o = v.as_object();
-  auto exposure = ExposureFromJson(JsonText(o.at("exposure")));
+  auto exposure = ExposureFromJson(JsonText(o.at("exposure")), recorded);
   if (!exposure.ok()) return exposure.status();
+  // The logged body names id lists: this database gets them too, so its own
+  // log reads back.
+  for (const auto& [key, group] : *exposure) {
+    auto stored = StoreIdList(db, group.packed_ids);
+    if (!stored.ok()) return stored.status();
+  }
   auto q = db.Prepare("SELECT event FROM events WHERE event_id = ? AND status = ?");
   if (!q.ok()) return q.status();
   q->Bind(1, std::string(o.at("event_id").as_string())).Bind(2, o.at("status").to_number<int64_t>());

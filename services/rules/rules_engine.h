@@ -141,8 +141,9 @@ class RulesEngine {
   // repeats after the policy's interval, re-notification when a silence
   // ended. Returns the notifications enqueued.
   Result<int> Tick(Db& db);
-  // Replay: one logged re-evaluation (input_log kind "reevaluate").
-  Status ApplyLoggedReevaluation(std::string_view body, Db& db);
+  // Replay: one logged re-evaluation (input_log kind "reevaluate") of the
+  // log in `recorded` (whose id_lists its exposure names).
+  Status ApplyLoggedReevaluation(std::string_view body, Db& recorded, Db& db);
 
   // Replay (decision_replay.h): from now on every crisis event is matched
   // against no index at all but the exposure recorded for it, given here
@@ -153,13 +154,16 @@ class RulesEngine {
   static const char* const kTickAlertsSql;
 
   // The input_log form of an exposure (counts, counts per flag bit, ids).
-  // The ids are "ids_b64": the base64 of the group's packed ids (21 bytes
-  // an id instead of 35 as an array of hex strings: the exposure is most of
-  // what rules writes).
-  static std::string ExposureToJson(const Exposure& exposure);
-  // Reads that form and the one written before it ("ids": an array of hex
-  // strings). INVALID_ARGUMENT (field "exposure...") for anything else.
-  static Result<Exposure> ExposureFromJson(std::string_view text);
+  // A group's ids are "ids_sha256": the key of their list in id_lists
+  // (id_lists.h), stored there by this call (inside the caller's
+  // transaction) if new; the candidates of the same event name the same
+  // list, so the log adds 64 characters a group instead of the ids again.
+  static Result<std::string> ExposureToJson(const Exposure& exposure, Db& lists);
+  // Reads that form, resolving lists in `lists`, and the ones written before
+  // it: "ids_b64" (base64 of the packed ids) and "ids" (an array of hex
+  // strings). INVALID_ARGUMENT (field "exposure...") for anything else;
+  // DATA_LOSS when a named list is missing.
+  static Result<Exposure> ExposureFromJson(std::string_view text, Db& lists);
 
   // The policy used from the next input on (the built-in default until set).
   void SetPolicy(std::shared_ptr<const AlertPolicy> policy);

@@ -409,7 +409,16 @@ TEST_F(RulesEngineTest, AnAlertsIdsAreStoredOnceAndItsRowsHoldTheAlertWithoutThe
     EXPECT_TRUE(q.ok() && *q->Step()) << sql;
     return q->ColumnInt(0);
   };
-  EXPECT_EQ(count("SELECT count(*) FROM id_lists"), 2);  // PHL/JPN's three, IDN/JPN's one
+  // PHL/JPN's three, IDN/JPN's one: the exposure logged for replay names the same lists.
+  EXPECT_EQ(count("SELECT count(*) FROM id_lists"), 2);
+  auto logged = db_->Prepare("SELECT body FROM input_log WHERE kind = 'exposure'");
+  ASSERT_TRUE(logged.ok() && *logged->Step());
+  const std::string exposure_log = logged->ColumnBlob(0);
+  for (const v1::ConsularAlert& alert : sent) {
+    EXPECT_NE(exposure_log.find("\"ids_sha256\":\"" + Sha256Hex(alert.registrant_ids_packed()) + "\""),
+              std::string::npos)
+        << exposure_log;
+  }
   EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE message IS NOT NULL OR last_decision IS NULL"), 0);
   for (const v1::ConsularAlert& alert : sent) {
     ASSERT_FALSE(alert.registrant_ids_packed().empty());
@@ -1156,11 +1165,12 @@ TEST_F(AlertPolicyEngineTest, ReplayingTheDecisionLogReproducesEveryAlert) {
   EXPECT_FALSE(report->identical());
   EXPECT_EQ(report->first_difference.rfind("decision 3 ", 0), 0u) << report->first_difference;
 
-  // Recorded ids that do not follow from the log are found: one id less in
-  // the list decision 1 names.
-  ASSERT_TRUE(db_->Exec("UPDATE id_lists SET ids = substr(ids, 17) WHERE digest = "
-                        "(SELECT ids_digest FROM decisions WHERE seq = 1)")
+  // Recorded ids that do not follow from the log are found: decision 1
+  // naming another group's list.
+  ASSERT_TRUE(db_->Exec("UPDATE decisions SET ids_digest = (SELECT d.ids_digest FROM decisions d WHERE "
+                        "d.ids_digest != decisions.ids_digest LIMIT 1) WHERE seq = 1")
                   .ok());
+  ASSERT_EQ(db_->Changes(), 1);
   report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
   ASSERT_TRUE(report.ok());
   EXPECT_FALSE(report->identical());
@@ -1188,6 +1198,10 @@ TEST_F(AlertPolicyEngineTest, AnEventThatExposesNobodyLogsNoExposureAndReplaysTh
 }
 
 TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
+  testing::TempDir dir;
+  auto db = Db::Open(dir / "rules.db");
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE(RulesEngine::Migrate(*db).ok());
   Exposure exposure;
   GroupExposure& phl = exposure[{"PHL", "JPN"}];
   phl.counts = {2, 5, 1};
@@ -1197,13 +1211,20 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   ASSERT_TRUE(phl.AddId("fedcba9876543210fedcba9876543210"));
   GroupExposure& odd = exposure[{"X\"\\", ""}];  // never valid, but escaped, not broken
   odd.counts = {1, 1, 0};
-  const std::string text = RulesEngine::ExposureToJson(exposure);
-  EXPECT_EQ(text,
+  auto text = RulesEngine::ExposureToJson(exposure, *db);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  const std::string digest = Sha256Hex(phl.packed_ids);
+  EXPECT_EQ(*text,
             R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
-            R"("with_flag":{"0":2,"3":1},"ids_b64":"ASNFZ4mrze8BI0VniavN7/7cuph2VDIQ/ty6mHZUMhA="},)"
+            R"("with_flag":{"0":2,"3":1},"ids_sha256":")" + digest + R"("},)"
             R"({"state":"X\"\\","host":"","registrants":1,"household_members":1,"vulnerable":0,)"
-            R"("with_flag":{},"ids_b64":""}])");
-  auto back = RulesEngine::ExposureFromJson(text);
+            R"("with_flag":{},"ids_sha256":""}])");
+  // The ids are in id_lists, once.
+  auto listed = db->Prepare("SELECT count(*), min(ids) FROM id_lists");
+  ASSERT_TRUE(listed.ok() && *listed->Step());
+  EXPECT_EQ(listed->ColumnInt(0), 1);
+  EXPECT_EQ(listed->ColumnBlob(1), phl.packed_ids);
+  auto back = RulesEngine::ExposureFromJson(*text, *db);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   ASSERT_EQ(back->size(), 2u);
   const GroupExposure& again = back->at({"PHL", "JPN"});
@@ -1212,26 +1233,35 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   EXPECT_EQ(again.registrant_ids(), phl.registrant_ids());
   EXPECT_EQ(again.packed_ids, phl.packed_ids);
   EXPECT_EQ(back->at({"X\"\\", ""}).counts, odd.counts);
-  EXPECT_EQ(RulesEngine::ExposureToJson({}), "[]");
+  EXPECT_TRUE(back->at({"X\"\\", ""}).packed_ids.empty());
+  EXPECT_EQ(*RulesEngine::ExposureToJson({}, *db), "[]");
+  auto group = [](const std::string& ids) {
+    return R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
+           R"("with_flag":{"0":2,"3":1},)" + ids + "}]";
+  };
   // A recorded id that is not one is refused, naming the field.
-  auto bad = RulesEngine::ExposureFromJson(
-      R"([{"state":"PHL","host":"JPN","registrants":1,"household_members":1,"vulnerable":0,"with_flag":{},)"
-      R"("ids":["0123456789ABCDEF0123456789abcdef"]}])");
+  auto bad = RulesEngine::ExposureFromJson(group(R"("ids":["0123456789ABCDEF0123456789abcdef"])"), *db);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().field(), "exposure.ids");
-  // The form written before ids were packed still reads, to the same ids.
+  // The forms written before still read, to the same ids: hex strings, then base64.
   auto old = RulesEngine::ExposureFromJson(
-      R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
-      R"("with_flag":{"0":2,"3":1},"ids":["0123456789abcdef0123456789abcdef",)"
-      R"("fedcba9876543210fedcba9876543210"]}])");
+      group(R"("ids":["0123456789abcdef0123456789abcdef","fedcba9876543210fedcba9876543210"])"), *db);
   ASSERT_TRUE(old.ok()) << old.status().ToString();
   EXPECT_EQ(old->at({"PHL", "JPN"}).packed_ids, phl.packed_ids);
+  auto b64 = RulesEngine::ExposureFromJson(group(R"("ids_b64":"ASNFZ4mrze8BI0VniavN7/7cuph2VDIQ/ty6mHZUMhA=")"), *db);
+  ASSERT_TRUE(b64.ok()) << b64.status().ToString();
+  EXPECT_EQ(b64->at({"PHL", "JPN"}).packed_ids, phl.packed_ids);
   // Base64 that is not whole ids is refused.
-  auto torn = RulesEngine::ExposureFromJson(
-      R"([{"state":"PHL","host":"JPN","registrants":1,"household_members":1,"vulnerable":0,"with_flag":{},)"
-      R"("ids_b64":"AQID"}])");
+  auto torn = RulesEngine::ExposureFromJson(group(R"("ids_b64":"AQID")"), *db);
   ASSERT_FALSE(torn.ok());
   EXPECT_EQ(torn.status().field(), "exposure.ids_b64");
+  // A digest that is not one, or names no stored list.
+  auto malformed = RulesEngine::ExposureFromJson(group(R"("ids_sha256":"ABC")"), *db);
+  ASSERT_FALSE(malformed.ok());
+  EXPECT_EQ(malformed.status().field(), "exposure.ids_sha256");
+  auto missing = RulesEngine::ExposureFromJson(group(R"("ids_sha256":")" + Sha256Hex("other") + R"(")"), *db);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kDataLoss);
 }
 
 }  // namespace
