@@ -876,14 +876,20 @@ struct HttpRequest {
   std::string body;
 };
 
-// A minimal HTTP/1.1 server: one thread per connection, `Connection: close`.
-// The responder returns a status code, or 0 to hang until the client gives
-// up (or the server stops).
+// A minimal HTTP/1.1 server: one thread per connection. The responder
+// returns a status code, or 0 to hang until the client gives up (or the
+// server stops). Connections:
+//   kClose      one request each, answered with `Connection: close`;
+//   kKeepAlive  as many requests as the client sends (persistent, HTTP/1.1's default);
+//   kDropIdle   answered as persistent, then closed without a word, as a
+//               server whose idle timeout is shorter than the client's.
 class TestHttpServer {
  public:
   using Responder = std::function<int(const HttpRequest&)>;
+  enum class Connections { kClose, kKeepAlive, kDropIdle };
 
-  explicit TestHttpServer(Responder responder) : responder_(std::move(responder)) {
+  explicit TestHttpServer(Responder responder, Connections mode = Connections::kClose)
+      : responder_(std::move(responder)), mode_(mode) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -911,6 +917,10 @@ class TestHttpServer {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_;
   }
+  size_t ConnectionCount() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return accepted_;
+  }
   size_t RequestCount(const std::string& path) {
     std::lock_guard<std::mutex> lock(mu_);
     size_t n = 0;
@@ -925,6 +935,10 @@ class TestHttpServer {
       if (::poll(&p, 1, 20) <= 0) continue;
       int fd = ::accept(listen_fd_, nullptr, nullptr);
       if (fd < 0) continue;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++accepted_;
+      }
       connections_.emplace_back([this, fd] { Serve(fd); });
     }
   }
@@ -947,12 +961,18 @@ class TestHttpServer {
 
   void Serve(int fd) {
     std::string data;
+    while (ServeOne(fd, &data) && mode_ == Connections::kKeepAlive) {
+    }
+    ::close(fd);
+  }
+
+  // Reads one request from `fd` (after what `data` holds) and answers it;
+  // leaves in `data` what followed it. False when the connection is done.
+  bool ServeOne(int fd, std::string* buffered) {
+    std::string& data = *buffered;
     size_t header_end;
     while ((header_end = data.find("\r\n\r\n")) == std::string::npos) {
-      if (!ReadSome(fd, &data)) {
-        ::close(fd);
-        return;
-      }
+      if (!ReadSome(fd, &data)) return false;
     }
     HttpRequest request;
     std::string head = data.substr(0, header_end);
@@ -981,6 +1001,7 @@ class TestHttpServer {
     while (body.size() < length && ReadSome(fd, &body)) {
     }
     request.body = body.substr(0, length);
+    data = body.size() > length ? body.substr(length) : std::string();
     {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(request);
@@ -990,23 +1011,26 @@ class TestHttpServer {
       std::string ignored;
       while (ReadSome(fd, &ignored)) {
       }
-      ::close(fd);
-      return;
+      return false;
     }
     std::string response = "HTTP/1.1 " + std::to_string(status) + " Test\r\nContent-Type: text/plain\r\n";
     if (status >= 300 && status < 400) response += "Location: " + Url("/ok") + "\r\n";
     std::string text = status >= 400 ? "nope" : "";
-    response += "Content-Length: " + std::to_string(text.size()) + "\r\nConnection: close\r\n\r\n" + text;
+    response += "Content-Length: " + std::to_string(text.size()) + "\r\n";
+    if (mode_ == Connections::kClose) response += "Connection: close\r\n";
+    response += "\r\n" + text;
     size_t written = 0;
     while (written < response.size()) {
       ssize_t n = ::write(fd, response.data() + written, response.size() - written);
       if (n <= 0) break;
       written += static_cast<size_t>(n);
     }
-    ::close(fd);
+    return written == response.size();
   }
 
   Responder responder_;
+  Connections mode_;
+  size_t accepted_ = 0;  // guarded by mu_
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -1145,6 +1169,38 @@ TEST_F(WebhookDaemonTest, ConnectionRefusedIsRetryable) {
   ASSERT_TRUE(RunUntil([&] { return DeliveryOf("s1") && DeliveryOf("s1")->attempts == 1; }));
   EXPECT_EQ(DeliveryOf("s1")->state, DeliveryState::kRetrying);
   EXPECT_EQ(DeliveryOf("s1")->last_error.rfind("curl: ", 0), 0u) << DeliveryOf("s1")->last_error;
+}
+
+TEST_F(WebhookDaemonTest, WebhooksOneAfterAnotherToOneEndpointShareAConnection) {
+  TestHttpServer server([](const HttpRequest&) { return 204; }, TestHttpServer::Connections::kKeepAlive);
+  Configure("");
+  StartDaemon(nullptr);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/hook")), clock_));
+  const std::vector<std::string> hosts = {"USA", "CAN", "GTM", "BLZ", "ESP"};
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    Feed(Wrap(MakeAlert("MEX", hosts[i]), clock_));
+    ASSERT_TRUE(RunUntil([&] { return daemon_->stats().delivered == i + 1; }));
+  }
+  EXPECT_EQ(server.RequestCount("/hook"), hosts.size());
+  EXPECT_EQ(server.ConnectionCount(), 1u);  // kept alive, not a connect per webhook
+}
+
+TEST_F(WebhookDaemonTest, AnEndpointThatDropsIdleConnectionsStillGetsEachWebhookAtTheFirstAttempt) {
+  TestHttpServer server([](const HttpRequest&) { return 204; }, TestHttpServer::Connections::kDropIdle);
+  Configure("");
+  StartDaemon(nullptr);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/hook")), clock_));
+  const std::vector<std::string> hosts = {"USA", "CAN", "GTM", "BLZ", "ESP"};
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    Feed(Wrap(MakeAlert("MEX", hosts[i]), clock_));
+    ASSERT_TRUE(RunUntil([&] { return daemon_->stats().delivered == i + 1; }));
+  }
+  EXPECT_EQ(server.RequestCount("/hook"), hosts.size());
+  EXPECT_EQ(server.ConnectionCount(), hosts.size());
+  EXPECT_EQ(daemon_->stats().retries, 0u);
+  auto deliveries = Deliveries();
+  ASSERT_EQ(deliveries.size(), hosts.size());
+  for (const Delivery& d : deliveries) EXPECT_EQ(d.attempts, 1) << d.delivery_id;
 }
 
 TEST_F(WebhookDaemonTest, HangingEndpointDoesNotBlockAnotherOne) {

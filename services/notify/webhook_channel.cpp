@@ -126,10 +126,18 @@ Result<std::unique_ptr<WebhookChannel>> WebhookChannel::Create(const WebhookChan
     impl->options.user_agent = std::string("amparo-notify/") + AMPARO_VERSION;
   impl->multi = curl_multi_init();
   if (!impl->multi) return Internal("curl_multi_init failed");
-  // Each request gets its own connection: recipients are independent and a
-  // slow one must not queue others behind it on a shared connection.
+  // A request never waits behind another: no pipelining or multiplexing and
+  // no cap per host, so each request in flight has a connection of its own
+  // and a slow recipient holds up no one. A finished request's connection
+  // stays open (HTTP/1.1 keep-alive) for the next one to the same endpoint,
+  // which then skips the connect (and, for https, the TLS handshake); at most
+  // max_in_flight idle ones are kept. A connection the recipient closed
+  // meanwhile is noticed and replaced by curl before or while sending (its
+  // retry of a request that got no response byte), not counted as an attempt.
   curl_multi_setopt(impl->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
   curl_multi_setopt(impl->multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
+  curl_multi_setopt(impl->multi, CURLMOPT_MAXCONNECTS,
+                    static_cast<long>(std::max(1, impl->options.max_in_flight)));
   return std::unique_ptr<WebhookChannel>(new WebhookChannel(std::move(impl)));
 }
 
@@ -182,7 +190,6 @@ Status WebhookChannel::Send(const OutboundMessage& message, Done done) {
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, request->headers);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Impl::KeepHead);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, request.get());
-  curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
   CURLMcode added = curl_multi_add_handle(impl_->multi, easy);
   if (added != CURLM_OK) {
     curl_easy_cleanup(easy);
