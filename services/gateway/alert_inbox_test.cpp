@@ -80,7 +80,10 @@ class AlertInboxTest : public ::testing::Test {
     EXPECT_TRUE(sender_->Start().ok());
     inbox_ = std::make_unique<AlertInbox>(
         *receiver_, clock_, metrics_,
-        [this](const std::string& state, std::string frame) { sent_.push_back(Describe(state, frame)); },
+        [this](const std::string& state, std::string frame) {
+          sent_.push_back(Describe(state, frame));
+          frames_.push_back(std::move(frame));
+        },
         [this](const std::string& state) { return watching_(state); });
     sqlite3_commit_hook(gateway_db_->raw(), &CountCommit, &commits_);
   }
@@ -149,6 +152,7 @@ class AlertInboxTest : public ::testing::Test {
   GatewayMetrics metrics_;
   std::unique_ptr<AlertInbox> inbox_;
   std::vector<Sent> sent_;
+  std::vector<std::string> frames_;  // as broadcast, parallel to sent_
   int commits_ = 0;
   // Whether `state` has a live client right now; everyone by default.
   std::function<bool(const std::string& state)> watching_ = [](const std::string&) { return true; };
@@ -475,6 +479,64 @@ TEST_F(AlertInboxTest, TheFrameOfAStoredRowIsByteForByteTheFrameTheDomPrinted) {
   ASSERT_TRUE(row.ok()) << row.status().ToString();
   ASSERT_EQ(row->deliveries.size(), 1u);
   EXPECT_EQ(LiveAlertFrame(*row), DomLiveAlertFrame(*row));
+}
+
+// Records the columns of alerts.alert that statements prepared on a
+// connection read (SQLite asks the authorizer once per column read, when
+// the statement is prepared).
+int RecordAlertBlobRead(void* reads, int action, const char* table, const char* column, const char*,
+                        const char*) {
+  if (action == SQLITE_READ && table != nullptr && column != nullptr && std::string(table) == "alerts" &&
+      std::string(column) == "alert") {
+    ++*static_cast<int*>(reads);
+  }
+  return SQLITE_OK;
+}
+
+// Alerts are stored as protobuf bytes (json = ''): the frame built in the
+// transaction renders the message in hand (the row's blob is not read back)
+// and is byte for byte the frame of the committed row; the frame built after
+// the commit for a client that connected during the batch reads the row.
+TEST_F(AlertInboxTest, FramesRenderTheMessageByteForByteAsTheStoredRowWithoutReadingItsBlob) {
+  int blob_reads = 0;
+  sqlite3_set_authorizer(gateway_db_->raw(), &RecordAlertBlobRead, &blob_reads);
+  const v1::ConsularAlert rich = RichAlert();
+  SendAlert(rich);
+  SendDelivery(rich.alert_id(), "msg_1");
+  StoreAllUnprocessed();
+  ASSERT_TRUE(inbox_->Process(100, 8).ok());
+  EXPECT_EQ(blob_reads, 0);
+  ASSERT_EQ(frames_.size(), 1u);
+  StoredAlert expected;
+  expected.alert_id = rich.alert_id();
+  expected.state = "PHL";
+  expected.json = AlertToJson(rich);  // no delivery yet when the alert was handled
+  EXPECT_EQ(frames_[0], DomLiveAlertFrame(expected));
+
+  auto json_column = reader_db_->Prepare("SELECT json FROM alerts WHERE alert_id = ?");
+  ASSERT_TRUE(json_column.ok());
+  json_column->Bind(1, rich.alert_id());
+  ASSERT_TRUE(*json_column->Step());
+  EXPECT_EQ(json_column->ColumnText(0), "");
+
+  // IND connects during the next batch: its frame is the committed row's.
+  watching_ = [this](const std::string& state) { return state == "PHL" || commits_ > 0; };
+  v1::ConsularAlert ind = RichAlert();
+  ind.set_alert_id(std::string(kIncident) + "/IND/JPN");
+  ind.set_state("IND");
+  SendAlert(ind);
+  SendDelivery(ind.alert_id(), "msg_2");
+  StoreAllUnprocessed();
+  commits_ = 0;
+  ASSERT_TRUE(inbox_->Process(100, 8).ok());
+  sqlite3_set_authorizer(gateway_db_->raw(), nullptr, nullptr);
+  EXPECT_GT(blob_reads, 0);  // GetAlert after the commit
+  ASSERT_EQ(frames_.size(), 2u);
+  expected.alert_id = ind.alert_id();
+  expected.state = "IND";
+  expected.json = AlertToJson(ind);
+  expected.deliveries = {{"msg_2", "delivered", 1}};
+  EXPECT_EQ(frames_[1], DomLiveAlertFrame(expected));
 }
 
 }  // namespace

@@ -76,7 +76,9 @@ void AlertInbox::BroadcastCommitted() {
       }
       if (superseded[i]) continue;
       // The committed row: what this and every earlier message of the batch
-      // made of the alert.
+      // made of the alert. Read back (its message parsed) since the inbox
+      // keeps no copy of messages nobody watched; this is the rare case of a
+      // client that connected during the batch.
       b.frame = BuildFrame(*batch_db_, b.state, b.alert_id);
     }
     if (!b.frame.empty()) broadcast_(b.state, std::move(b.frame));
@@ -88,6 +90,17 @@ std::string AlertInbox::BuildFrame(Db& db, const std::string& state, const std::
   if (!row.ok()) {
     log::Warn("stored alert not readable for the live feed",
               {{"alert_id", alert_id}, {"error", row.status().ToString()}});
+    return std::string();
+  }
+  ++frames_built_;
+  return LiveAlertFrame(*row);
+}
+
+std::string AlertInbox::BuildFrame(Db& db, const v1::ConsularAlert& alert) {
+  auto row = StoredAlertOfMessage(db, alert);
+  if (!row.ok()) {
+    log::Warn("stored alert not readable for the live feed",
+              {{"alert_id", alert.alert_id()}, {"error", row.status().ToString()}});
     return std::string();
   }
   ++frames_built_;
@@ -109,11 +122,11 @@ Status AlertInbox::Handle(const v1::Envelope& envelope, Db& db) {
         pending_.push_back({alert.state(), alert.alert_id(), std::string(), /*deferred=*/true});
         return Status::Ok();
       }
-      // Read back here, not after the commit: a later message of the same
-      // batch (the next revision, a delivery) must not show in this frame,
-      // which the console gets as if this message had committed alone.
-      pending_.push_back(
-          {alert.state(), alert.alert_id(), BuildFrame(db, alert.state(), alert.alert_id()), false});
+      // Built here, not after the commit: a later message of the same batch
+      // (the next revision, a delivery) must not show in this frame, which
+      // the console gets as if this message had committed alone. The JSON
+      // is rendered from `alert`: the row holds it only as protobuf bytes.
+      pending_.push_back({alert.state(), alert.alert_id(), BuildFrame(db, alert), false});
       return Status::Ok();
     }
     case v1::Envelope::kDeliveryStatus:

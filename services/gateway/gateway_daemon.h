@@ -53,7 +53,8 @@ namespace amparo::gateway {
 //
 // Live console: for every alert revision stored, the frame (LiveAlertFrame
 // of the row as that message left it: its revision, the deliveries and
-// silence known at that point) is built inside the transaction and handed
+// silence known at that point; its JSON rendered from the message in hand,
+// not read back from the row) is built inside the transaction and handed
 // to `broadcast` only after the batch committed, in message order. A
 // message whose work is rolled back (dead-lettered, retried later, or a
 // failed batch) has no frame sent; GatewayMetrics counts an alert as
@@ -112,6 +113,9 @@ class AlertInbox {
   // The frame of the alert's row as `db` shows it now; "" (logged) when the
   // row cannot be read.
   std::string BuildFrame(Db& db, const std::string& state, const std::string& alert_id);
+  // The same for `alert`, which the handler has just stored: its JSON comes
+  // from the message, the rest of the frame from `db` (StoredAlertOfMessage).
+  std::string BuildFrame(Db& db, const v1::ConsularAlert& alert);
   // Hands the committed batch's frames to broadcast_, in message order.
   void BroadcastCommitted();
 

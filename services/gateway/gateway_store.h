@@ -337,12 +337,12 @@ Status DeleteSubscription(Db& db, std::string_view state, std::string_view id, c
 
 // ---------------------------------------------------- alerts, deliveries
 
-// Stores `alert` (as AlertToJson) unless the stored row is at least as new
-// by (revision, notification): a repeat of the stored revision (higher
-// notification) replaces the row, it never adds one. Returns true when it
-// was stored. kInvalidArgument for an
-// alert without alert_id or with a malformed state. Call inside the
-// caller's transaction.
+// Stores `alert` (its serialized ConsularAlert; the JSON is rendered when it
+// is read) unless the stored row is at least as new by (revision,
+// notification): a repeat of the stored revision (higher notification)
+// replaces the row, it never adds one. Returns true when it was stored.
+// kInvalidArgument for an alert without alert_id or with a malformed state.
+// Call inside the caller's transaction.
 Result<bool> UpsertAlert(Db& db, const v1::ConsularAlert& alert, const Clock& clock);
 
 // Stores the delivery outcome unless a newer one (by updated_ms, then
@@ -361,7 +361,9 @@ struct StoredAlert {
   std::string incident_id;
   std::string state;
   int revision = 0;
-  std::string json;  // AlertToJson() of the latest stored revision
+  // AlertToJson() of the latest stored revision: rendered from the stored
+  // message, or the JSON text stored by gateways before the message was.
+  std::string json;
   int64_t updated_ms = 0;
   std::vector<DeliverySummary> deliveries;  // by delivery_id
   // The gateway's silence named by a silenced revision (same state only);
@@ -373,8 +375,19 @@ struct StoredAlert {
 };
 
 // The state's alerts, latest revision each, newest first; `limit` 1..1000.
+// Reading an alert whose stored message does not parse (or names another
+// alert) fails the whole call with kDataLoss naming that alert_id; another
+// state never sees the row (its GetAlert is kNotFound).
 Result<std::vector<StoredAlert>> ListAlerts(Db& db, std::string_view state, int limit);
 Result<StoredAlert> GetAlert(Db& db, std::string_view state, std::string_view alert_id);
+
+// The alert as GetAlert() would show it, for a caller that has just stored
+// `alert` (UpsertAlert returned true, same transaction) and so need not read
+// the stored message back and parse it: the JSON is rendered from `alert`;
+// the row's time, deliveries and silence come from `db`. kNotFound when the
+// state has no such alert; kFailedPrecondition when the row holds another
+// (revision, notification) than `alert`.
+Result<StoredAlert> StoredAlertOfMessage(Db& db, const v1::ConsularAlert& alert);
 
 struct Incident {
   std::string incident_id;
@@ -382,7 +395,7 @@ struct Incident {
 };
 
 // The state's incidents with their alerts, the most recently updated first;
-// `limit` (incidents) 1..1000.
+// `limit` (incidents) 1..1000. kDataLoss as ListAlerts.
 Result<std::vector<Incident>> ListIncidents(Db& db, std::string_view state, int limit);
 
 }  // namespace amparo::gateway

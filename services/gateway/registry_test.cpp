@@ -839,11 +839,13 @@ TEST_F(RegistryTest, RowsFromBeforeRetentionCohortsAreCoveredByTheMigration) {
                                  keys_, access_, clock_)
                     .ok());
   }
-  // Back to the previous schema version: no cohorts, the index back.
+  // Back to the schema version before the cohorts: no cohorts, the index
+  // back, and without the one migration after them (alerts.alert).
   const int64_t version = CountRows(*db_, "PRAGMA user_version");
   ASSERT_TRUE(db_->Exec("DROP TABLE retention_cohorts; CREATE INDEX registrants_by_retention ON "
-                        "registrants(retention_until); PRAGMA user_version = " +
-                        std::to_string(version - 1))
+                        "registrants(retention_until); ALTER TABLE alerts DROP COLUMN alert; "
+                        "PRAGMA user_version = " +
+                        std::to_string(version - 2))
                   .ok());
   ASSERT_TRUE(MigrateGatewayDb(*db_).ok());
   EXPECT_EQ(CountRows(*db_, "PRAGMA user_version"), version);
