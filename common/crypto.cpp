@@ -59,6 +59,13 @@ std::string RandomBytes(size_t n) {
 
 std::string NewId() { return HexEncode(RandomBytes(16)); }
 
+std::string NewTimeOrderedId(int64_t unix_ms) {
+  std::string bytes(6, '\0');
+  const uint64_t ms = static_cast<uint64_t>(unix_ms < 0 ? 0 : unix_ms);
+  for (int i = 0; i < 6; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>(ms >> (8 * (5 - i)));
+  return HexEncode(bytes + RandomBytes(10));
+}
+
 std::string HexEncode(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

@@ -2,6 +2,7 @@
 // thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,8 +12,15 @@ namespace amparo {
 
 // `n` bytes from the OS CSPRNG (libsodium randombytes).
 std::string RandomBytes(size_t n);
-// 128 random bits as 32 lowercase hex digits: message ids, registrant ids.
+// 128 random bits as 32 lowercase hex digits: registrant ids, tokens' ids.
 std::string NewId();
+// 32 lowercase hex digits that sort by time: `unix_ms` as 48 bits
+// big-endian (12 digits), then 80 random bits (20 digits), as in UUIDv7.
+// Link message ids: each inbox keeps them in a unique index, and random keys
+// made every batch rewrite leaves all over it (most of what a daemon wrote
+// per message); in time order the inserts land at its end. Unique as long
+// as fewer than ~2^40 ids are made in one millisecond.
+std::string NewTimeOrderedId(int64_t unix_ms);
 std::string HexEncode(std::string_view bytes);
 // Standard base64 with padding (RFC 4648 section 4).
 std::string Base64Encode(std::string_view bytes);

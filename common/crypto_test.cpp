@@ -33,5 +33,25 @@ TEST(CryptoTest, NewIdIsUnique128BitHex) {
   EXPECT_NE(a, b);
 }
 
+TEST(CryptoTest, TimeOrderedIdsStartWithTheMillisecondsAndSortByThem) {
+  // 2026-11-27T00:00:00Z = 1795737600000 ms = 0x01a2 1a4d 4000 (48 bits).
+  const std::string a = NewTimeOrderedId(1795737600000);
+  ASSERT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.substr(0, 12), "01a21a4d4000");
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+  const std::string same_ms = NewTimeOrderedId(1795737600000);
+  EXPECT_EQ(same_ms.substr(0, 12), a.substr(0, 12));
+  EXPECT_NE(same_ms, a);  // 80 random bits after the time
+  std::string previous = NewTimeOrderedId(1795737600000 - 1);
+  for (int64_t ms : {int64_t{1795737600000}, int64_t{1795737600001}, int64_t{1795737600256},
+                     int64_t{1795737665536}, int64_t{2795737600000}}) {
+    const std::string next = NewTimeOrderedId(ms);
+    EXPECT_LT(previous, next) << ms;
+    previous = next;
+  }
+  EXPECT_EQ(NewTimeOrderedId(0).substr(0, 12), "000000000000");
+  EXPECT_EQ(NewTimeOrderedId(-5).substr(0, 12), "000000000000");
+}
+
 }  // namespace
 }  // namespace amparo

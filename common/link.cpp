@@ -177,7 +177,7 @@ void LinkContext::StartZap(std::set<std::string> allowed) {
 
 v1::Envelope MakeEnvelope(std::string_view producer, const Clock& clock) {
   v1::Envelope env;
-  env.set_message_id(NewId());
+  env.set_message_id(NewTimeOrderedId(clock.NowMs()));
   env.set_schema_version(kSchemaVersion);
   env.set_producer(std::string(producer));
   env.set_sent_ms(clock.NowMs());
