@@ -502,7 +502,19 @@ struct ExposureIndex::Impl {
     std::vector<CircleShape> circles;
     std::vector<PolygonShape> polygons;
     std::vector<uint8_t> geo_match;  // per profile; empty without geocodes
+    // Grid rows (y) outside [y_lo, y_hi] are outside every shape: the
+    // delta's records are settled by two integer comparisons, before the
+    // degrees and Contains() (most of a query that exposes nobody).
+    uint32_t y_lo = kGridMax, y_hi = 0;
     bool GeoMatch(uint32_t profile) const { return !geo_match.empty() && geo_match[profile]; }
+    void CoverLatitudes(double min_lat, double max_lat) {
+      // Widened by 0.001 degrees (~110 m) and a cell: a generous margin
+      // over the shapes' own (1e-6 degrees) and the grid's rounding.
+      const uint32_t lo = GridY(std::max(-90.0, min_lat - 1e-3));
+      const uint32_t hi = GridY(std::min(90.0, max_lat + 1e-3));
+      y_lo = std::min(y_lo, lo == 0 ? 0 : lo - 1);
+      y_hi = std::max(y_hi, std::min(kGridMax, hi + 1));
+    }
     bool Contains(geo::LatLon p) const {
       for (const auto& c : circles) {
         if (c.Contains(p)) return true;
@@ -535,10 +547,13 @@ struct ExposureIndex::Impl {
     for (const auto& c : area.circles) {
       if (!geo::IsValid(c.center) || !(c.radius_km >= 0) || !std::isfinite(c.radius_km)) continue;
       s.circles.emplace_back(c);
+      s.CoverLatitudes(s.circles.back().bounds().min_lat, s.circles.back().bounds().max_lat);
     }
     for (const auto& p : area.polygons) {
       PolygonShape shape(p);
-      if (shape.valid()) s.polygons.push_back(std::move(shape));
+      if (!shape.valid()) continue;
+      s.CoverLatitudes(shape.bounds().min_lat, shape.bounds().max_lat);
+      s.polygons.push_back(std::move(shape));
     }
     if (!area.host_countries.empty() || !area.admin1_codes.empty()) {
       std::vector<uint8_t> host_hit(codes.size(), 0), admin1_hit(codes.size(), 0);
@@ -620,6 +635,7 @@ struct ExposureIndex::Impl {
       if (!nodes.empty()) walk.Visit(0);
       for (uint32_t d = 0; d < delta.size(); ++d) {
         const Record& r = delta[d];
+        if (r.y < shapes.y_lo || r.y > shapes.y_hi) continue;
         if (shapes.GeoMatch(r.profile) || !shapes.Contains({LatOf(r.y), LonOf(r.x)})) continue;
         walk.Add(r.profile, 1);
         if (positions) positions->push_back(static_cast<uint32_t>(base_n + d));

@@ -103,8 +103,14 @@ TEST(ExposureIndexTest, PointsJustInsideCountAndJustOutsideDoNot) {
     ASSERT_TRUE(index.Upsert(Registrant(++n, in.lat, in.lon, "PHL", "JPN")).ok());
     ASSERT_TRUE(index.Upsert(Registrant(1000 + n, out.lat, out.lon, "PHL", "JPN")).ok());
   }
+  // Half a metre inside at the circle's northern- and southernmost points
+  // (what a query's latitude band must keep).
+  for (double bearing : {0.0, 180.0}) {
+    geo::LatLon edge = Destination(center, bearing, 15.0 - 0.0005);
+    ASSERT_TRUE(index.Upsert(Registrant(++n, edge.lat, edge.lon, "PHL", "JPN")).ok());
+  }
   auto e = index.QueryCircle(center, 15.0, 100);
-  EXPECT_EQ(e.at({"PHL", "JPN"}).counts.registrants, 6u);
+  EXPECT_EQ(e.at({"PHL", "JPN"}).counts.registrants, 8u);
   for (const auto& id : e.at({"PHL", "JPN"}).registrant_ids()) EXPECT_NE(id, TestId(1001));
 }
 
