@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -29,10 +30,13 @@ constexpr double kM1 = -0.209;
 constexpr double kM2 = 2.042;
 constexpr double kSlopeChangeKm = 50;
 
+// As printf("%.*f") in the C locale (std::to_chars' contract), without
+// printf's format parsing: a few of these per event were 5% of amparo-rules.
 std::string FormatDecimal(double value, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
-  return buf;
+  char buf[400];  // %.3f of the largest double needs 313 characters
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::fixed, decimals);
+  if (ec != std::errc()) return "?";
+  return std::string(buf, end);
 }
 
 }  // namespace

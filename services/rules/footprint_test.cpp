@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+
+#include <cmath>
 #include <string>
 
 namespace amparo::rules {
@@ -405,6 +408,20 @@ TEST(FootprintTest, DescribeEarthquakeAndUnknownFootprints) {
   v1::Area source;
   source.set_footprint_model("source");
   EXPECT_EQ(DescribeFootprint(source), "inside the area given by the source");
+}
+
+TEST(FootprintTextTest, NumbersReadAsPrintfWritesThem) {
+  auto printf_text = [](double v, int decimals) {
+    char buf[400];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return std::string(buf);
+  };
+  // Ties, values just under a rounding edge, tiny, negative and huge ones.
+  for (double v : {0.0, 0.05, 0.25, 2.5, 3.5, 9.95, 9.949999, 10.5, 11.5, 85.14, 99.5, 1e-7, -0.04, -7.25,
+                   123456789.5, 1e300}) {
+    EXPECT_EQ(FormatRadiusKm(v), printf_text(v, v < 10 ? 1 : 0)) << v;
+    EXPECT_EQ(FormatMmi(v), printf_text(v, v == std::floor(v) ? 0 : 1)) << v;
+  }
 }
 
 }  // namespace
