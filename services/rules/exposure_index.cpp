@@ -685,42 +685,54 @@ struct ExposureIndex::Impl {
     touched.clear();
     if (positions == nullptr || max_ids == 0) return result;
 
-    // Candidates carry their sort key inline: sorting then touches no other
-    // array. Vulnerable people first (whom consular staff must reach first),
-    // then ascending id.
-    struct Candidate {
-      uint8_t not_vulnerable;
-      PackedId id;
-      bool operator<(const Candidate& o) const {
-        if (not_vulnerable != o.not_vulnerable) return not_vulnerable < o.not_vulnerable;
-        return id < o.id;
-      }
+    // Vulnerable people first (whom consular staff must reach first), then
+    // ascending id: each group's candidates in two lists, each sorted by the
+    // id read as one 128-bit big-endian number (two integer comparisons; a
+    // byte-wise compare of the arrays was a library call per comparison).
+    struct IdKey {
+      uint64_t hi, lo;
+      bool operator<(const IdKey& o) const { return hi != o.hi ? hi < o.hi : lo < o.lo; }
     };
-    std::unordered_map<GroupExposure*, std::vector<Candidate>> members;
-    GroupExposure* last_group = nullptr;
+    auto key_of = [](const PackedId& id) {
+      IdKey k{0, 0};
+      for (size_t i = 0; i < 8; ++i) k.hi = k.hi << 8 | id[i];
+      for (size_t i = 8; i < 16; ++i) k.lo = k.lo << 8 | id[i];
+      return k;
+    };
+    struct Candidates {
+      std::vector<IdKey> vulnerable, others;
+    };
+    std::unordered_map<GroupExposure*, Candidates> members;
     uint32_t last_profile = std::numeric_limits<uint32_t>::max();
-    std::vector<Candidate>* bucket = nullptr;
+    std::vector<IdKey>* bucket = nullptr;
     for (uint32_t h : *positions) {
       const uint32_t p = ProfileOfHandle(h);
-      const Profile& pr = profiles[p];
       if (p != last_profile) {
+        const Profile& pr = profiles[p];
         GroupExposure* g = groups.at(uint32_t{pr.state} << 16 | pr.host);
-        if (g != last_group) bucket = &members[g];
-        last_group = g;
+        Candidates& c = members[g];
+        bucket = pr.flags != 0 ? &c.vulnerable : &c.others;
         last_profile = p;
       }
-      bucket->push_back({static_cast<uint8_t>(pr.flags == 0), IdOfHandle(h)});
+      bucket->push_back(key_of(IdOfHandle(h)));
     }
-    for (auto& [group, candidates] : members) {
-      size_t k = std::min(max_ids, candidates.size());
-      auto mid = candidates.begin() + static_cast<ptrdiff_t>(k);
-      if (k < candidates.size()) std::nth_element(candidates.begin(), mid, candidates.end());
-      std::sort(candidates.begin(), mid);
+    for (auto& [group, c] : members) {
+      const size_t k = std::min(max_ids, c.vulnerable.size() + c.others.size());
       group->packed_ids.resize(k * kPackedRegistrantIdBytes);
       char* out = group->packed_ids.data();
-      for (size_t i = 0; i < k; ++i, out += kPackedRegistrantIdBytes) {
-        std::memcpy(out, candidates[i].id.data(), kPackedRegistrantIdBytes);
-      }
+      // The `n` smallest of `keys`, ascending, written as 16 bytes each.
+      auto take = [&out](std::vector<IdKey>& keys, size_t n) {
+        auto mid = keys.begin() + static_cast<ptrdiff_t>(n);
+        if (n < keys.size()) std::nth_element(keys.begin(), mid, keys.end());
+        std::sort(keys.begin(), mid);
+        for (size_t i = 0; i < n; ++i) {
+          for (int b = 0; b < 8; ++b) *out++ = static_cast<char>(keys[i].hi >> (56 - 8 * b));
+          for (int b = 0; b < 8; ++b) *out++ = static_cast<char>(keys[i].lo >> (56 - 8 * b));
+        }
+      };
+      const size_t first = std::min(k, c.vulnerable.size());
+      take(c.vulnerable, first);
+      take(c.others, k - first);
     }
     return result;
   }
