@@ -127,7 +127,7 @@ Result<int> NotifyDaemon::DispatchDue() {
   NotifyStore store(*db_);
   // Deliveries in flight are still due in the table: ask for enough rows to
   // fill the free slots after skipping them.
-  auto due = store.DueDeliveries(clock_.NowMs(), free_slots + static_cast<int>(in_flight_.size()));
+  auto due = store.DueDeliveries(clock_.NowMs(), free_slots + static_cast<int>(in_flight_.size()), in_flight_);
   if (!due.ok()) {
     log::Error("reading due deliveries failed", {{"error", due.status().ToString()}});
     return due.status();
@@ -137,7 +137,6 @@ Result<int> NotifyDaemon::DispatchDue() {
   for (DueDelivery& item : *due) {
     if (started >= free_slots) break;
     const std::string& id = item.delivery.delivery_id;
-    if (in_flight_.count(id)) continue;
     OutboundMessage message{id, std::move(item.url), std::move(item.secret), std::move(item.delivery.body)};
     Status sent = channel_->Send(message, [this](const std::string& delivery_id, const SendResult& result) {
       finished_.push_back({delivery_id, result});
@@ -208,7 +207,7 @@ void NotifyDaemon::RecordFinished() {
 
 Status NotifyDaemon::RecordAttempt(const Finished& attempt, std::vector<Delivery>* after_commit) {
   NotifyStore store(*db_);
-  auto found = store.GetDelivery(attempt.delivery_id);
+  auto found = store.GetDelivery(attempt.delivery_id, NotifyStore::Body::kSkip);
   if (!found.ok()) return found.status();
   // Gone or already final (its subscription was deleted meanwhile): the
   // outcome no longer matters.

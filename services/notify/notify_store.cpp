@@ -83,6 +83,11 @@ constexpr std::string_view kDeliveryColumns =
 // FROM clause for kDeliveryColumns.
 constexpr std::string_view kDeliveriesWithBodies =
     " FROM deliveries d LEFT JOIN delivery_bodies b ON b.delivery_id = d.delivery_id";
+// kDeliveryColumns with '' for the body: SQLite reads every result column of
+// a row it returns, so a body not wanted must not be selected.
+constexpr std::string_view kDeliveryColumnsWithoutBody =
+    "d.delivery_id, d.alert_id, d.alert_revision, d.subscription_id, d.event_type, '', "
+    "d.state, d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms";
 
 Delivery ReadDelivery(const Statement& row) {
   Delivery d;
@@ -225,7 +230,7 @@ Result<std::vector<Delivery>> NotifyStore::KillOpenDeliveries(std::string_view s
   kill->Reset();
   std::vector<Delivery> killed;
   for (const std::string& id : ids) {
-    auto delivery = GetDelivery(id);
+    auto delivery = GetDelivery(id, Body::kSkip);  // for its DeliveryStatus: no body
     if (!delivery.ok()) return delivery.status();
     if (*delivery) killed.push_back(std::move(**delivery));
   }
@@ -317,10 +322,12 @@ Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {
   return true;
 }
 
-Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delivery_id) {
-  auto query =
-      db_.Prepare("SELECT " + std::string(kDeliveryColumns) + std::string(kDeliveriesWithBodies) +
-                  " WHERE d.delivery_id = ?");
+Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delivery_id, Body body) {
+  auto query = body == Body::kRead
+                   ? db_.Prepare("SELECT " + std::string(kDeliveryColumns) + std::string(kDeliveriesWithBodies) +
+                                 " WHERE d.delivery_id = ?")
+                   : db_.Prepare("SELECT " + std::string(kDeliveryColumnsWithoutBody) +
+                                 " FROM deliveries d WHERE d.delivery_id = ?");
   if (!query.ok()) return query.status();
   query->Bind(1, delivery_id);
   auto row = query->Step();
@@ -329,11 +336,11 @@ Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delive
   return std::optional<Delivery>(ReadDelivery(*query));
 }
 
-Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int limit) {
+Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int limit,
+                                                            const std::set<std::string>& in_flight) {
   auto query =
-      db_.Prepare("SELECT " + std::string(kDeliveryColumns) + ", s.url, s.secret" +
-                  std::string(kDeliveriesWithBodies) +
-                  " JOIN subscriptions s ON s.subscription_id = d.subscription_id "
+      db_.Prepare("SELECT " + std::string(kDeliveryColumnsWithoutBody) +
+                  ", s.url, s.secret FROM deliveries d JOIN subscriptions s ON s.subscription_id = d.subscription_id "
                   "WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_ms <= ? AND s.deleted = 0 "
                   "ORDER BY d.next_attempt_ms, d.created_ms, d.delivery_id LIMIT ?");
   if (!query.ok()) return query.status();
@@ -343,7 +350,20 @@ Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int 
     auto row = query->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
+    if (in_flight.count(query->ColumnText(0)) > 0) continue;
     due.push_back({ReadDelivery(*query), query->ColumnText(12), query->ColumnText(13)});
+  }
+  query->Reset();
+  // Bodies of the rows to send only.
+  auto body = db_.Prepare("SELECT COALESCE(b.body, d.body)" + std::string(kDeliveriesWithBodies) +
+                          " WHERE d.delivery_id = ?");
+  if (!body.ok()) return body.status();
+  for (DueDelivery& item : due) {
+    body->Bind(1, item.delivery.delivery_id);
+    auto row = body->Step();
+    if (!row.ok()) return row.status();
+    if (*row) item.delivery.body = body->ColumnText(0);
+    body->Reset();
   }
   return due;
 }

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -108,10 +109,15 @@ class NotifyStore {
 
   // Inserts `delivery` unless its delivery_id exists. True when inserted.
   Result<bool> InsertDelivery(const Delivery& delivery);
-  Result<std::optional<Delivery>> GetDelivery(std::string_view delivery_id);
+  // Whether a read gives the delivery's body (up to ~36 KB) or leaves
+  // Delivery::body empty, for callers that only need its state.
+  enum class Body { kRead, kSkip };
+  Result<std::optional<Delivery>> GetDelivery(std::string_view delivery_id, Body body = Body::kRead);
   // Pending/retrying deliveries of live subscriptions with
-  // next_attempt_ms <= now_ms, earliest first, at most `limit`.
-  Result<std::vector<DueDelivery>> DueDeliveries(int64_t now_ms, int limit);
+  // next_attempt_ms <= now_ms, earliest first, among the first `limit` such
+  // rows, less those in `in_flight` (neither returned nor their bodies read).
+  Result<std::vector<DueDelivery>> DueDeliveries(int64_t now_ms, int limit,
+                                                 const std::set<std::string>& in_flight = {});
   // Updates a delivery that is not final yet; false (and no change) when it
   // is missing or already final, e.g. killed while a request was in flight.
   Result<bool> UpdateOpenDelivery(std::string_view delivery_id, DeliveryState state, int attempts,

@@ -400,6 +400,41 @@ TEST_F(RouterTest, ADeliveryFromBeforeBodiesHadTheirTableKeepsItsBody) {
   EXPECT_EQ((*due)[0].delivery.body, R"({"old":true})");
 }
 
+TEST_F(RouterTest, DueDeliveriesLeaveOutThoseInFlightAndStateReadsSkipTheBody) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  for (const char* host : {"USA", "CAN", "GTM"}) ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", host), clock_)).ok());
+  NotifyStore store(*db_);
+  auto all = store.DueDeliveries(clock_.NowMs(), 10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  const std::string busy = (*all)[1].delivery.delivery_id;
+  auto rest = store.DueDeliveries(clock_.NowMs(), 10, {busy});
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 2u);
+  for (const DueDelivery& d : *rest) {
+    EXPECT_NE(d.delivery.delivery_id, busy);
+    EXPECT_EQ(d.url, "http://127.0.0.1:1/a");
+    // Each with its own body, as stored.
+    auto stored = store.GetDelivery(d.delivery.delivery_id);
+    ASSERT_TRUE(stored.ok() && stored->has_value());
+    EXPECT_FALSE(d.delivery.body.empty());
+    EXPECT_EQ(d.delivery.body, (*stored)->body);
+  }
+  // The limit counts the rows in flight: room for one more than those.
+  auto limited = store.DueDeliveries(clock_.NowMs(), 2, {(*all)[0].delivery.delivery_id});
+  ASSERT_TRUE(limited.ok());
+  ASSERT_EQ(limited->size(), 1u);
+  EXPECT_EQ((*limited)[0].delivery.delivery_id, (*all)[1].delivery.delivery_id);
+  // A state read leaves the body out and gives the rest.
+  auto light = store.GetDelivery(busy, NotifyStore::Body::kSkip);
+  ASSERT_TRUE(light.ok() && light->has_value());
+  EXPECT_EQ((*light)->body, "");
+  EXPECT_EQ((*light)->delivery_id, busy);
+  EXPECT_EQ((*light)->subscription_id, "a");
+  EXPECT_EQ((*light)->state, DeliveryState::kPending);
+  EXPECT_EQ((*light)->alert_revision, 1u);
+}
+
 TEST_F(RouterTest, AlertOfAnotherStateOrHostReachesNoOne) {
   ASSERT_TRUE(Route(Wrap(MakeSubscription("col", "COL", {}, "http://127.0.0.1:1/a"), clock_)).ok());
   ASSERT_TRUE(Route(Wrap(MakeSubscription("mex-gtm", "MEX", {"GTM"}, "http://127.0.0.1:1/b"), clock_)).ok());
