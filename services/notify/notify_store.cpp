@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/crypto.h"
+#include "services/notify/router.h"
 
 namespace amparo::notify {
 namespace {
@@ -66,6 +67,14 @@ const std::vector<std::string>& Migrations() {
       R"sql(
         ALTER TABLE alerts DROP COLUMN alert;
       )sql",
+      // Issue 5: a new delivery keeps the alert it carries (protobuf, ids
+      // packed: ~8.6 KB) instead of its body (JSON, ids in hex: ~19 KB);
+      // every read renders the body from it (BuildWebhookBody with the
+      // delivery's created_ms), the same bytes each time. body is then ''.
+      // Rows from before keep their body text and a NULL alert.
+      R"sql(
+        ALTER TABLE delivery_bodies ADD COLUMN alert BLOB;
+      )sql",
   };
   return kMigrations;
 }
@@ -79,7 +88,7 @@ DeliveryState ParseState(std::string_view name) {
 
 constexpr std::string_view kDeliveryColumns =
     "d.delivery_id, d.alert_id, d.alert_revision, d.subscription_id, d.event_type, COALESCE(b.body, d.body), "
-    "d.state, d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms";
+    "d.state, d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms, b.alert";
 // FROM clause for kDeliveryColumns.
 constexpr std::string_view kDeliveriesWithBodies =
     " FROM deliveries d LEFT JOIN delivery_bodies b ON b.delivery_id = d.delivery_id";
@@ -87,22 +96,39 @@ constexpr std::string_view kDeliveriesWithBodies =
 // a row it returns, so a body not wanted must not be selected.
 constexpr std::string_view kDeliveryColumnsWithoutBody =
     "d.delivery_id, d.alert_id, d.alert_revision, d.subscription_id, d.event_type, '', "
-    "d.state, d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms";
+    "d.state, d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms, NULL";
 
-Delivery ReadDelivery(const Statement& row) {
+// The body as sent: stored text, or rendered from the stored alert (the
+// same bytes every time for the same alert and created_ms).
+Result<std::string> BodyOf(std::string_view delivery_id, std::string text, const std::string* alert_bytes,
+                           int64_t created_ms) {
+  if (alert_bytes == nullptr) return text;
+  v1::ConsularAlert alert;
+  if (!alert.ParseFromString(*alert_bytes)) {
+    return Status(StatusCode::kDataLoss, "the alert stored for delivery " + std::string(delivery_id) +
+                                             " does not parse");
+  }
+  return BuildWebhookBody(alert, created_ms);
+}
+
+// One row of kDeliveryColumns (or kDeliveryColumnsWithoutBody).
+Result<Delivery> ReadDelivery(const Statement& row) {
   Delivery d;
   d.delivery_id = row.ColumnText(0);
   d.alert_id = row.ColumnText(1);
   d.alert_revision = static_cast<uint32_t>(row.ColumnInt(2));
   d.subscription_id = row.ColumnText(3);
   d.event_type = row.ColumnText(4);
-  d.body = row.ColumnText(5);
   d.state = ParseState(row.ColumnText(6));
   d.attempts = static_cast<int>(row.ColumnInt(7));
   d.next_attempt_ms = row.ColumnInt(8);
   d.last_error = row.ColumnText(9);
   d.created_ms = row.ColumnInt(10);
   d.updated_ms = row.ColumnInt(11);
+  const std::string alert = row.ColumnIsNull(12) ? std::string() : row.ColumnBlob(12);
+  auto body = BodyOf(d.delivery_id, row.ColumnText(5), row.ColumnIsNull(12) ? nullptr : &alert, d.created_ms);
+  if (!body.ok()) return body.status();
+  d.body = std::move(body).value();
   return d;
 }
 
@@ -112,7 +138,9 @@ Result<std::vector<Delivery>> ReadDeliveries(Statement& query) {
     auto row = query.Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    out.push_back(ReadDelivery(query));
+    auto delivery = ReadDelivery(query);
+    if (!delivery.ok()) return delivery.status();
+    out.push_back(std::move(delivery).value());
   }
   query.Reset();
   return out;
@@ -294,7 +322,7 @@ Result<std::optional<AlertVersion>> NotifyStore::GetAlertVersion(std::string_vie
                                                   static_cast<uint32_t>(query->ColumnInt(1))});
 }
 
-Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {
+Result<bool> NotifyStore::InsertDelivery(const Delivery& d, std::string_view alert) {
   auto insert = db_.Prepare(
       "INSERT OR IGNORE INTO deliveries(delivery_id, alert_id, alert_revision, subscription_id, event_type, "
       "body, "
@@ -315,9 +343,14 @@ Result<bool> NotifyStore::InsertDelivery(const Delivery& d) {
       .Bind(12, d.updated_ms);
   AMPARO_RETURN_IF_ERROR(insert->Run());
   if (db_.Changes() != 1) return false;  // scheduled before: the first body stays
-  auto body = db_.Prepare("INSERT INTO delivery_bodies(delivery_id, body) VALUES(?, ?)");
+  auto body = db_.Prepare("INSERT INTO delivery_bodies(delivery_id, body, alert) VALUES(?, ?, ?)");
   if (!body.ok()) return body.status();
-  body->Bind(1, d.delivery_id).BindRef(2, d.body);
+  body->Bind(1, d.delivery_id);
+  if (alert.empty()) {
+    body->BindRef(2, d.body).BindNull(3);
+  } else {
+    body->Bind(2, "").BindBlobRef(3, alert);
+  }
   AMPARO_RETURN_IF_ERROR(body->Run());
   return true;
 }
@@ -333,7 +366,9 @@ Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delive
   auto row = query->Step();
   if (!row.ok()) return row.status();
   if (!*row) return std::optional<Delivery>();
-  return std::optional<Delivery>(ReadDelivery(*query));
+  auto delivery = ReadDelivery(*query);
+  if (!delivery.ok()) return delivery.status();
+  return std::optional<Delivery>(std::move(delivery).value());
 }
 
 Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int limit,
@@ -351,18 +386,26 @@ Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int 
     if (!row.ok()) return row.status();
     if (!*row) break;
     if (in_flight.count(query->ColumnText(0)) > 0) continue;
-    due.push_back({ReadDelivery(*query), query->ColumnText(12), query->ColumnText(13)});
+    auto delivery = ReadDelivery(*query);
+    if (!delivery.ok()) return delivery.status();
+    due.push_back({std::move(delivery).value(), query->ColumnText(13), query->ColumnText(14)});
   }
   query->Reset();
   // Bodies of the rows to send only.
-  auto body = db_.Prepare("SELECT COALESCE(b.body, d.body)" + std::string(kDeliveriesWithBodies) +
+  auto body = db_.Prepare("SELECT COALESCE(b.body, d.body), b.alert" + std::string(kDeliveriesWithBodies) +
                           " WHERE d.delivery_id = ?");
   if (!body.ok()) return body.status();
   for (DueDelivery& item : due) {
     body->Bind(1, item.delivery.delivery_id);
     auto row = body->Step();
     if (!row.ok()) return row.status();
-    if (*row) item.delivery.body = body->ColumnText(0);
+    if (*row) {
+      const std::string alert = body->ColumnIsNull(1) ? std::string() : body->ColumnBlob(1);
+      auto text = BodyOf(item.delivery.delivery_id, body->ColumnText(0), body->ColumnIsNull(1) ? nullptr : &alert,
+                         item.delivery.created_ms);
+      if (!text.ok()) return text.status();
+      item.delivery.body = std::move(text).value();
+    }
     body->Reset();
   }
   return due;

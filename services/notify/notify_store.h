@@ -108,7 +108,12 @@ class NotifyStore {
   Result<std::optional<AlertVersion>> GetAlertVersion(std::string_view alert_id);
 
   // Inserts `delivery` unless its delivery_id exists. True when inserted.
-  Result<bool> InsertDelivery(const Delivery& delivery);
+  // With `alert` (a serialized ConsularAlert) no body is stored and
+  // delivery.body is ignored: every read renders the body as
+  // BuildWebhookBody(alert, delivery.created_ms) (router.h), the same bytes
+  // each time. The alert is half the bytes of its JSON (registrant ids
+  // packed, not hex). A stored alert that does not parse reads as kDataLoss.
+  Result<bool> InsertDelivery(const Delivery& delivery, std::string_view alert = {});
   // Whether a read gives the delivery's body (up to ~36 KB) or leaves
   // Delivery::body empty, for callers that only need its state.
   enum class Body { kRead, kSkip };

@@ -321,33 +321,70 @@ TEST_F(RouterTest, RoutesByStateAndHostFilter) {
   EXPECT_EQ((*stored)->notification, 0u);
 }
 
-TEST_F(RouterTest, ABodyIsStoredOnceAndStateChangesLeaveIt) {
+TEST_F(RouterTest, TheAlertIsStoredOnceAndEveryReadRendersTheSameBody) {
   ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
-  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
+  const v1::ConsularAlert alert = MakeAlert("MEX", "USA");
+  ASSERT_TRUE(Route(Wrap(alert, clock_)).ok());
   auto deliveries = Deliveries();
   ASSERT_EQ(deliveries.size(), 1u);
   const Delivery scheduled = deliveries[0];
-  ASSERT_FALSE(scheduled.body.empty());
+  EXPECT_EQ(scheduled.body, BuildWebhookBody(alert, scheduled.created_ms));
   auto stored = [&](const std::string& sql) {
     auto q = db_->Prepare(sql);
     q->Bind(1, scheduled.delivery_id);
     EXPECT_TRUE(*q->Step());
-    return q->ColumnText(0);
+    return q->ColumnBlob(0);
   };
-  // In its own table; the deliveries row carries none.
-  EXPECT_EQ(stored("SELECT body FROM delivery_bodies WHERE delivery_id = ?"), scheduled.body);
+  // In its own table, as the alert (protobuf), not as the JSON text.
+  v1::ConsularAlert kept;
+  ASSERT_TRUE(kept.ParseFromString(stored("SELECT alert FROM delivery_bodies WHERE delivery_id = ?")));
+  EXPECT_EQ(kept.SerializeAsString(), alert.SerializeAsString());
+  EXPECT_EQ(stored("SELECT body FROM delivery_bodies WHERE delivery_id = ?"), "");
   EXPECT_EQ(stored("SELECT body FROM deliveries WHERE delivery_id = ?"), "");
   NotifyStore store(*db_);
-  ASSERT_TRUE(*store.UpdateOpenDelivery(scheduled.delivery_id, DeliveryState::kDelivered, 1, 0, "", 5));
+  ASSERT_TRUE(*store.UpdateOpenDelivery(scheduled.delivery_id, DeliveryState::kRetrying, 1, 99, "503", 5));
   auto after = store.GetDelivery(scheduled.delivery_id);
   ASSERT_TRUE(after.ok() && after->has_value());
-  EXPECT_EQ((*after)->state, DeliveryState::kDelivered);
-  EXPECT_EQ((*after)->body, scheduled.body);
-  // Scheduling the same delivery again keeps the first body.
+  EXPECT_EQ((*after)->state, DeliveryState::kRetrying);
+  EXPECT_EQ((*after)->body, scheduled.body);  // the same bytes for the next attempt
+  auto due = store.DueDeliveries(100, 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].delivery.body, scheduled.body);
+  // Scheduling the same delivery again keeps the first alert.
+  v1::ConsularAlert other = alert;
+  other.set_reason("something else");
   Delivery again = scheduled;
-  again.body = "{}";
-  EXPECT_FALSE(*store.InsertDelivery(again));
-  EXPECT_EQ(stored("SELECT body FROM delivery_bodies WHERE delivery_id = ?"), scheduled.body);
+  EXPECT_FALSE(*store.InsertDelivery(again, other.SerializeAsString()));
+  EXPECT_EQ((*store.GetDelivery(scheduled.delivery_id))->body, scheduled.body);
+}
+
+TEST_F(RouterTest, AStoredAlertThatDoesNotParseIsDataLossNamingTheDelivery) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
+  const std::string id = Deliveries()[0].delivery_id;
+  ASSERT_TRUE(db_->Exec("UPDATE delivery_bodies SET alert = x'ffffffff'").ok());
+  NotifyStore store(*db_);
+  auto read = store.GetDelivery(id);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(read.status().message().find(id), std::string::npos) << read.status().message();
+  EXPECT_EQ(store.DueDeliveries(clock_.NowMs(), 10).status().code(), StatusCode::kDataLoss);
+  // A state read does not touch it.
+  EXPECT_TRUE(store.GetDelivery(id, NotifyStore::Body::kSkip).ok());
+}
+
+TEST_F(RouterTest, ABodyStoredAsTextBeforeAlertsWereKeptIsSentAsStored) {
+  ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
+  const std::string id = Deliveries()[0].delivery_id;
+  ASSERT_TRUE(db_->Exec("UPDATE delivery_bodies SET body = '{\"as\":\"stored\"}', alert = NULL").ok());
+  NotifyStore store(*db_);
+  EXPECT_EQ((*store.GetDelivery(id))->body, R"({"as":"stored"})");
+  auto due = store.DueDeliveries(clock_.NowMs(), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].delivery.body, R"({"as":"stored"})");
 }
 
 TEST(NotifyStoreMigrationTest, AlertsKeepTheirVersionAndLoseTheWholeAlertCopy) {
@@ -358,6 +395,7 @@ TEST(NotifyStoreMigrationTest, AlertsKeepTheirVersionAndLoseTheWholeAlertCopy) {
   ASSERT_TRUE(db->Exec("CREATE TABLE alerts(alert_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, alert BLOB NOT "
                        "NULL, updated_ms INTEGER NOT NULL, notification INTEGER NOT NULL DEFAULT 0);"
                        "INSERT INTO alerts VALUES('x/MEX/USA', 4, x'0a0178', 7, 2);"
+                       "CREATE TABLE delivery_bodies(delivery_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
                        "PRAGMA user_version=3")
                   .ok());
   ASSERT_TRUE(MigrateNotifyDb(*db).ok());

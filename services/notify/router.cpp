@@ -49,13 +49,15 @@ Status RouteAlert(const v1::ConsularAlert& alert, Db& db, const Clock& clock) {
   delivery.next_attempt_ms = now_ms;
   delivery.created_ms = now_ms;
   delivery.updated_ms = now_ms;
-  if (!subscriptions->empty()) delivery.body = BuildWebhookBody(alert, now_ms);
+  // The alert is stored, not its JSON body: reads render the body from it
+  // (NotifyStore::InsertDelivery), so none is built here.
+  const std::string alert_bytes = subscriptions->empty() ? std::string() : alert.SerializeAsString();
   int scheduled = 0;
   for (const std::string& subscription_id : *subscriptions) {
     delivery.subscription_id = subscription_id;
     delivery.delivery_id =
         DeliveryIdFor(alert.alert_id(), alert.revision(), subscription_id, alert.notification());
-    auto inserted = store.InsertDelivery(delivery);
+    auto inserted = store.InsertDelivery(delivery, alert_bytes);
     if (!inserted.ok()) return inserted.status();
     scheduled += *inserted ? 1 : 0;
   }
