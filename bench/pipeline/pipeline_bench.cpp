@@ -758,7 +758,7 @@ int main(int argc, char** argv) {
     perf = std::make_unique<Daemon>(
         "perf",
         o.perf_dwarf
-            ? std::vector<std::string>{"/usr/bin/perf", "record", "-F", "199", "--call-graph", "dwarf,16384",
+            ? std::vector<std::string>{"/usr/bin/perf", "record", "-F", "997", "--call-graph", "dwarf,16384",
                                        "-p", pids, "-o", (dir / (name + ".perf.data")).string()}
             : std::vector<std::string>{"/usr/bin/perf", "record", "-F", "499", "-g", "-p", pids, "-o",
                                        (dir / (name + ".perf.data")).string()},
