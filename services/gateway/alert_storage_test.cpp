@@ -58,6 +58,18 @@ v1::ConsularAlert RichAlert(uint32_t revision = 2, uint32_t notification = 0) {
   return a;
 }
 
+// A delivery of kAlertId as notify reports it.
+v1::DeliveryStatus DeliveryOfAlert(const std::string& id, v1::DeliveryStatus::State state, uint32_t attempts,
+                                   int64_t updated_ms) {
+  v1::DeliveryStatus d;
+  d.set_delivery_id(id);
+  d.set_alert_id(kAlertId);
+  d.set_state(state);
+  d.set_attempts(attempts);
+  d.set_updated_ms(updated_ms);
+  return d;
+}
+
 // The API form of an alert whose JSON is `alert_json`: that object with the
 // deliveries appended (no silence).
 std::string WithDeliveries(const std::string& alert_json, const std::string& deliveries) {
@@ -69,10 +81,7 @@ class AlertStorageTest : public ::testing::Test {
   void SetUp() override {
     db_.emplace(std::move(*Db::Open(dir_ / "gateway.db")));
     ASSERT_TRUE(MigrateGatewayDb(*db_).ok());
-    GatewayApiOptions options;
-    options.rate_limit_per_s = 1e6;
-    options.rate_limit_burst = 1e6;
-    api_ = std::make_unique<GatewayApi>(*db_, clock_, metrics_, keys_, nullptr, options);
+    api_ = std::make_unique<GatewayApi>(*db_, clock_, metrics_, keys_, nullptr, UnlimitedRateApiOptions());
     phl_ = *CreateToken(*db_, "PHL", Role::kOperator, clock_);
     jpn_ = *CreateToken(*db_, "JPN", Role::kOperator, clock_);
   }
@@ -137,13 +146,9 @@ TEST_F(AlertStorageTest, UpsertStoresTheMessageBytesAndNoJsonText) {
 TEST_F(AlertStorageTest, EveryReaderGivesExactlyAlertToJsonOfTheStoredMessage) {
   const v1::ConsularAlert alert = RichAlert();
   ASSERT_TRUE(*UpsertAlert(*db_, alert, clock_));
-  v1::DeliveryStatus d;
-  d.set_delivery_id("msg_1");
-  d.set_alert_id(kAlertId);
-  d.set_state(v1::DeliveryStatus::STATE_DELIVERED);
-  d.set_attempts(1);
-  d.set_updated_ms(1'700'000'001'000);
-  ASSERT_TRUE(UpsertDelivery(*db_, d).ok());
+  ASSERT_TRUE(UpsertDelivery(
+                  *db_, DeliveryOfAlert("msg_1", v1::DeliveryStatus::STATE_DELIVERED, 1, 1'700'000'001'000))
+                  .ok());
   const std::string json = AlertToJson(alert);
 
   auto stored = GetAlert(*db_, "PHL", kAlertId);
@@ -268,13 +273,9 @@ TEST_F(AlertStorageTest, ABlobHoldingAnotherAlertIsDataLossToo) {
 TEST_F(AlertStorageTest, StoredAlertOfMessageRendersTheMessageWithTheRowsDeliveries) {
   const v1::ConsularAlert alert = RichAlert(2, 1);
   ASSERT_TRUE(*UpsertAlert(*db_, alert, clock_));
-  v1::DeliveryStatus d;
-  d.set_delivery_id("msg_9");
-  d.set_alert_id(kAlertId);
-  d.set_state(v1::DeliveryStatus::STATE_RETRYING);
-  d.set_attempts(3);
-  d.set_updated_ms(1'700'000'002'000);
-  ASSERT_TRUE(UpsertDelivery(*db_, d).ok());
+  ASSERT_TRUE(
+      UpsertDelivery(*db_, DeliveryOfAlert("msg_9", v1::DeliveryStatus::STATE_RETRYING, 3, 1'700'000'002'000))
+          .ok());
 
   auto of_message = StoredAlertOfMessage(*db_, alert);
   ASSERT_TRUE(of_message.ok()) << of_message.status().ToString();

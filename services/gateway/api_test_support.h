@@ -24,6 +24,15 @@ inline HttpRequest MakeApiRequest(const std::string& method, const std::string& 
   return req;
 }
 
+// API options for tests that make many calls as one client: the rate limit
+// out of the way (its own tests set it).
+inline GatewayApiOptions UnlimitedRateApiOptions() {
+  GatewayApiOptions options;
+  options.rate_limit_per_s = 1e6;
+  options.rate_limit_burst = 1e6;
+  return options;
+}
+
 // The registry changes `envelopes` carry, in order: a registry_change
 // message's one change, every change of a registry_changes batch; other
 // payloads are skipped.

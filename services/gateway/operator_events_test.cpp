@@ -38,10 +38,7 @@ class OperatorEventsTest : public ::testing::Test {
   void SetUp() override {
     db_.emplace(std::move(*Db::Open(dir_ / "gateway.db")));
     ASSERT_TRUE(MigrateGatewayDb(*db_).ok());
-    GatewayApiOptions options;
-    options.rate_limit_per_s = 1e6;
-    options.rate_limit_burst = 1e6;
-    api_ = std::make_unique<GatewayApi>(*db_, clock_, metrics_, keys_, nullptr, options);
+    api_ = std::make_unique<GatewayApi>(*db_, clock_, metrics_, keys_, nullptr, UnlimitedRateApiOptions());
     for (Role role : {Role::kRegistrar, Role::kOperator, Role::kAdmin}) {
       phl_[role] = *CreateToken(*db_, "PHL", role, clock_);
       npl_[role] = *CreateToken(*db_, "NPL", role, clock_);

@@ -127,7 +127,8 @@ Result<int> NotifyDaemon::DispatchDue() {
   NotifyStore store(*db_);
   // Deliveries in flight are still due in the table: ask for enough rows to
   // fill the free slots after skipping them.
-  auto due = store.DueDeliveries(clock_.NowMs(), free_slots + static_cast<int>(in_flight_.size()), in_flight_);
+  auto due =
+      store.DueDeliveries(clock_.NowMs(), free_slots + static_cast<int>(in_flight_.size()), in_flight_);
   if (!due.ok()) {
     log::Error("reading due deliveries failed", {{"error", due.status().ToString()}});
     return due.status();

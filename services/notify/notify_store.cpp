@@ -105,8 +105,8 @@ Result<std::string> BodyOf(std::string_view delivery_id, std::string text, const
   if (alert_bytes == nullptr) return text;
   v1::ConsularAlert alert;
   if (!alert.ParseFromString(*alert_bytes)) {
-    return Status(StatusCode::kDataLoss, "the alert stored for delivery " + std::string(delivery_id) +
-                                             " does not parse");
+    return Status(StatusCode::kDataLoss,
+                  "the alert stored for delivery " + std::string(delivery_id) + " does not parse");
   }
   return BuildWebhookBody(alert, created_ms);
 }
@@ -318,8 +318,8 @@ Result<std::optional<AlertVersion>> NotifyStore::GetAlertVersion(std::string_vie
   auto row = query->Step();
   if (!row.ok()) return row.status();
   if (!*row) return std::optional<AlertVersion>();
-  return std::optional<AlertVersion>(AlertVersion{static_cast<uint32_t>(query->ColumnInt(0)),
-                                                  static_cast<uint32_t>(query->ColumnInt(1))});
+  return std::optional<AlertVersion>(
+      AlertVersion{static_cast<uint32_t>(query->ColumnInt(0)), static_cast<uint32_t>(query->ColumnInt(1))});
 }
 
 Result<bool> NotifyStore::InsertDelivery(const Delivery& d, std::string_view alert) {
@@ -357,8 +357,8 @@ Result<bool> NotifyStore::InsertDelivery(const Delivery& d, std::string_view ale
 
 Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delivery_id, Body body) {
   auto query = body == Body::kRead
-                   ? db_.Prepare("SELECT " + std::string(kDeliveryColumns) + std::string(kDeliveriesWithBodies) +
-                                 " WHERE d.delivery_id = ?")
+                   ? db_.Prepare("SELECT " + std::string(kDeliveryColumns) +
+                                 std::string(kDeliveriesWithBodies) + " WHERE d.delivery_id = ?")
                    : db_.Prepare("SELECT " + std::string(kDeliveryColumnsWithoutBody) +
                                  " FROM deliveries d WHERE d.delivery_id = ?");
   if (!query.ok()) return query.status();
@@ -373,11 +373,11 @@ Result<std::optional<Delivery>> NotifyStore::GetDelivery(std::string_view delive
 
 Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int limit,
                                                             const std::set<std::string>& in_flight) {
-  auto query =
-      db_.Prepare("SELECT " + std::string(kDeliveryColumnsWithoutBody) +
-                  ", s.url, s.secret FROM deliveries d JOIN subscriptions s ON s.subscription_id = d.subscription_id "
-                  "WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_ms <= ? AND s.deleted = 0 "
-                  "ORDER BY d.next_attempt_ms, d.created_ms, d.delivery_id LIMIT ?");
+  auto query = db_.Prepare(
+      "SELECT " + std::string(kDeliveryColumnsWithoutBody) +
+      ", s.url, s.secret FROM deliveries d JOIN subscriptions s ON s.subscription_id = d.subscription_id "
+      "WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_ms <= ? AND s.deleted = 0 "
+      "ORDER BY d.next_attempt_ms, d.created_ms, d.delivery_id LIMIT ?");
   if (!query.ok()) return query.status();
   query->Bind(1, now_ms).Bind(2, limit);
   std::vector<DueDelivery> due;
@@ -401,8 +401,8 @@ Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int 
     if (!row.ok()) return row.status();
     if (*row) {
       const std::string alert = body->ColumnIsNull(1) ? std::string() : body->ColumnBlob(1);
-      auto text = BodyOf(item.delivery.delivery_id, body->ColumnText(0), body->ColumnIsNull(1) ? nullptr : &alert,
-                         item.delivery.created_ms);
+      auto text = BodyOf(item.delivery.delivery_id, body->ColumnText(0),
+                         body->ColumnIsNull(1) ? nullptr : &alert, item.delivery.created_ms);
       if (!text.ok()) return text.status();
       item.delivery.body = std::move(text).value();
     }

@@ -392,12 +392,13 @@ TEST(NotifyStoreMigrationTest, AlertsKeepTheirVersionAndLoseTheWholeAlertCopy) {
   auto db = Db::Open(dir / "notify.db");
   ASSERT_TRUE(db.ok());
   // The alerts table as schema version 3 left it, with a stored alert.
-  ASSERT_TRUE(db->Exec("CREATE TABLE alerts(alert_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, alert BLOB NOT "
-                       "NULL, updated_ms INTEGER NOT NULL, notification INTEGER NOT NULL DEFAULT 0);"
-                       "INSERT INTO alerts VALUES('x/MEX/USA', 4, x'0a0178', 7, 2);"
-                       "CREATE TABLE delivery_bodies(delivery_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
-                       "PRAGMA user_version=3")
-                  .ok());
+  ASSERT_TRUE(
+      db->Exec("CREATE TABLE alerts(alert_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, alert BLOB NOT "
+               "NULL, updated_ms INTEGER NOT NULL, notification INTEGER NOT NULL DEFAULT 0);"
+               "INSERT INTO alerts VALUES('x/MEX/USA', 4, x'0a0178', 7, 2);"
+               "CREATE TABLE delivery_bodies(delivery_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
+               "PRAGMA user_version=3")
+          .ok());
   ASSERT_TRUE(MigrateNotifyDb(*db).ok());
   auto columns = db->Prepare("SELECT group_concat(name, ',') FROM pragma_table_info('alerts')");
   ASSERT_TRUE(columns.ok() && *columns->Step());
@@ -440,7 +441,8 @@ TEST_F(RouterTest, ADeliveryFromBeforeBodiesHadTheirTableKeepsItsBody) {
 
 TEST_F(RouterTest, DueDeliveriesLeaveOutThoseInFlightAndStateReadsSkipTheBody) {
   ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
-  for (const char* host : {"USA", "CAN", "GTM"}) ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", host), clock_)).ok());
+  for (const char* host : {"USA", "CAN", "GTM"})
+    ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", host), clock_)).ok());
   NotifyStore store(*db_);
   auto all = store.DueDeliveries(clock_.NowMs(), 10);
   ASSERT_TRUE(all.ok());
@@ -1244,35 +1246,38 @@ TEST_F(WebhookDaemonTest, ConnectionRefusedIsRetryable) {
   EXPECT_EQ(DeliveryOf("s1")->last_error.rfind("curl: ", 0), 0u) << DeliveryOf("s1")->last_error;
 }
 
-TEST_F(WebhookDaemonTest, WebhooksOneAfterAnotherToOneEndpointShareAConnection) {
-  TestHttpServer server([](const HttpRequest&) { return 204; }, TestHttpServer::Connections::kKeepAlive);
-  Configure("");
-  StartDaemon(nullptr);
-  Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/hook")), clock_));
-  const std::vector<std::string> hosts = {"USA", "CAN", "GTM", "BLZ", "ESP"};
-  for (size_t i = 0; i < hosts.size(); ++i) {
-    Feed(Wrap(MakeAlert("MEX", hosts[i]), clock_));
-    ASSERT_TRUE(RunUntil([&] { return daemon_->stats().delivered == i + 1; }));
+class KeepAliveTest : public WebhookDaemonTest {
+ protected:
+  static constexpr size_t kAlerts = 5;
+  // Five alerts for one subscription to `server`, each sent after the one
+  // before was delivered. False when one was not delivered in time.
+  bool DeliverOneAfterAnother(TestHttpServer& server) {
+    Configure("");
+    StartDaemon(nullptr);
+    Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/hook")), clock_));
+    size_t delivered = 0;
+    for (const char* host : {"USA", "CAN", "GTM", "BLZ", "ESP"}) {
+      Feed(Wrap(MakeAlert("MEX", host), clock_));
+      ++delivered;
+      if (!RunUntil([&] { return daemon_->stats().delivered == delivered; })) return false;
+    }
+    return server.RequestCount("/hook") == kAlerts;
   }
-  EXPECT_EQ(server.RequestCount("/hook"), hosts.size());
+};
+
+TEST_F(KeepAliveTest, WebhooksOneAfterAnotherToOneEndpointShareAConnection) {
+  TestHttpServer server([](const HttpRequest&) { return 204; }, TestHttpServer::Connections::kKeepAlive);
+  ASSERT_TRUE(DeliverOneAfterAnother(server));
   EXPECT_EQ(server.ConnectionCount(), 1u);  // kept alive, not a connect per webhook
 }
 
-TEST_F(WebhookDaemonTest, AnEndpointThatDropsIdleConnectionsStillGetsEachWebhookAtTheFirstAttempt) {
+TEST_F(KeepAliveTest, AnEndpointThatDropsIdleConnectionsStillGetsEachWebhookAtTheFirstAttempt) {
   TestHttpServer server([](const HttpRequest&) { return 204; }, TestHttpServer::Connections::kDropIdle);
-  Configure("");
-  StartDaemon(nullptr);
-  Feed(Wrap(MakeSubscription("s1", "MEX", {}, server.Url("/hook")), clock_));
-  const std::vector<std::string> hosts = {"USA", "CAN", "GTM", "BLZ", "ESP"};
-  for (size_t i = 0; i < hosts.size(); ++i) {
-    Feed(Wrap(MakeAlert("MEX", hosts[i]), clock_));
-    ASSERT_TRUE(RunUntil([&] { return daemon_->stats().delivered == i + 1; }));
-  }
-  EXPECT_EQ(server.RequestCount("/hook"), hosts.size());
-  EXPECT_EQ(server.ConnectionCount(), hosts.size());
+  ASSERT_TRUE(DeliverOneAfterAnother(server));
+  EXPECT_EQ(server.ConnectionCount(), kAlerts);
   EXPECT_EQ(daemon_->stats().retries, 0u);
   auto deliveries = Deliveries();
-  ASSERT_EQ(deliveries.size(), hosts.size());
+  ASSERT_EQ(deliveries.size(), kAlerts);
   for (const Delivery& d : deliveries) EXPECT_EQ(d.attempts, 1) << d.delivery_id;
 }
 

@@ -25,7 +25,8 @@ struct Notification {
 Result<std::vector<Notification>> ReadNotifications(Db& db) {
   // ids_digest is NULL in logs recorded before id_lists; such logs may
   // predate the column too.
-  auto has_digest = db.Prepare("SELECT count(*) FROM pragma_table_info('decisions') WHERE name = 'ids_digest'");
+  auto has_digest =
+      db.Prepare("SELECT count(*) FROM pragma_table_info('decisions') WHERE name = 'ids_digest'");
   if (!has_digest.ok()) return has_digest.status();
   auto counted = has_digest->Step();
   if (!counted.ok()) return counted.status();

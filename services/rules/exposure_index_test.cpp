@@ -145,10 +145,11 @@ TEST(ExposureIndexTest, KeptIdsAreTheVulnerableThenTheLowestIdsInByteOrder) {
   ExposureIndex index;
   // Ids differing in their first, middle and last bytes; a '*' marks the vulnerable.
   const std::vector<std::string> ids = {
-      "ff00000000000000000000000000000a*", "0100000000000000ff00000000000000", "80000000000000000000000000000001*",
-      "0100000000000000000000000000ffff", "7fffffffffffffffffffffffffffffff", "00000000000000010000000000000000*",
-      "0100000000000000000000000000fffe", "00ffffffffffffffffffffffffffffff", "8000000000000000ffffffffffffffff",
-      "0000000000000000ffffffffffffffff*"};
+      "ff00000000000000000000000000000a*", "0100000000000000ff00000000000000",
+      "80000000000000000000000000000001*", "0100000000000000000000000000ffff",
+      "7fffffffffffffffffffffffffffffff",  "00000000000000010000000000000000*",
+      "0100000000000000000000000000fffe",  "00ffffffffffffffffffffffffffffff",
+      "8000000000000000ffffffffffffffff",  "0000000000000000ffffffffffffffff*"};
   for (const std::string& marked : ids) {
     v1::RegistrantLocation r = Registrant(1, 10, 10, "PHL", "FJI", 1, marked.back() == '*' ? 8 : 0);
     r.set_registrant_id(marked.substr(0, 32));
@@ -156,11 +157,11 @@ TEST(ExposureIndexTest, KeptIdsAreTheVulnerableThenTheLowestIdsInByteOrder) {
   }
   const auto g = index.QueryCircle({10, 10}, 1, 7).at({"PHL", "FJI"});
   EXPECT_EQ(g.counts.registrants, 10u);
-  EXPECT_EQ(g.registrant_ids(), (std::vector<std::string>{
-                                    "0000000000000000ffffffffffffffff", "00000000000000010000000000000000",
-                                    "80000000000000000000000000000001", "ff00000000000000000000000000000a",
-                                    "00ffffffffffffffffffffffffffffff", "0100000000000000000000000000fffe",
-                                    "0100000000000000000000000000ffff"}));
+  EXPECT_EQ(g.registrant_ids(),
+            (std::vector<std::string>{"0000000000000000ffffffffffffffff", "00000000000000010000000000000000",
+                                      "80000000000000000000000000000001", "ff00000000000000000000000000000a",
+                                      "00ffffffffffffffffffffffffffffff", "0100000000000000000000000000fffe",
+                                      "0100000000000000000000000000ffff"}));
 }
 
 TEST(ExposureIndexTest, MovingARegistrantMovesItsPoint) {

@@ -48,7 +48,8 @@ Result<std::string> StoreIds(Db& db, v1::ConsularAlert& alert, std::string* with
 Status AttachIds(Db& db, std::string_view digest, v1::ConsularAlert& alert) {
   if (digest.empty()) return Status::Ok();
   auto ids = LoadIdList(db, digest);
-  if (!ids.ok()) return Status(ids.status().code(), ids.status().message() + " for alert " + alert.alert_id());
+  if (!ids.ok())
+    return Status(ids.status().code(), ids.status().message() + " for alert " + alert.alert_id());
   *alert.mutable_registrant_ids_packed() = std::move(ids).value();
   return Status::Ok();
 }

@@ -359,7 +359,7 @@ struct Contribution {
   int64_t expires_ms = 0;
   int64_t repeat_interval_ms = 0;
   v1::ConsularAlert candidate;  // as loaded: without its ids when ids_digest is set
-  std::string ids_digest;        // id_lists key of the candidate's ids ("" when inline or none)
+  std::string ids_digest;       // id_lists key of the candidate's ids ("" when inline or none)
   std::string inputs;
 };
 
@@ -758,8 +758,8 @@ Status RulesEngine::Emit(Db& db, AlertRow& row, v1::ConsularAlert alert, const s
   auto digest = StoreIds(db, alert, &alert_bytes);
   if (!digest.ok()) return digest.status();
   auto decision = db.Prepare(
-      "INSERT INTO decisions (decision_id, input_seq, alert_id, revision, notification, rule, inputs, policy, "
-      "alert, ids_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "INSERT INTO decisions (decision_id, input_seq, alert_id, revision, notification, rule, inputs, "
+      "policy, alert, ids_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!decision.ok()) return decision.status();
   decision->Bind(1, alert.decision_id())
       .Bind(2, input_seq_)

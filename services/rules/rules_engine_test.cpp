@@ -830,9 +830,10 @@ TEST_F(AlertPolicyEngineTest, AlertRowsWrittenBeforeIdListsStillGiveTheirIds) {
   // decisions.alert and alert_sources.candidate, no digests, no lists.
   for (const v1::ConsularAlert& alert : sent) {
     const std::string bytes = alert.SerializeAsString();
-    for (const char* sql : {"UPDATE alerts SET message = ?1, last_decision = NULL WHERE alert_id = ?2",
-                            "UPDATE decisions SET alert = ?1, ids_digest = NULL WHERE alert_id = ?2",
-                            "UPDATE alert_sources SET candidate = ?1, ids_digest = NULL WHERE alert_id = ?2"}) {
+    for (const char* sql :
+         {"UPDATE alerts SET message = ?1, last_decision = NULL WHERE alert_id = ?2",
+          "UPDATE decisions SET alert = ?1, ids_digest = NULL WHERE alert_id = ?2",
+          "UPDATE alert_sources SET candidate = ?1, ids_digest = NULL WHERE alert_id = ?2"}) {
       auto q = db_->Prepare(sql);
       ASSERT_TRUE(q.ok());
       q->BindBlob(1, bytes).Bind(2, alert.alert_id());
@@ -1214,11 +1215,14 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   auto text = RulesEngine::ExposureToJson(exposure, *db);
   ASSERT_TRUE(text.ok()) << text.status().ToString();
   const std::string digest = Sha256Hex(phl.packed_ids);
-  EXPECT_EQ(*text,
-            R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
-            R"("with_flag":{"0":2,"3":1},"ids_sha256":")" + digest + R"("},)"
-            R"({"state":"X\"\\","host":"","registrants":1,"household_members":1,"vulnerable":0,)"
-            R"("with_flag":{},"ids_sha256":""}])");
+  const std::string phl_group =
+      R"({"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
+      R"("with_flag":{"0":2,"3":1},"ids_sha256":")" +
+      digest + R"("})";
+  const std::string odd_group =
+      R"({"state":"X\"\\","host":"","registrants":1,"household_members":1,"vulnerable":0,)"
+      R"("with_flag":{},"ids_sha256":""})";
+  EXPECT_EQ(*text, "[" + phl_group + "," + odd_group + "]");
   // The ids are in id_lists, once.
   auto listed = db->Prepare("SELECT count(*), min(ids) FROM id_lists");
   ASSERT_TRUE(listed.ok() && *listed->Step());
@@ -1236,8 +1240,10 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   EXPECT_TRUE(back->at({"X\"\\", ""}).packed_ids.empty());
   EXPECT_EQ(*RulesEngine::ExposureToJson({}, *db), "[]");
   auto group = [](const std::string& ids) {
-    return R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
-           R"("with_flag":{"0":2,"3":1},)" + ids + "}]";
+    const std::string head =
+        R"([{"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
+        R"("with_flag":{"0":2,"3":1},)";
+    return head + ids + "}]";
   };
   // A recorded id that is not one is refused, naming the field.
   auto bad = RulesEngine::ExposureFromJson(group(R"("ids":["0123456789ABCDEF0123456789abcdef"])"), *db);
@@ -1248,7 +1254,8 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
       group(R"("ids":["0123456789abcdef0123456789abcdef","fedcba9876543210fedcba9876543210"])"), *db);
   ASSERT_TRUE(old.ok()) << old.status().ToString();
   EXPECT_EQ(old->at({"PHL", "JPN"}).packed_ids, phl.packed_ids);
-  auto b64 = RulesEngine::ExposureFromJson(group(R"("ids_b64":"ASNFZ4mrze8BI0VniavN7/7cuph2VDIQ/ty6mHZUMhA=")"), *db);
+  auto b64 = RulesEngine::ExposureFromJson(
+      group(R"("ids_b64":"ASNFZ4mrze8BI0VniavN7/7cuph2VDIQ/ty6mHZUMhA=")"), *db);
   ASSERT_TRUE(b64.ok()) << b64.status().ToString();
   EXPECT_EQ(b64->at({"PHL", "JPN"}).packed_ids, phl.packed_ids);
   // Base64 that is not whole ids is refused.
