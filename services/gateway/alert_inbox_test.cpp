@@ -225,6 +225,40 @@ TEST_F(AlertInboxTest, AFailingMessageIsDeadLetteredAndTheRestOfItsBatchIsStored
   EXPECT_EQ(receiver_->stats().processed, 2u);
 }
 
+TEST_F(AlertInboxTest, ABatchOfDeliveryStatesIsStoredWholeOrDeadLetteredWholeNamingTheBadOne) {
+  watching_ = [](const std::string&) { return false; };
+  const std::string phl_jpn = Alert("PHL", "JPN", 1).alert_id();
+  const std::string phl_kor = Alert("PHL", "KOR", 1).alert_id();
+  SendAlert(Alert("PHL", "JPN", 1));
+  SendAlert(Alert("PHL", "KOR", 1));
+  auto batch_of = [&](const std::vector<std::pair<std::string, std::string>>& alert_and_delivery) {
+    v1::Envelope env = MakeEnvelope("amparo-notify", clock_);
+    for (const auto& [alert_id, delivery_id] : alert_and_delivery) {
+      v1::DeliveryStatus* d = env.mutable_delivery_statuses()->add_statuses();
+      d->set_delivery_id(delivery_id);
+      d->set_alert_id(alert_id);
+      d->set_state(v1::DeliveryStatus::STATE_DELIVERED);
+      d->set_attempts(1);
+      d->set_updated_ms(1'700'000'001'000);
+    }
+    return env;
+  };
+  Send(batch_of({{phl_jpn, "msg_1"}, {phl_kor, "msg_2"}, {phl_jpn, "msg_3"}}));
+  // The second state names no state: the whole message is a dead letter.
+  Send(batch_of({{phl_kor, "msg_4"}, {"no-state", "msg_5"}}));
+  StoreAllUnprocessed();
+
+  auto processed = inbox_->Process(100, 8);
+  ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+  EXPECT_EQ(*processed, 4);
+  EXPECT_EQ(GetAlert(*reader_db_, "PHL", phl_jpn)->deliveries.size(), 2u);
+  EXPECT_EQ(GetAlert(*reader_db_, "PHL", phl_kor)->deliveries.size(), 1u);  // not msg_4
+  const std::vector<std::string> dead = DeadLetters();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_NE(dead[0].find("statuses[1].alert_id"), std::string::npos) << dead[0];
+  EXPECT_NE(dead[0].find("malformed alert_id"), std::string::npos) << dead[0];
+}
+
 TEST_F(AlertInboxTest, AFailedBatchIsNeitherKeptNorAcknowledgedNorBroadcastAndIsRetriedWhole) {
   SendAlert(Alert("PHL", "JPN", 1));
   SendAlert(Alert("IND", "JPN", 1));

@@ -131,6 +131,17 @@ Status AlertInbox::Handle(const v1::Envelope& envelope, Db& db) {
     }
     case v1::Envelope::kDeliveryStatus:
       return UpsertDelivery(db, envelope.delivery_status());
+    case v1::Envelope::kDeliveryStatuses: {
+      const auto& statuses = envelope.delivery_statuses().statuses();
+      for (int i = 0; i < statuses.size(); ++i) {
+        Status st = UpsertDelivery(db, statuses[i]);
+        if (st.ok()) continue;
+        // All or nothing: the message's savepoint rolls back the ones before.
+        const std::string where = "statuses[" + std::to_string(i) + "]";
+        return Status(st.code(), st.message(), st.field().empty() ? where : where + "." + st.field());
+      }
+      return Status::Ok();
+    }
     case v1::Envelope::kSnapshotRequest: {
       // From amparo-rules: the answer goes to its outbox in this transaction.
       auto answer = AnswerSnapshotRequest(db, envelope.snapshot_request(), clock_);

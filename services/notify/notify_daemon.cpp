@@ -184,6 +184,12 @@ void NotifyDaemon::RecordFinished() {
     auto tx = Transaction::Begin(*db_);
     if (!tx.ok()) return tx.status();
     for (size_t i = begin; i < end; ++i) AMPARO_RETURN_IF_ERROR(RecordAttempt(batch[i], &recorded));
+    // The final states go to the gateway as one message.
+    std::vector<Delivery> finals;
+    for (const Delivery& d : recorded) {
+      if (IsFinal(d.state)) finals.push_back(d);
+    }
+    AMPARO_RETURN_IF_ERROR(EnqueueDeliveryStatuses(*db_, finals, clock_));
     return tx->Commit();
   };
   // One commit for everything one poll finished.
@@ -225,9 +231,6 @@ Status NotifyDaemon::RecordAttempt(const Finished& attempt, std::vector<Delivery
   delivery.next_attempt_ms = decision.next_attempt_ms;
   delivery.last_error = decision.last_error;
   delivery.updated_ms = now_ms;
-  if (IsFinal(delivery.state)) {
-    AMPARO_RETURN_IF_ERROR(EnqueueOutbound(*db_, kGatewayPeer, DeliveryStatusEnvelope(delivery, clock_)));
-  }
   after_commit->push_back(std::move(delivery));
   return Status::Ok();
 }

@@ -727,10 +727,12 @@ class NotifyDaemonTest : public ::testing::Test {
     EXPECT_TRUE(n.ok());
     return at_gateway_;
   }
+  // Every delivery state the gateway got, single or in a batch, in order.
   std::vector<v1::DeliveryStatus> GatewayStatuses() {
     std::vector<v1::DeliveryStatus> out;
     for (const auto& env : DrainGateway()) {
       if (env.has_delivery_status()) out.push_back(env.delivery_status());
+      for (const auto& s : env.delivery_statuses().statuses()) out.push_back(s);
     }
     return out;
   }
@@ -895,6 +897,34 @@ TEST_F(NotifyDaemonTest, AFinishedAttemptIsRecordedAndItsSlotRefilledInTheSamePo
     EXPECT_EQ(d.state, DeliveryState::kDelivered);
     EXPECT_EQ(d.attempts, 1);
   }
+}
+
+TEST_F(NotifyDaemonTest, OutcomesRecordedTogetherReachTheGatewayAsOneMessage) {
+  Configure("max_in_flight = 3\n");
+  auto fake = std::make_shared<FakeChannelState>();
+  fake->hold = true;
+  fake->script = {SendResult::Delivered(), SendResult::Permanent("HTTP 410"), SendResult::Delivered()};
+  StartDaemon(fake);
+  Feed(Wrap(MakeSubscription("s1", "MEX", {}, "http://127.0.0.1:1/hook"), clock_));
+  for (const char* host : {"USA", "CAN", "GTM"}) Feed(Wrap(MakeAlert("MEX", host), clock_));
+  ASSERT_TRUE(RunUntil([&] { return fake->sent.size() == 3; }));
+  fake->hold = false;
+  daemon_->PollChannel();  // all three finish, recorded in one commit
+  ASSERT_TRUE(RunUntil([&] { return GatewayStatuses().size() == 3; }));
+  std::vector<v1::Envelope> carrying;
+  for (const v1::Envelope& env : DrainGateway()) {
+    if (env.has_delivery_status() || env.has_delivery_statuses()) carrying.push_back(env);
+  }
+  ASSERT_EQ(carrying.size(), 1u);
+  ASSERT_TRUE(carrying[0].has_delivery_statuses());
+  const auto& statuses = carrying[0].delivery_statuses().statuses();
+  ASSERT_EQ(statuses.size(), 3);
+  std::map<std::string, v1::DeliveryStatus::State> states;
+  for (const auto& st : statuses) states[st.delivery_id()] = st.state();
+  for (const OutboundMessage& m : fake->sent) ASSERT_EQ(states.count(m.delivery_id), 1u) << m.delivery_id;
+  EXPECT_EQ(states[fake->sent[0].delivery_id], v1::DeliveryStatus::STATE_DELIVERED);
+  EXPECT_EQ(states[fake->sent[1].delivery_id], v1::DeliveryStatus::STATE_DEAD);
+  EXPECT_EQ(states[fake->sent[2].delivery_id], v1::DeliveryStatus::STATE_DELIVERED);
 }
 
 TEST_F(NotifyDaemonTest, RestartResumesPendingDeliveriesWithTheSameId) {

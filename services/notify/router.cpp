@@ -77,9 +77,7 @@ Status RouteSubscription(const v1::Subscription& subscription, Db& db, const Clo
   if (!subscription.deleted()) return Status::Ok();
   auto killed = store.KillOpenDeliveries(subscription.subscription_id(), "subscription deleted", now_ms);
   if (!killed.ok()) return killed.status();
-  for (const Delivery& delivery : *killed) {
-    AMPARO_RETURN_IF_ERROR(EnqueueOutbound(db, kGatewayPeer, DeliveryStatusEnvelope(delivery, clock)));
-  }
+  AMPARO_RETURN_IF_ERROR(EnqueueDeliveryStatuses(db, *killed, clock));
   log::Info("subscription deleted", {{"subscription_id", subscription.subscription_id()},
                                      {"deliveries_stopped", std::to_string(killed->size())}});
   return Status::Ok();
@@ -125,9 +123,9 @@ Status ValidateAlert(const v1::ConsularAlert& alert) {
   return Status::Ok();
 }
 
-v1::Envelope DeliveryStatusEnvelope(const Delivery& delivery, const Clock& clock) {
-  v1::Envelope envelope = MakeEnvelope(kProducer, clock);
-  v1::DeliveryStatus* status = envelope.mutable_delivery_status();
+namespace {
+
+void FillDeliveryStatus(const Delivery& delivery, v1::DeliveryStatus* status) {
   status->set_delivery_id(delivery.delivery_id);
   status->set_alert_id(delivery.alert_id);
   status->set_alert_revision(delivery.alert_revision);
@@ -136,7 +134,25 @@ v1::Envelope DeliveryStatusEnvelope(const Delivery& delivery, const Clock& clock
   status->set_attempts(static_cast<uint32_t>(delivery.attempts));
   status->set_last_error(delivery.last_error);
   status->set_updated_ms(delivery.updated_ms);
+}
+
+}  // namespace
+
+v1::Envelope DeliveryStatusEnvelope(const Delivery& delivery, const Clock& clock) {
+  v1::Envelope envelope = MakeEnvelope(kProducer, clock);
+  FillDeliveryStatus(delivery, envelope.mutable_delivery_status());
   return envelope;
+}
+
+Status EnqueueDeliveryStatuses(Db& db, const std::vector<Delivery>& deliveries, const Clock& clock) {
+  if (deliveries.empty()) return Status::Ok();
+  if (deliveries.size() == 1) {
+    return EnqueueOutbound(db, kGatewayPeer, DeliveryStatusEnvelope(deliveries[0], clock));
+  }
+  v1::Envelope envelope = MakeEnvelope(kProducer, clock);
+  auto* batch = envelope.mutable_delivery_statuses();
+  for (const Delivery& delivery : deliveries) FillDeliveryStatus(delivery, batch->add_statuses());
+  return EnqueueOutbound(db, kGatewayPeer, envelope);
 }
 
 Status RouteEnvelope(const v1::Envelope& envelope, Db& db, const Clock& clock) {

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "amparo/v1/envelope.pb.h"
 #include "common/clock.h"
@@ -51,6 +52,10 @@ Status ValidateAlert(const v1::ConsularAlert& alert);
 
 // The DeliveryStatus envelope reporting `delivery` to the gateway.
 v1::Envelope DeliveryStatusEnvelope(const Delivery& delivery, const Clock& clock);
+// Enqueues the states of `deliveries` for the gateway inside the caller's
+// transaction: one message for all of them (DeliveryStatusBatch), or the
+// plain DeliveryStatusEnvelope when there is one; nothing when none.
+Status EnqueueDeliveryStatuses(Db& db, const std::vector<Delivery>& deliveries, const Clock& clock);
 
 // The link handler (LinkReceiver::Handler) for amparo-notify's inbox. Runs
 // inside the caller's transaction on `db` (migrated, with link tables).
