@@ -33,7 +33,8 @@ struct AlertRow {
   int confirmed_phase = 0;  // 0: no operator decision on the phase yet
   int64_t notified_ms = 0;
   int64_t repeat_interval_ms = 0;
-  v1::ConsularAlert last;   // the latest notification sent
+  v1::ConsularAlert last;   // the latest notification sent, without its ids until AttachLastIds()
+  std::string last_ids;     // id_lists digest of last's ids ("" when inline or none)
 };
 
 namespace {
@@ -348,8 +349,17 @@ Result<AlertRow> LoadAlertRow(Db& db, const std::string& alert_id) {
   if (!q->ColumnIsNull(7) && !a.last.ParseFromString(q->ColumnBlob(7))) {
     return Status(StatusCode::kInternal, "the latest notification of " + alert_id + " does not parse");
   }
-  if (!q->ColumnIsNull(8)) AMPARO_RETURN_IF_ERROR(AttachIds(db, q->ColumnBlob(8), a.last));
+  if (!q->ColumnIsNull(8)) a.last_ids = q->ColumnBlob(8);
   return a;
+}
+
+// Gives row.last its ids: for the paths that send it again (a repeat, an
+// expiry, an operator's decision); a re-evaluation takes its ids from the
+// winning candidate and needs none of these.
+Status AttachLastIds(Db& db, AlertRow& row) {
+  AMPARO_RETURN_IF_ERROR(AttachIds(db, row.last_ids, row.last));
+  row.last_ids.clear();
+  return Status::Ok();
 }
 
 // One source event's say on one alert (table alert_sources).
@@ -1309,6 +1319,7 @@ Status RulesEngine::HandleOperatorDecision(const v1::OperatorDecision& decision,
     return Status::Ok();
   }
 
+  AMPARO_RETURN_IF_ERROR(AttachLastIds(db, *row));
   v1::ConsularAlert next = row->last;
   next.set_revision(row->revision + 1);
   v1::PhaseConfirmation& confirmation = *next.mutable_phase_confirmation();
@@ -1455,6 +1466,7 @@ Result<int> RulesEngine::Tick(Db& db) {
       latest_expiry = std::max(latest_expiry, c.expires_ms);
     }
     if (any && !open_ended && latest_expiry <= now_ms_) {
+      AMPARO_RETURN_IF_ERROR(AttachLastIds(db, *row));
       v1::ConsularAlert next = row->last;
       next.set_revision(row->revision + 1);
       next.set_level(v1::ALERT_LEVEL_INFO);
@@ -1474,6 +1486,7 @@ Result<int> RulesEngine::Tick(Db& db) {
     const bool repeat_due =
         row->repeat_interval_ms > 0 && now_ms_ - row->notified_ms >= row->repeat_interval_ms;
     if (!silence_ended && !repeat_due) continue;
+    AMPARO_RETURN_IF_ERROR(AttachLastIds(db, *row));
     AMPARO_RETURN_IF_ERROR(Emit(db, *row, row->last,
                                 silence_ended ? R"({"repeat":"silence ended"})" : R"({"repeat":"interval"})",
                                 true));

@@ -1019,10 +1019,16 @@ TEST_F(AlertPolicyEngineTest, OpenAlertsRepeatAfterTheIntervalAndExpireWithTheir
   EXPECT_EQ(Tick(), 2);
   auto expired = AlertsFrom(4);
   ASSERT_EQ(expired.size(), 2u);
+  const auto first = AlertsFrom(0);
   for (const auto& a : expired) {
     EXPECT_EQ(a.lifecycle(), v1::ALERT_LIFECYCLE_EXPIRED);
     EXPECT_EQ(a.revision(), 2u);
     EXPECT_EQ(a.level(), v1::ALERT_LEVEL_INFO);
+    // The expiry names the people the alert named.
+    const v1::ConsularAlert* raised = Find(first, a.alert_id());
+    ASSERT_NE(raised, nullptr);
+    EXPECT_FALSE(a.registrant_ids_packed().empty());
+    EXPECT_EQ(a.registrant_ids_packed(), raised->registrant_ids_packed());
   }
   clock_.Advance(10 * 3'600'000);
   EXPECT_EQ(Tick(), 0);  // expired alerts do not repeat
