@@ -33,8 +33,8 @@ struct AlertRow {
   int confirmed_phase = 0;  // 0: no operator decision on the phase yet
   int64_t notified_ms = 0;
   int64_t repeat_interval_ms = 0;
-  v1::ConsularAlert last;   // the latest notification sent, without its ids until AttachLastIds()
-  std::string last_ids;     // id_lists digest of last's ids ("" when inline or none)
+  v1::ConsularAlert last;  // the latest notification sent, without its ids until AttachLastIds()
+  std::string last_ids;    // id_lists digest of last's ids ("" when inline or none)
 };
 
 namespace {
