@@ -98,13 +98,15 @@ constexpr std::string_view kDeliveryColumnsWithoutBody =
     "d.delivery_id, d.alert_id, d.alert_revision, d.subscription_id, d.event_type, '', "
     "d.state, d.attempts, d.next_attempt_ms, d.last_error, d.created_ms, d.updated_ms, NULL";
 
-// The body as sent: stored text, or rendered from the stored alert (the
-// same bytes every time for the same alert and created_ms).
-Result<std::string> BodyOf(std::string_view delivery_id, std::string text, const std::string* alert_bytes,
+// The body as sent, from a row holding the stored text in column
+// `text_col` and the stored alert (NULL for rows from before) in
+// `alert_col`: the text, or the body rendered from the alert (the same bytes
+// every time for the same alert and created_ms).
+Result<std::string> BodyOf(const Statement& row, int text_col, int alert_col, std::string_view delivery_id,
                            int64_t created_ms) {
-  if (alert_bytes == nullptr) return text;
+  if (row.ColumnIsNull(alert_col)) return row.ColumnText(text_col);
   v1::ConsularAlert alert;
-  if (!alert.ParseFromString(*alert_bytes)) {
+  if (!alert.ParseFromString(row.ColumnBlob(alert_col))) {
     return Status(StatusCode::kDataLoss,
                   "the alert stored for delivery " + std::string(delivery_id) + " does not parse");
   }
@@ -125,8 +127,7 @@ Result<Delivery> ReadDelivery(const Statement& row) {
   d.last_error = row.ColumnText(9);
   d.created_ms = row.ColumnInt(10);
   d.updated_ms = row.ColumnInt(11);
-  const std::string alert = row.ColumnIsNull(12) ? std::string() : row.ColumnBlob(12);
-  auto body = BodyOf(d.delivery_id, row.ColumnText(5), row.ColumnIsNull(12) ? nullptr : &alert, d.created_ms);
+  auto body = BodyOf(row, 5, 12, d.delivery_id, d.created_ms);
   if (!body.ok()) return body.status();
   d.body = std::move(body).value();
   return d;
@@ -400,9 +401,7 @@ Result<std::vector<DueDelivery>> NotifyStore::DueDeliveries(int64_t now_ms, int 
     auto row = body->Step();
     if (!row.ok()) return row.status();
     if (*row) {
-      const std::string alert = body->ColumnIsNull(1) ? std::string() : body->ColumnBlob(1);
-      auto text = BodyOf(item.delivery.delivery_id, body->ColumnText(0),
-                         body->ColumnIsNull(1) ? nullptr : &alert, item.delivery.created_ms);
+      auto text = BodyOf(*body, 0, 1, item.delivery.delivery_id, item.delivery.created_ms);
       if (!text.ok()) return text.status();
       item.delivery.body = std::move(text).value();
     }

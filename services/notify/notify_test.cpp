@@ -272,6 +272,14 @@ class RouterTest : public ::testing::Test {
     return st;
   }
   std::vector<Delivery> Deliveries() { return *NotifyStore(*db_).ListDeliveries(); }
+  // One subscription of MEX and one alert for it: the delivery's id.
+  std::string RouteOneDelivery() {
+    EXPECT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
+    EXPECT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
+    auto deliveries = Deliveries();
+    EXPECT_EQ(deliveries.size(), 1u);
+    return deliveries.empty() ? std::string() : deliveries[0].delivery_id;
+  }
 
   testing::TempDir dir_;
   std::optional<Db> db_;
@@ -360,9 +368,8 @@ TEST_F(RouterTest, TheAlertIsStoredOnceAndEveryReadRendersTheSameBody) {
 }
 
 TEST_F(RouterTest, AStoredAlertThatDoesNotParseIsDataLossNamingTheDelivery) {
-  ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
-  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
-  const std::string id = Deliveries()[0].delivery_id;
+  const std::string id = RouteOneDelivery();
+  ASSERT_FALSE(id.empty());
   ASSERT_TRUE(db_->Exec("UPDATE delivery_bodies SET alert = x'ffffffff'").ok());
   NotifyStore store(*db_);
   auto read = store.GetDelivery(id);
@@ -375,9 +382,8 @@ TEST_F(RouterTest, AStoredAlertThatDoesNotParseIsDataLossNamingTheDelivery) {
 }
 
 TEST_F(RouterTest, ABodyStoredAsTextBeforeAlertsWereKeptIsSentAsStored) {
-  ASSERT_TRUE(Route(Wrap(MakeSubscription("a", "MEX", {}, "http://127.0.0.1:1/a"), clock_)).ok());
-  ASSERT_TRUE(Route(Wrap(MakeAlert("MEX", "USA"), clock_)).ok());
-  const std::string id = Deliveries()[0].delivery_id;
+  const std::string id = RouteOneDelivery();
+  ASSERT_FALSE(id.empty());
   ASSERT_TRUE(db_->Exec("UPDATE delivery_bodies SET body = '{\"as\":\"stored\"}', alert = NULL").ok());
   NotifyStore store(*db_);
   EXPECT_EQ((*store.GetDelivery(id))->body, R"({"as":"stored"})");
