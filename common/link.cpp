@@ -434,37 +434,104 @@ std::vector<LinkReceiver::Incoming> LinkReceiver::ReceiveBatch() {
   return batch;
 }
 
+std::string LinkReceiver::CheckIncoming(const Incoming& in, v1::Envelope* env) {
+  if (!env->ParseFromString(in.body)) return "envelope does not parse";
+  if (env->message_id() != in.message_id) return "envelope message_id does not match its frame";
+  if (env->schema_version() != kSchemaVersion) {
+    return "unknown schema_version " + std::to_string(env->schema_version());
+  }
+  return {};
+}
+
+constexpr std::string_view kStoreIncoming =
+    "INSERT INTO link_inbox(message_id, envelope, received_ms, processed_ms, error) VALUES(?,?,?,?,?) "
+    "ON CONFLICT(message_id) DO NOTHING";
+
 Status LinkReceiver::StoreBatch(const std::vector<Incoming>& batch) {
+  auto ins = db_.Prepare(kStoreIncoming);
+  if (!ins.ok()) return ins.status();
+  for (const auto& in : batch) AMPARO_RETURN_IF_ERROR(StoreOne(*ins, in).status());
+  return Status::Ok();
+}
+
+Result<bool> LinkReceiver::StoreOne(Statement& ins, const Incoming& in) {
+  int64_t now = clock_.NowMs();
+  v1::Envelope env;
+  const std::string error = CheckIncoming(in, &env);
+  ins.Bind(1, in.message_id).BindBlob(2, in.body).Bind(3, now);
+  if (error.empty()) {
+    ins.BindNull(4).BindNull(5);
+  } else {
+    // Kept as a dead letter, never processed; acknowledged so the
+    // sender does not resend it forever.
+    ins.Bind(4, now).Bind(5, error);
+  }
+  AMPARO_RETURN_IF_ERROR(ins.Run());
+  if (db_.Changes() == 0) {
+    ++stats_.duplicates;
+    return false;
+  }
+  if (!error.empty()) {
+    ++stats_.rejected;
+    log::Error("link: rejected message", {{"message_id", in.message_id}, {"error", error}});
+    return false;
+  }
+  ++stats_.received;
+  return true;
+}
+
+Result<int> LinkReceiver::StoreAndProcess(const std::vector<Incoming>& batch, const Handler& handler, int max,
+                                          int* processed, int* failed) {
+  // Each row is written once, as it ends: processed (the id alone, for
+  // idempotency), dead letter (with its envelope and error) or, past `max`
+  // or after a retryable failure, pending. Inserting every envelope and then
+  // clearing it left the rows' pages mostly empty (an alert is ~9 KB) and
+  // wrote them twice.
   auto ins = db_.Prepare(
-      "INSERT INTO link_inbox(message_id, envelope, received_ms, processed_ms, error) VALUES(?,?,?,?,?) "
+      "INSERT INTO link_inbox(message_id, envelope, received_ms, processed_ms, error) "
+      "VALUES(?,NULL,?,?,NULL) "
       "ON CONFLICT(message_id) DO NOTHING");
   if (!ins.ok()) return ins.status();
-  int64_t now = clock_.NowMs();
+  auto store = db_.Prepare(kStoreIncoming);
+  if (!store.ok()) return store.status();
+  int done = 0;
+  bool stopped = false;
   for (const auto& in : batch) {
     v1::Envelope env;
-    std::string error;
-    if (!env.ParseFromString(in.body)) {
-      error = "envelope does not parse";
-    } else if (env.message_id() != in.message_id) {
-      error = "envelope message_id does not match its frame";
-    } else if (env.schema_version() != kSchemaVersion) {
-      error = "unknown schema_version " + std::to_string(env.schema_version());
+    if (stopped || done >= max || !CheckIncoming(in, &env).empty()) {
+      AMPARO_RETURN_IF_ERROR(StoreOne(*store, in).status());  // pending, or a dead letter
+      continue;
     }
-    ins->Bind(1, in.message_id).BindBlob(2, in.body).Bind(3, now);
-    if (error.empty()) {
-      ins->BindNull(4).BindNull(5);
-    } else {
-      // Kept as a dead letter, never processed; acknowledged so the
-      // sender does not resend it forever.
-      ins->Bind(4, now).Bind(5, error);
-      ++stats_.rejected;
-      log::Error("link: rejected message", {{"message_id", in.message_id}, {"error", error}});
-    }
+    const int64_t now = clock_.NowMs();
+    ins->Bind(1, in.message_id).Bind(2, now).Bind(3, now);
     AMPARO_RETURN_IF_ERROR(ins->Run());
-    if (db_.Changes() == 0) ++stats_.duplicates;
-    else ++stats_.received;
+    if (db_.Changes() == 0) {
+      ++stats_.duplicates;
+      continue;
+    }
+    ++stats_.received;
+    const int64_t seq = db_.LastInsertRowId();
+    auto outcome = RunHandler(handler, env, seq, in.body);
+    if (!outcome.ok()) return outcome.status();
+    if (*outcome == Outcome::kRetry) {
+      // Back to pending with its envelope; it and what follows it are
+      // tried again, in order, next time.
+      AMPARO_RETURN_IF_ERROR(Mark(seq, std::nullopt, &in.body, {}));
+      stopped = true;
+      continue;
+    }
+    ++*(*outcome == Outcome::kProcessed ? processed : failed);
+    ++done;
   }
-  return Status::Ok();
+  return done;
+}
+
+Result<bool> LinkReceiver::HasPending() {
+  auto q = db_.Prepare("SELECT 1 FROM link_inbox WHERE processed_ms IS NULL LIMIT 1");
+  if (!q.ok()) return q.status();
+  auto row = q->Step();
+  if (!row.ok()) return row.status();
+  return *row;
 }
 
 void LinkReceiver::Acknowledge(const std::vector<Incoming>& batch) {
@@ -509,34 +576,62 @@ Result<std::vector<LinkReceiver::PendingRow>> LinkReceiver::LoadPending(int max)
   return rows;
 }
 
-Result<int> LinkReceiver::ProcessRows(const std::vector<PendingRow>& rows, const Handler& handler,
-                                      int* processed, int* failed) {
+Result<LinkReceiver::Outcome> LinkReceiver::RunHandler(const Handler& handler, const v1::Envelope& env,
+                                                       int64_t seq, const std::string& body) {
+  AMPARO_RETURN_IF_ERROR(db_.Exec("SAVEPOINT link_message"));
+  Status st = handler(env, db_);
+  if (st.ok()) {
+    AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
+    return Outcome::kProcessed;
+  }
+  // The handler's partial work is undone; what came before stays.
+  AMPARO_RETURN_IF_ERROR(db_.Exec("ROLLBACK TO link_message"));
+  AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
+  if (st.IsRetryable()) return Outcome::kRetry;  // try again, in order, next time
+  log::Error("link: message failed, kept as dead letter",
+             {{"message_id", env.message_id()}, {"error", st.ToString()}});
+  AMPARO_RETURN_IF_ERROR(Mark(seq, clock_.NowMs(), &body, st.ToString()));
+  return Outcome::kDeadLetter;
+}
+
+Status LinkReceiver::Mark(int64_t seq, std::optional<int64_t> processed_ms, const std::string* envelope,
+                          const std::string& error) {
   auto mark = db_.Prepare("UPDATE link_inbox SET processed_ms = ?, envelope = ?, error = ? WHERE seq = ?");
   if (!mark.ok()) return mark.status();
+  if (processed_ms) {
+    mark->Bind(1, *processed_ms);
+  } else {
+    mark->BindNull(1);
+  }
+  if (envelope) {
+    mark->BindBlob(2, *envelope);
+  } else {
+    mark->BindNull(2);
+  }
+  if (!error.empty()) {
+    mark->Bind(3, error);
+  } else {
+    mark->BindNull(3);
+  }
+  return mark->Bind(4, seq).Run();
+}
+
+Result<int> LinkReceiver::ProcessRows(const std::vector<PendingRow>& rows, const Handler& handler,
+                                      int* processed, int* failed) {
   int done = 0;
   for (const auto& row : rows) {
     v1::Envelope env;
     env.ParseFromString(row.body);  // checked when stored
-    AMPARO_RETURN_IF_ERROR(db_.Exec("SAVEPOINT link_message"));
-    Status st = handler(env, db_);
-    if (st.ok()) {
+    auto outcome = RunHandler(handler, env, row.seq, row.body);
+    if (!outcome.ok()) return outcome.status();
+    if (*outcome == Outcome::kRetry) break;
+    if (*outcome == Outcome::kProcessed) {
       // Processed: the payload is dropped, the id stays for idempotency.
-      mark->Bind(1, clock_.NowMs()).BindNull(2).BindNull(3).Bind(4, row.seq);
-      AMPARO_RETURN_IF_ERROR(mark->Run());
-      AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
+      AMPARO_RETURN_IF_ERROR(Mark(row.seq, clock_.NowMs(), nullptr, {}));
       ++*processed;
-      ++done;
-      continue;
+    } else {
+      ++*failed;
     }
-    // The handler's partial work is undone; what came before stays.
-    AMPARO_RETURN_IF_ERROR(db_.Exec("ROLLBACK TO link_message"));
-    AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
-    if (st.IsRetryable()) break;  // try again, in order, next time
-    log::Error("link: message failed, kept as dead letter",
-               {{"message_id", row.id}, {"error", st.ToString()}});
-    mark->Bind(1, clock_.NowMs()).BindBlob(2, row.body).Bind(3, st.ToString()).Bind(4, row.seq);
-    AMPARO_RETURN_IF_ERROR(mark->Run());
-    ++*failed;
     ++done;
   }
   return done;
@@ -565,12 +660,20 @@ Result<int> LinkReceiver::PumpAndProcess(const Handler& handler, int max) {
   if (batch.empty()) return ProcessPending(handler, max);  // nothing to store or acknowledge
   auto tx = Transaction::Begin(db_);
   if (!tx.ok()) return tx.status();
-  AMPARO_RETURN_IF_ERROR(StoreBatch(batch));
-  // This transaction sees what it just stored.
-  auto rows = LoadPending(max);
-  if (!rows.ok()) return rows.status();
+  auto backlog = HasPending();
+  if (!backlog.ok()) return backlog.status();
   int processed = 0, failed = 0;
-  auto done = ProcessRows(*rows, handler, &processed, &failed);
+  Result<int> done = 0;
+  if (*backlog) {
+    // What was stored before comes first: store, then process the oldest.
+    AMPARO_RETURN_IF_ERROR(StoreBatch(batch));
+    // This transaction sees what it just stored.
+    auto rows = LoadPending(max);
+    if (!rows.ok()) return rows.status();
+    done = ProcessRows(*rows, handler, &processed, &failed);
+  } else {
+    done = StoreAndProcess(batch, handler, max, &processed, &failed);
+  }
   if (!done.ok()) return done.status();
   AMPARO_RETURN_IF_ERROR(tx->Commit());
   // Acknowledge only what is committed (stored, and processed as far as the

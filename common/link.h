@@ -193,11 +193,34 @@ class LinkReceiver {
   };
   // Reads up to options_.batch frame sets without blocking.
   std::vector<Incoming> ReceiveBatch();
-  // Inserts `batch` into link_inbox inside the caller's transaction.
+  // Why `in` cannot be processed (empty when it can); parses it into *env.
+  static std::string CheckIncoming(const Incoming& in, v1::Envelope* env);
+  // Inserts `batch` into link_inbox inside the caller's transaction: pending,
+  // or a dead letter when it does not check.
   Status StoreBatch(const std::vector<Incoming>& batch);
+  // Inserts one message (as StoreBatch); true when it is new and pending.
+  Result<bool> StoreOne(Statement& insert, const Incoming& in);
+  // With nothing older pending: runs `handler` on up to `max` of `batch` as
+  // they come (savepoint per message, as ProcessRows) and inserts each row
+  // once in its final state; the rest is stored pending. Inside the caller's
+  // transaction. Returns how many were processed or dead-lettered.
+  Result<int> StoreAndProcess(const std::vector<Incoming>& batch, const Handler& handler, int max,
+                              int* processed, int* failed);
+  // Whether any stored message is still unprocessed.
+  Result<bool> HasPending();
   // Acknowledges `batch` (call after its commit).
   void Acknowledge(const std::vector<Incoming>& batch);
   Result<std::vector<PendingRow>> LoadPending(int max);
+  enum class Outcome { kProcessed, kRetry, kDeadLetter };
+  // Runs `handler` on one message in a savepoint, undone when it fails; a
+  // failure that is not retryable marks row `seq` a dead letter (its
+  // envelope `body` and the error).
+  Result<Outcome> RunHandler(const Handler& handler, const v1::Envelope& env, int64_t seq,
+                             const std::string& body);
+  // Sets row `seq`'s processed_ms (NULL: pending), envelope (NULL when
+  // null) and error (NULL when empty).
+  Status Mark(int64_t seq, std::optional<int64_t> processed_ms, const std::string* envelope,
+              const std::string& error);
   // Runs `handler` on `rows` inside the caller's transaction (savepoint per
   // message); counts into *processed / *failed. Returns how many were done.
   Result<int> ProcessRows(const std::vector<PendingRow>& rows, const Handler& handler, int* processed,

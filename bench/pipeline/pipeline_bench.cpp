@@ -238,6 +238,18 @@ class Daemon {
     }
     return 0;
   }
+  // Seconds its threads spent runnable but waiting for a CPU, so far: the
+  // second field of /proc/<pid>/task/<tid>/schedstat, summed over threads.
+  double RunQueueSeconds() const {
+    std::error_code ec;
+    double ns = 0;
+    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+      std::ifstream in(task.path() / "schedstat");
+      double on_cpu = 0, waiting = 0;
+      if (in >> on_cpu >> waiting) ns += waiting;
+    }
+    return ns / 1e9;
+  }
   const std::string& name() const { return name_; }
   pid_t pid() const { return pid_; }
 
@@ -485,6 +497,11 @@ class Deployment {
   std::map<std::string, double> Cpu() const {
     std::map<std::string, double> out;
     for (const auto& d : daemons_) out[d->name()] = d->CpuSeconds();
+    return out;
+  }
+  std::map<std::string, double> RunQueue() const {
+    std::map<std::string, double> out;
+    for (const auto& d : daemons_) out[d->name()] = d->RunQueueSeconds();
     return out;
   }
   std::map<std::string, double> Written() const {
@@ -749,6 +766,7 @@ int main(int argc, char** argv) {
   receiver.Take();
   const auto cpu0 = d.Cpu();
   const auto written0 = d.Written();
+  const auto waited0 = d.RunQueue();
   const std::string load_tp_start = LoadAverage();
   std::unique_ptr<Daemon> perf;
   auto start_perf = [&](const std::string& name) {
@@ -780,6 +798,7 @@ int main(int argc, char** argv) {
   const double drained_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   const auto cpu1 = d.Cpu();
   const auto written1 = d.Written();
+  const auto waited1 = d.RunQueue();
   stop_perf();
   const std::string load_tp = LoadAverage();
   auto since = [&](const fs::path& db, const std::string& sql) {
@@ -806,6 +825,7 @@ int main(int argc, char** argv) {
   const int64_t lat_files_before = QueryInt(d.db("ingest"), "SELECT count(*) FROM ingest_files").value_or(0);
   const auto cpu2 = d.Cpu();
   const auto written2 = d.Written();
+  const auto waited2 = d.RunQueue();
   start_perf("latency");
   const std::string load_lat_start = LoadAverage();
   const auto l0 = SteadyClock::now();
@@ -832,6 +852,7 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(300ms);
   const auto cpu3 = d.Cpu();
   const auto written3 = d.Written();
+  const auto waited3 = d.RunQueue();
   stop_perf();
   const std::string load_lat = LoadAverage();
   std::vector<double> total, to_raised, to_hook;
@@ -900,6 +921,8 @@ int main(int argc, char** argv) {
               Thousands(static_cast<double>(tp_hooks.size())).c_str());
   std::printf("| ... CPU s per daemon | %s | |\n", cpu_line(cpu0, cpu1).c_str());
   std::printf("| ... MB written per daemon (write syscalls) | %s | |\n", written_line(written0, written1).c_str());
+  std::printf("| ... s runnable but waiting for a CPU, per daemon | %s | |\n",
+              cpu_line(waited0, waited1).c_str());
   std::printf("| ... load average (start -> end) | %s -> %s | |\n", load_tp_start.c_str(), load_tp.c_str());
   std::printf(
       "| latency at %s events/s for %d s, document in spool -> webhook received | p50 %.1f ms, p90 %.1f ms, "
@@ -918,6 +941,8 @@ int main(int argc, char** argv) {
       lat_files, o.latency_file_events, interval.count() * 1000, lat_exposing, gen_s, behind_ms);
   std::printf("| ... CPU s per daemon | %s | |\n", cpu_line(cpu2, cpu3).c_str());
   std::printf("| ... MB written per daemon (write syscalls) | %s | |\n", written_line(written2, written3).c_str());
+  std::printf("| ... s runnable but waiting for a CPU, per daemon | %s | |\n",
+              cpu_line(waited2, waited3).c_str());
   std::printf("| ... load average (start -> end) | %s -> %s | |\n", load_lat_start.c_str(), load_lat.c_str());
   std::printf(
       "| raw ZeroMQ PUSH/PULL, ipc://, %zu-byte messages (Envelope{CrisisEvent} as ingest sends it) | %s "
