@@ -198,6 +198,33 @@ const std::vector<std::string>& Migrations() {
       -- alerts.message stays NULL for rows written from now on.
       ALTER TABLE alerts ADD COLUMN last_decision INTEGER;
       )sql",
+      R"sql(
+      -- alert_sources rows (~1.4 KB: the candidate and its policy inputs)
+      -- are larger than a WITHOUT ROWID leaf keeps inline on 4 KiB pages
+      -- (~1 KB), so each spilled ~400 bytes into an overflow page of its own
+      -- (bench-pipeline: 3,186 overflow pages holding 950 bytes each, 14 MB
+      -- for 4.5 MB of rows). A rowid table keeps them inline.
+      CREATE TABLE alert_sources_inline (
+        alert_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        cancelled INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        repeat_interval_ms INTEGER NOT NULL,
+        candidate BLOB NOT NULL,      -- ConsularAlert as this event alone would raise it
+        inputs TEXT NOT NULL,         -- the policy inputs and result, JSON
+        ids_digest BLOB,              -- id_lists.digest of its registrant ids
+        UNIQUE (alert_id, event_id)
+      );
+      INSERT INTO alert_sources_inline
+        SELECT alert_id, event_id, incident_id, cancelled, expires_ms, repeat_interval_ms, candidate, inputs,
+               ids_digest
+        FROM alert_sources ORDER BY alert_id, event_id;
+      DROP TABLE alert_sources;
+      ALTER TABLE alert_sources_inline RENAME TO alert_sources;
+      CREATE INDEX alert_sources_by_event ON alert_sources (incident_id, event_id);
+      CREATE INDEX alert_sources_live ON alert_sources (alert_id, cancelled, expires_ms);
+      )sql",
   };
   return kMigrations;
 }

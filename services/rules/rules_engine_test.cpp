@@ -857,6 +857,75 @@ TEST_F(AlertPolicyEngineTest, AlertRowsWrittenBeforeIdListsStillGiveTheirIds) {
   EXPECT_EQ(report->recorded, Outbox().size());
 }
 
+TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhole) {
+  RegisterAroundTibet();
+  auto usgs = TibetQuake();
+  usgs.mutable_crisis_event()->mutable_metrics()->set_pager_alert("green");
+  ASSERT_TRUE(Apply(usgs).ok());
+  const auto first = AlertsFrom(0);
+  ASSERT_EQ(first.size(), 2u);
+  auto query = [&](const std::string& sql) {
+    auto q = db_->Prepare(sql);
+    EXPECT_TRUE(q.ok()) << sql;
+    EXPECT_TRUE(*q->Step()) << sql;
+    return q->ColumnText(0);
+  };
+  const std::string kRows =
+      "SELECT count(*) || ':' || group_concat(alert_id || '/' || event_id || '/' || incident_id || '/' || "
+      "cancelled || '/' || expires_ms || '/' || repeat_interval_ms || '/' || hex(candidate) || '/' || inputs "
+      "|| "
+      "'/' || hex(ids_digest), '|') FROM (SELECT * FROM alert_sources ORDER BY alert_id, event_id)";
+  const std::string kWithoutRowid = "SELECT wr FROM pragma_table_list WHERE name = 'alert_sources'";
+  const std::string rows = query(kRows);
+  ASSERT_NE(rows.substr(0, 2), "0:");
+  ASSERT_EQ(query(kWithoutRowid), "0");
+  // As an older amparo-rules left it: the same rows WITHOUT ROWID, one
+  // schema version back.
+  const int64_t version = std::stoll(query("PRAGMA user_version"));
+  ASSERT_TRUE(db_->Exec(R"sql(
+      CREATE TABLE old_sources (
+        alert_id TEXT NOT NULL, event_id TEXT NOT NULL, incident_id TEXT NOT NULL,
+        cancelled INTEGER NOT NULL, expires_ms INTEGER NOT NULL, repeat_interval_ms INTEGER NOT NULL,
+        candidate BLOB NOT NULL, inputs TEXT NOT NULL, ids_digest BLOB,
+        PRIMARY KEY (alert_id, event_id)) WITHOUT ROWID;
+      INSERT INTO old_sources SELECT alert_id, event_id, incident_id, cancelled, expires_ms,
+        repeat_interval_ms, candidate, inputs, ids_digest FROM alert_sources;
+      DROP TABLE alert_sources;
+      ALTER TABLE old_sources RENAME TO alert_sources;
+      CREATE INDEX alert_sources_by_event ON alert_sources (incident_id, event_id);
+      CREATE INDEX alert_sources_live ON alert_sources (alert_id, cancelled, expires_ms);
+  )sql")
+                  .ok());
+  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 1)).ok());
+  ASSERT_EQ(query(kWithoutRowid), "1");
+
+  OpenEngine();  // migrates
+  EXPECT_EQ(query("PRAGMA user_version"), std::to_string(version));
+  EXPECT_EQ(query(kWithoutRowid), "0");
+  EXPECT_EQ(query(kRows), rows);
+  EXPECT_EQ(query("SELECT count(*) FROM dbstat WHERE name = 'alert_sources' AND pagetype = 'overflow'"), "0");
+  // The engine goes on from the migrated rows: a newer report re-evaluates
+  // them, and the replay of the whole log gives the same decisions.
+  auto policy = AlertPolicy::Parse(kTestPolicy, "test-policy.toml");
+  ASSERT_TRUE(policy.ok());
+  engine_->SetPolicy(*policy);
+  clock_.Advance(60'000);
+  ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());  // raises both alerts' level
+  const auto raised = AlertsFrom(2);
+  ASSERT_EQ(raised.size(), 2u);
+  for (const auto& alert : raised) {
+    const v1::ConsularAlert* before = Find(first, alert.alert_id());
+    ASSERT_NE(before, nullptr) << alert.alert_id();
+    EXPECT_EQ(alert.revision(), 2u);
+    EXPECT_GT(alert.level(), before->level());
+    EXPECT_EQ(alert.registrant_ids_packed(), before->registrant_ids_packed());
+  }
+  testing::TempDir scratch;
+  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->identical()) << report->first_difference;
+}
+
 TEST_F(AlertPolicyEngineTest, RejectingAProposalKeepsThePhaseInForce) {
   RegisterAroundTibet();
   ASSERT_TRUE(Apply(TibetQuake()).ok());
