@@ -189,13 +189,17 @@ std::string DeliveryIdFor(std::string_view alert_id, uint32_t revision, std::str
   return "msg_" + Sha256Hex(key).substr(0, 32);
 }
 
-// A new notify database gets 4 KiB pages (SQLite's default). 16 KiB pages
+// A new notify database gets 8 KiB pages. 16 KiB pages
 // paid off while alerts carried ids as hex strings (18-36 KB rows); with
 // packed ids (~9 KB) the larger pages mostly multiplied what each small
 // commit writes (every dirty page twice: WAL and checkpoint): 274 -> 112 MB
 // for 5 s at 1,000 events/s in bench-pipeline, same CPU in bulk
-// (docs/PERFORMANCE.md, "Pipeline"). Existing databases keep theirs.
-constexpr int kNotifyPageSize = 4096;
+// (docs/PERFORMANCE.md, "Pipeline"). Once the inbox rows and
+// alert_sources stopped wasting pages, 8 KiB did better than 4 and 16 in
+// bench-pipeline's throughput (13,432-14,134 against 11,884-12,812 and
+// 12,731-14,114 events/s, with fewer MB written than 16). Existing
+// databases keep theirs.
+constexpr int kNotifyPageSize = 8192;
 
 Status MigrateNotifyDb(Db& db) {
   auto sized = db.SetPageSizeIfEmpty(kNotifyPageSize);

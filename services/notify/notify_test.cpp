@@ -393,6 +393,26 @@ TEST_F(RouterTest, ABodyStoredAsTextBeforeAlertsWereKeptIsSentAsStored) {
   EXPECT_EQ((*due)[0].delivery.body, R"({"as":"stored"})");
 }
 
+// A new notify database gets 8 KiB pages; one an older binary made keeps
+// its 4 KiB (changing it would rewrite the whole file).
+TEST(NotifyStoreMigrationTest, ANewDatabaseGets8KiBPagesAndAnOldOneKeepsItsOwn) {
+  testing::TempDir dir;
+  auto page_size = [](Db& db) {
+    auto q = db.Prepare("PRAGMA page_size");
+    EXPECT_TRUE(q.ok() && *q->Step());
+    return q->ColumnInt(0);
+  };
+  auto fresh = Db::Open(dir / "new.db");
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_TRUE(MigrateNotifyDb(*fresh).ok());
+  EXPECT_EQ(page_size(*fresh), 8192);
+  auto old = Db::Open(dir / "old.db");
+  ASSERT_TRUE(old.ok());
+  ASSERT_TRUE(old->Exec("CREATE TABLE before_us(x)").ok());
+  ASSERT_TRUE(MigrateNotifyDb(*old).ok());
+  EXPECT_EQ(page_size(*old), 4096);
+}
+
 TEST(NotifyStoreMigrationTest, AlertsKeepTheirVersionAndLoseTheWholeAlertCopy) {
   testing::TempDir dir;
   auto db = Db::Open(dir / "notify.db");

@@ -453,6 +453,12 @@ TEST_F(RulesEngineTest, AnAlertsIdsAreStoredOnceAndItsRowsHoldTheAlertWithoutThe
   EXPECT_EQ(count("SELECT count(*) FROM id_lists"), 3);
 }
 
+TEST_F(RulesEngineTest, ANewDatabaseGets8KiBPages) {
+  auto q = db_->Prepare("PRAGMA page_size");
+  ASSERT_TRUE(q.ok() && *q->Step());
+  EXPECT_EQ(q->ColumnInt(0), 8192);
+}
+
 TEST_F(RulesEngineTest, RestartRebuildsTheIndexAndKeepsRevisions) {
   RegisterAroundNago();
   ASSERT_TRUE(Apply(Delete(next_seq_++, 6, "IDN")).ok());
