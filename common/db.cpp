@@ -144,11 +144,11 @@ Db& Db::operator=(Db&& other) noexcept {
 Db::~Db() { Close(); }
 
 UnsyncedCommits::UnsyncedCommits(Db& db) : db_(db) {
-  if (db_.full_sync()) (void)db_.Exec("PRAGMA synchronous=NORMAL");
+  if (db_.full_sync()) (void)db_.Run("PRAGMA synchronous=NORMAL");
 }
 
 UnsyncedCommits::~UnsyncedCommits() {
-  if (db_.full_sync()) (void)db_.Exec("PRAGMA synchronous=FULL");
+  if (db_.full_sync()) (void)db_.Run("PRAGMA synchronous=FULL");
 }
 
 Status Db::Exec(std::string_view sql) {
@@ -161,6 +161,12 @@ Status Db::Exec(std::string_view sql) {
     return SqliteError(nullptr, rc, msg);
   }
   return Status::Ok();
+}
+
+Status Db::Run(std::string_view sql) {
+  auto stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  return stmt->Run();
 }
 
 Result<Statement> Db::Prepare(std::string_view sql) {
@@ -232,8 +238,8 @@ Result<bool> Db::SetPageSizeIfEmpty(int bytes) {
   return true;
 }
 
-Status Db::Begin() { return Exec("BEGIN IMMEDIATE"); }
-Status Db::Commit() { return Exec("COMMIT"); }
+Status Db::Begin() { return Run("BEGIN IMMEDIATE"); }
+Status Db::Commit() { return Run("COMMIT"); }
 void Db::Rollback() {
   if (!sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
 }

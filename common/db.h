@@ -64,6 +64,10 @@ class Db {
 
   // Runs one or more statements without results (DDL, PRAGMA).
   Status Exec(std::string_view sql);
+  // Runs one statement without results through the statement cache (what
+  // runs again and again: BEGIN, COMMIT, SAVEPOINT, RELEASE), which saves
+  // compiling it each time as Exec() does.
+  Status Run(std::string_view sql);
   // A statement for `sql`. Compiled statements are kept per connection: a
   // Statement that goes out of scope is reset and kept (up to a bound), and
   // the next Prepare of the same text reuses it instead of compiling again

@@ -107,6 +107,32 @@ TEST(DbTest, TransactionRollsBackUnlessCommitted) {
   EXPECT_EQ(q->ColumnInt(0), 0);
 }
 
+// Run() goes through the statement cache: the same savepoint statements run
+// again and again with their effect each time, and an error still reads as
+// SQLite's.
+TEST(DbTest, RunRepeatsCachedStatementsWithTheirEffect) {
+  testing::TempDir dir;
+  auto db = Db::Open(dir / "a.db");
+  ASSERT_TRUE(db->Exec("CREATE TABLE t(x)").ok());
+  auto tx = Transaction::Begin(*db);
+  ASSERT_TRUE(tx.ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(db->Run("SAVEPOINT s").ok());
+    ASSERT_TRUE(db->Exec("INSERT INTO t VALUES(" + std::to_string(i) + ")").ok());
+    if (i == 1) {
+      ASSERT_TRUE(db->Run("ROLLBACK TO s").ok());
+    }
+    ASSERT_TRUE(db->Run("RELEASE s").ok());
+  }
+  ASSERT_TRUE(tx->Commit().ok());
+  auto q = db->Prepare("SELECT group_concat(x) FROM t");
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->ColumnText(0), "0,2");
+  Status missing = db->Run("RELEASE never_opened");
+  EXPECT_FALSE(missing.ok());
+  EXPECT_NE(missing.ToString().find("no such savepoint"), std::string::npos) << missing.ToString();
+}
+
 TEST(DbTest, UniqueViolationIsAlreadyExists) {
   testing::TempDir dir;
   auto db = Db::Open(dir / "a.db");

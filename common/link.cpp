@@ -578,15 +578,15 @@ Result<std::vector<LinkReceiver::PendingRow>> LinkReceiver::LoadPending(int max)
 
 Result<LinkReceiver::Outcome> LinkReceiver::RunHandler(const Handler& handler, const v1::Envelope& env,
                                                        int64_t seq, const std::string& body) {
-  AMPARO_RETURN_IF_ERROR(db_.Exec("SAVEPOINT link_message"));
+  AMPARO_RETURN_IF_ERROR(db_.Run("SAVEPOINT link_message"));
   Status st = handler(env, db_);
   if (st.ok()) {
-    AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
+    AMPARO_RETURN_IF_ERROR(db_.Run("RELEASE link_message"));
     return Outcome::kProcessed;
   }
   // The handler's partial work is undone; what came before stays.
-  AMPARO_RETURN_IF_ERROR(db_.Exec("ROLLBACK TO link_message"));
-  AMPARO_RETURN_IF_ERROR(db_.Exec("RELEASE link_message"));
+  AMPARO_RETURN_IF_ERROR(db_.Run("ROLLBACK TO link_message"));
+  AMPARO_RETURN_IF_ERROR(db_.Run("RELEASE link_message"));
   if (st.IsRetryable()) return Outcome::kRetry;  // try again, in order, next time
   log::Error("link: message failed, kept as dead letter",
              {{"message_id", env.message_id()}, {"error", st.ToString()}});

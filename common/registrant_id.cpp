@@ -86,12 +86,22 @@ void AppendAlertRegistrantIdsJson(const v1::ConsularAlert& alert, std::string* o
       AppendJsonString(*out, alert.registrant_ids(i));
     }
   } else {
-    out->reserve(out->size() + packed.size() / kPackedRegistrantIdBytes * 35 + 1);
-    for (size_t at = 0; at + kPackedRegistrantIdBytes <= packed.size(); at += kPackedRegistrantIdBytes) {
-      if (at > 0) out->push_back(',');
-      out->push_back('"');
-      AppendRegistrantIdHex(reinterpret_cast<const uint8_t*>(packed.data() + at), out);
-      out->push_back('"');
+    // Written in place: `"` + 32 hex digits + `"`, a comma between (a
+    // push_back per character was ~5% of amparo-notify's CPU in
+    // bench-pipeline, ~500 ids per webhook body).
+    const size_t n = packed.size() / kPackedRegistrantIdBytes;
+    const size_t start = out->size();
+    out->resize(start + (n == 0 ? 0 : n * (2 * kPackedRegistrantIdBytes + 3) - 1));
+    char* p = out->data() + start;
+    const auto* id = reinterpret_cast<const uint8_t*>(packed.data());
+    for (size_t i = 0; i < n; ++i, id += kPackedRegistrantIdBytes) {
+      if (i > 0) *p++ = ',';
+      *p++ = '"';
+      for (size_t b = 0; b < kPackedRegistrantIdBytes; ++b) {
+        *p++ = kHex[id[b] >> 4];
+        *p++ = kHex[id[b] & 15];
+      }
+      *p++ = '"';
     }
   }
   out->push_back(']');

@@ -89,6 +89,11 @@ TEST(RegistrantIdTest, TheJsonOfPackedIdsIsTheJsonOfTheSameIdsAsStrings) {
   std::string json;
   AppendAlertRegistrantIdsJson(v1::ConsularAlert(), &json);
   EXPECT_EQ(json, "[]");
+  v1::ConsularAlert one;
+  one.set_registrant_ids_packed(Packed("0123456789abcdef0123456789abcdef"));
+  json = "x";
+  AppendAlertRegistrantIdsJson(one, &json);
+  EXPECT_EQ(json, R"(x["0123456789abcdef0123456789abcdef"])");
 }
 
 }  // namespace

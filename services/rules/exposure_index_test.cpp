@@ -164,6 +164,73 @@ TEST(ExposureIndexTest, KeptIdsAreTheVulnerableThenTheLowestIdsInByteOrder) {
                                       "0100000000000000000000000000ffff"}));
 }
 
+// Thousands of random ids, some sharing leading bytes, capped below their
+// number: the kept ids equal a plain sort's (vulnerable first, then by id).
+TEST(ExposureIndexTest, ManyKeptIdsEqualAPlainSortOfThem) {
+  ExposureIndex index;
+  std::mt19937_64 rng(20261128);
+  std::vector<std::string> vulnerable, others;
+  for (int i = 0; i < 6000; ++i) {
+    char buf[40];
+    // Every fourth id shares its first 8 bytes with the one before.
+    const uint64_t hi =
+        (i % 4 == 3) ? std::stoull(others.empty() ? "0" : others.back().substr(0, 16), nullptr, 16) : rng();
+    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(hi),
+                  static_cast<unsigned long long>(rng()));
+    const bool is_vulnerable = i % 7 == 0;
+    v1::RegistrantLocation r = Registrant(1, 10, 10, "PHL", "FJI", 1, is_vulnerable ? 8 : 0);
+    r.set_registrant_id(buf);
+    ASSERT_TRUE(index.Upsert(r).ok());
+    (is_vulnerable ? vulnerable : others).push_back(buf);
+  }
+  std::sort(vulnerable.begin(), vulnerable.end());
+  std::sort(others.begin(), others.end());
+  std::vector<std::string> expected = vulnerable;
+  expected.insert(expected.end(), others.begin(), others.end());
+  expected.resize(2500);
+  const auto g = index.QueryCircle({10, 10}, 1, 2500).at({"PHL", "FJI"});
+  EXPECT_EQ(g.counts.registrants, 6000u);
+  EXPECT_EQ(g.registrant_ids(), expected);
+}
+
+// The gateway's ids: a random prefix per import and a counter. Two imports
+// in one area, their registrants in no particular order, capped.
+TEST(ExposureIndexTest, KeptIdsOfSequencesEqualAPlainSortOfThem) {
+  ExposureIndex index;
+  std::mt19937_64 rng(7);
+  std::vector<std::string> ids;
+  for (const char* prefix : {"5d1f00aa00bb00cc00dd", "5d1f00aa00bb00cc00de"}) {
+    for (uint64_t counter = 0xfffff0; counter < 0xfffff0 + 3000; ++counter) {
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "%s%012llx", prefix, static_cast<unsigned long long>(counter));
+      ids.push_back(buf);
+    }
+  }
+  std::shuffle(ids.begin(), ids.end(), rng);
+  for (const std::string& id : ids) {
+    v1::RegistrantLocation r = Registrant(1, 10, 10);
+    r.set_registrant_id(id);
+    ASSERT_TRUE(index.Upsert(r).ok());
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.resize(4000);
+  EXPECT_EQ(index.QueryCircle({10, 10}, 1, 4000).at({"PHL", "FJI"}).registrant_ids(), ids);
+  // One import alone: only the counter's low bits differ.
+  ExposureIndex one;
+  for (int i = 0; i < 300; ++i) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "00000000000000000000%012x", (i * 37) % 300);
+    v1::RegistrantLocation r = Registrant(1, 10, 10);
+    r.set_registrant_id(buf);
+    ASSERT_TRUE(one.Upsert(r).ok());
+  }
+  const auto kept = one.QueryCircle({10, 10}, 1, 5).at({"PHL", "FJI"}).registrant_ids();
+  EXPECT_EQ(kept,
+            (std::vector<std::string>{"00000000000000000000000000000000", "00000000000000000000000000000001",
+                                      "00000000000000000000000000000002", "00000000000000000000000000000003",
+                                      "00000000000000000000000000000004"}));
+}
+
 TEST(ExposureIndexTest, MovingARegistrantMovesItsPoint) {
   ExposureIndex index;
   ASSERT_TRUE(index.Upsert(Registrant(1, 14.6, 121.0, "IDN", "PHL", 2)).ok());
