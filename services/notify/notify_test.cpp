@@ -413,17 +413,53 @@ TEST(NotifyStoreMigrationTest, ANewDatabaseGets8KiBPagesAndAnOldOneKeepsItsOwn) 
   EXPECT_EQ(page_size(*old), 4096);
 }
 
+// Killing a deleted subscription's open deliveries reads an index of the
+// open deliveries only; a delivered webhook leaves no entry in it.
+TEST(NotifyStoreMigrationTest, OnlyOpenDeliveriesAreIndexedBySubscription) {
+  testing::TempDir dir;
+  auto db = Db::Open(dir / "notify.db");
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE(MigrateNotifyDb(*db).ok());
+  auto plan = db->Prepare(
+      "EXPLAIN QUERY PLAN UPDATE deliveries SET state = 'dead' WHERE subscription_id = 's1' AND state IN "
+      "('pending', 'retrying')");
+  ASSERT_TRUE(plan.ok());
+  std::string steps;
+  while (*plan->Step()) steps += plan->ColumnText(3) + ";";
+  EXPECT_NE(steps.find("USING INDEX deliveries_open_by_subscription"), std::string::npos) << steps;
+  auto old = db->Prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'deliveries_by_subscription'");
+  ASSERT_TRUE(old.ok() && *old->Step());
+  EXPECT_EQ(old->ColumnInt(0), 0);
+  ASSERT_TRUE(
+      db->Exec(
+            "INSERT INTO deliveries VALUES ('d1', 'a', 1, 's1', 'alert.raised', '', 'pending', 0, 0, '', 0, "
+            "0), ('d2', 'a', 1, 's1', 'alert.raised', '', 'delivered', 1, 0, '', 0, 0)")
+          .ok());
+  auto entries = db->Prepare(
+      "SELECT count(*) FROM deliveries INDEXED BY deliveries_open_by_subscription "
+      "WHERE subscription_id = 's1' AND state IN ('pending', 'retrying')");
+  ASSERT_TRUE(entries.ok() && *entries->Step());
+  EXPECT_EQ(entries->ColumnInt(0), 1);
+}
+
 TEST(NotifyStoreMigrationTest, AlertsKeepTheirVersionAndLoseTheWholeAlertCopy) {
   testing::TempDir dir;
   auto db = Db::Open(dir / "notify.db");
   ASSERT_TRUE(db.ok());
   // The alerts table as schema version 3 left it, with a stored alert.
   ASSERT_TRUE(
-      db->Exec("CREATE TABLE alerts(alert_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, alert BLOB NOT "
-               "NULL, updated_ms INTEGER NOT NULL, notification INTEGER NOT NULL DEFAULT 0);"
-               "INSERT INTO alerts VALUES('x/MEX/USA', 4, x'0a0178', 7, 2);"
-               "CREATE TABLE delivery_bodies(delivery_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
-               "PRAGMA user_version=3")
+      db->Exec(
+            "CREATE TABLE alerts(alert_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, alert BLOB NOT "
+            "NULL, updated_ms INTEGER NOT NULL, notification INTEGER NOT NULL DEFAULT 0);"
+            "INSERT INTO alerts VALUES('x/MEX/USA', 4, x'0a0178', 7, 2);"
+            "CREATE TABLE deliveries(delivery_id TEXT PRIMARY KEY, alert_id TEXT NOT NULL, alert_revision "
+            "INTEGER NOT NULL, subscription_id TEXT NOT NULL, event_type TEXT NOT NULL, body TEXT NOT NULL, "
+            "state TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_ms INTEGER NOT NULL, last_error "
+            "TEXT "
+            "NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+            "CREATE INDEX deliveries_by_subscription ON deliveries(subscription_id, state);"
+            "CREATE TABLE delivery_bodies(delivery_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
+            "PRAGMA user_version=3")
           .ok());
   ASSERT_TRUE(MigrateNotifyDb(*db).ok());
   auto columns = db->Prepare("SELECT group_concat(name, ',') FROM pragma_table_info('alerts')");
