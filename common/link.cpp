@@ -284,7 +284,6 @@ bool LinkSender::SendFrames(const std::string& message_id, const std::string& bo
 }
 
 Status LinkSender::ReadAcks() {
-  std::vector<std::string> acked;
   while (true) {
     zmq::message_t tag, id;
     auto r = Recv(socket_, tag, zmq::recv_flags::dontwait);
@@ -296,25 +295,44 @@ Status LinkSender::ReadAcks() {
       (void)Recv(socket_, extra, zmq::recv_flags::none);
       if (!extra.more()) break;
     }
-    if (tag.to_string_view() == kAck) acked.push_back(id.to_string());
+    if (tag.to_string_view() != kAck) continue;
+    std::string acked = id.to_string();
+    if (in_flight_.erase(acked)) ++stats_.acked;
+    if (acked_.empty()) first_acked_ms_ = clock_.NowMs();
+    acked_.push_back(std::move(acked));
   }
-  if (acked.empty()) return Status::Ok();
+  if (acked_.empty()) return Status::Ok();
+  // When the owner folds the deletes into its own transactions, a
+  // transaction of our own only for what waited while it had none to do.
+  if (fold_ack_deletes_ && clock_.NowMs() - first_acked_ms_ < kAckDeleteAfterMs) return Status::Ok();
   // No fsync of its own: were this delete lost in a power cut, the messages
   // would be sent again and the receiver would drop them by their ids.
   UnsyncedCommits unsynced(db_);
   auto tx = Transaction::Begin(db_);
   if (!tx.ok()) return tx.status();
+  auto deleted = DeleteAcknowledged();
+  if (!deleted.ok()) return deleted.status();
+  AMPARO_RETURN_IF_ERROR(tx->Commit());
+  AcknowledgedDeletesCommitted(*deleted);
+  return Status::Ok();
+}
+
+Result<size_t> LinkSender::DeleteAcknowledged() {
+  const size_t n = acked_.size();
+  if (n == 0) return n;
   auto del = db_.Prepare("DELETE FROM link_outbox WHERE message_id = ?");
   if (!del.ok()) return del.status();
-  for (const auto& id : acked) {
-    del->Bind(1, id);
+  for (size_t i = 0; i < n; ++i) {
+    del->Bind(1, acked_[i]);
     AMPARO_RETURN_IF_ERROR(del->Run());
   }
-  AMPARO_RETURN_IF_ERROR(tx->Commit());
-  for (const auto& id : acked) {
-    if (in_flight_.erase(id)) ++stats_.acked;
-  }
-  return Status::Ok();
+  return n;
+}
+
+void LinkSender::AcknowledgedDeletesCommitted(size_t n) {
+  if (n == 0) return;
+  acked_.erase(acked_.begin(), acked_.begin() + static_cast<ptrdiff_t>(std::min(n, acked_.size())));
+  first_acked_ms_ = clock_.NowMs();  // the rest came after the deleted ones
 }
 
 Status LinkSender::SendNew() {
@@ -637,7 +655,7 @@ Result<int> LinkReceiver::ProcessRows(const std::vector<PendingRow>& rows, const
   return done;
 }
 
-Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max) {
+Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max, const BeforeCommit& before_commit) {
   auto rows = LoadPending(max);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return 0;
@@ -649,15 +667,17 @@ Result<int> LinkReceiver::ProcessPending(const Handler& handler, int max) {
   int processed = 0, failed = 0;
   auto done = ProcessRows(*rows, handler, &processed, &failed);
   if (!done.ok()) return done.status();
+  if (before_commit) AMPARO_RETURN_IF_ERROR(before_commit());
   AMPARO_RETURN_IF_ERROR(tx->Commit());
   stats_.processed += processed;
   stats_.failed += failed;
   return *done;
 }
 
-Result<int> LinkReceiver::PumpAndProcess(const Handler& handler, int max) {
+Result<int> LinkReceiver::PumpAndProcess(const Handler& handler, int max, const BeforeCommit& before_commit) {
   std::vector<Incoming> batch = ReceiveBatch();
-  if (batch.empty()) return ProcessPending(handler, max);  // nothing to store or acknowledge
+  // Nothing to store or acknowledge:
+  if (batch.empty()) return ProcessPending(handler, max, before_commit);
   auto tx = Transaction::Begin(db_);
   if (!tx.ok()) return tx.status();
   auto backlog = HasPending();
@@ -675,6 +695,7 @@ Result<int> LinkReceiver::PumpAndProcess(const Handler& handler, int max) {
     done = StoreAndProcess(batch, handler, max, &processed, &failed);
   }
   if (!done.ok()) return done.status();
+  if (before_commit) AMPARO_RETURN_IF_ERROR(before_commit());
   AMPARO_RETURN_IF_ERROR(tx->Commit());
   // Acknowledge only what is committed (stored, and processed as far as the
   // handler allowed).

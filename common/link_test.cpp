@@ -88,6 +88,95 @@ TEST_F(LinkTest, DeliversInOrderAndEmptiesOutboxOnAck) {
   EXPECT_EQ(receiver.stats().received, 50u);
 }
 
+// With FoldAckDeletes() the owner's transactions delete the acknowledged
+// rows; Pump() deletes them itself only after kAckDeleteAfterMs.
+TEST_F(LinkTest, FoldedAckDeletesHappenInTheOwnersTransactionOrAfterTheWait) {
+  LinkContext ctx;
+  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(receiver.Bind().ok());
+  FakeClock sender_clock;
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, sender_clock);
+  ASSERT_TRUE(sender.Start().ok());
+  sender.FoldAckDeletes();
+  auto rows = [&] { return PendingOutbound(*sender_db_, "receiver")->size(); };
+  auto all_acked = [&](uint64_t n) {
+    return PumpUntil(sender, &receiver, [&] { return sender.stats().acked == n; });
+  };
+
+  for (auto id : {"a", "b"}) ASSERT_TRUE(Enqueue(Event(clock_, id)).ok());
+  ASSERT_TRUE(all_acked(2));
+  EXPECT_EQ(rows(), 2u);  // acknowledged, left for the owner
+  {
+    // A transaction of the owner's that rolls back deletes nothing...
+    auto tx = Transaction::Begin(*sender_db_);
+    ASSERT_TRUE(tx.ok());
+    EXPECT_EQ(*sender.DeleteAcknowledged(), 2u);
+  }
+  EXPECT_EQ(rows(), 2u);
+  {
+    // ...one that commits deletes them, and they are forgotten.
+    auto tx = Transaction::Begin(*sender_db_);
+    ASSERT_TRUE(tx.ok());
+    auto deleted = sender.DeleteAcknowledged();
+    ASSERT_TRUE(deleted.ok());
+    EXPECT_EQ(*deleted, 2u);
+    ASSERT_TRUE(tx->Commit().ok());
+    sender.AcknowledgedDeletesCommitted(*deleted);
+  }
+  EXPECT_EQ(rows(), 0u);
+  EXPECT_EQ(*sender.DeleteAcknowledged(), 0u);
+
+  // Without an owner's transaction: Pump() waits kAckDeleteAfterMs.
+  ASSERT_TRUE(Enqueue(Event(clock_, "c")).ok());
+  ASSERT_TRUE(all_acked(3));
+  ASSERT_TRUE(sender.Pump().ok());
+  EXPECT_EQ(rows(), 1u);
+  sender_clock.Advance(LinkSender::kAckDeleteAfterMs);
+  ASSERT_TRUE(sender.Pump().ok());
+  EXPECT_EQ(rows(), 0u);
+  EXPECT_EQ(Drain(receiver), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+// The receiver runs its caller's extra work inside the batch's transaction:
+// when it fails, nothing of the batch is kept or acknowledged.
+TEST_F(LinkTest, PumpAndProcessRunsBeforeCommitInsideTheBatch) {
+  LinkContext ctx;
+  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
+  ASSERT_TRUE(receiver.Bind().ok());
+  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
+  ASSERT_TRUE(sender.Start().ok());
+  ASSERT_TRUE(receiver_db_->Exec("CREATE TABLE extra(x)").ok());
+  ASSERT_TRUE(Enqueue(Event(clock_, "a")).ok());
+  ASSERT_TRUE(sender.Pump().ok());
+  std::this_thread::sleep_for(300ms);
+  auto ok = [](const v1::Envelope&, Db&) { return Status::Ok(); };
+  auto failed = receiver.PumpAndProcess(ok, 10, [&] {
+    EXPECT_TRUE(receiver_db_->Exec("INSERT INTO extra VALUES(1)").ok());
+    return Unavailable("extra work failed");
+  });
+  EXPECT_FALSE(failed.ok());
+  auto count = [&](const char* sql) {
+    auto q = receiver_db_->Prepare(sql);
+    EXPECT_TRUE(*q->Step());
+    return q->ColumnInt(0);
+  };
+  EXPECT_EQ(count("SELECT count(*) FROM link_inbox"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM extra"), 0);
+  EXPECT_EQ(*sender.Depth(), 1);  // not acknowledged: resent after resend_after_ms
+  int processed = 0;
+  for (int i = 0; i < 500 && processed == 0; ++i) {
+    ASSERT_TRUE(sender.Pump().ok());
+    auto n =
+        receiver.PumpAndProcess(ok, 10, [&] { return receiver_db_->Exec("INSERT INTO extra VALUES(2)"); });
+    ASSERT_TRUE(n.ok());
+    processed = *n;
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(processed, 1);
+  EXPECT_EQ(count("SELECT count(*) FROM link_inbox"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM extra WHERE x = 2"), 1);
+}
+
 void IgnoreSignal(int) {}
 
 // A signal landing inside a libzmq call (SIGHUP reloads amparo-rules' policy)

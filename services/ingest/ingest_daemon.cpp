@@ -59,6 +59,21 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
   auto sender = MakeSender(ctx, daemon->db_, config, "ingest", "rules", config.rules.inbox, clock);
   if (!sender.ok()) return sender.status();
   daemon->sender_ = std::move(sender).value();
+  // rules' acknowledgements are deleted by the spool files' commits (or,
+  // when there are none, after LinkSender::kAckDeleteAfterMs, by PumpLink).
+  daemon->sender_->FoldAckDeletes();
+  IngestDaemon* owner = daemon.get();
+  daemon->spool_.SetCommitHooks(
+      [owner]() -> Status {
+        auto deleted = owner->sender_->DeleteAcknowledged();
+        if (!deleted.ok()) return deleted.status();
+        owner->acks_deleted_ = *deleted;
+        return Status::Ok();
+      },
+      [owner] {
+        owner->sender_->AcknowledgedDeletesCommitted(owner->acks_deleted_);
+        owner->acks_deleted_ = 0;
+      });
   auto inbox = MakeReceiver(ctx, daemon->db_, config, "ingest", config.ingest.inbox, clock);
   if (!inbox.ok()) return inbox.status();
   daemon->inbox_ = std::move(inbox).value();

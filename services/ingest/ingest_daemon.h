@@ -111,6 +111,7 @@ class IngestDaemon {
   uint64_t operator_events_unchanged_ = 0;
   uint64_t operator_events_rejected_ = 0;
   SpoolProcessor spool_;
+  size_t acks_deleted_ = 0;  // by the spool file transaction under way
   std::vector<std::unique_ptr<FeedPoller>> pollers_;
   std::unique_ptr<PushServer> push_;  // null unless ingest.push_listen is set
   std::unique_ptr<SpoolWatcher> watcher_;  // null when inotify is unavailable (timer only)

@@ -340,7 +340,9 @@ Result<FileOutcome> SpoolProcessor::ProcessFile(const fs::path& file) {
         .Bind(4, outcome.features_rejected)
         .Bind(5, clock_.NowMs());
     AMPARO_RETURN_IF_ERROR(audit->Run());
+    if (before_commit_) AMPARO_RETURN_IF_ERROR(before_commit_());
     AMPARO_RETURN_IF_ERROR(tx->Commit());
+    if (after_commit_) after_commit_();
     // Committed: from here a crash only means the file is read again, and
     // dedupe turns every event into "unchanged".
     counters_.events_sent += outcome.events_sent;

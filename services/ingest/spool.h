@@ -125,6 +125,15 @@ class SpoolProcessor {
   // Errors: storage failures (the file is left in place).
   Result<FileOutcome> ProcessFile(const std::filesystem::path& file);
 
+  // More work for each file's transaction, run just before its commit (the
+  // daemon deletes the link's acknowledged outbox rows there, see
+  // LinkSender::FoldAckDeletes); its failure fails the file as a storage
+  // failure would. `after_commit` runs once that transaction committed.
+  void SetCommitHooks(std::function<Status()> before_commit, std::function<void()> after_commit) {
+    before_commit_ = std::move(before_commit);
+    after_commit_ = std::move(after_commit);
+  }
+
   // Records one event that arrived already normalised (operator-entered
   // events from amparo-gateway, over ingest's link inbox) exactly like the
   // events of a spool file: stable id, dedupe on (event_id, status) and
@@ -146,6 +155,8 @@ class SpoolProcessor {
   // Long-lived: it caches which cells hold incidents (correlator.h).
   Correlator correlator_;
   SpoolCounters counters_;
+  std::function<Status()> before_commit_;
+  std::function<void()> after_commit_;
 };
 
 // True for names of exercise files ("drill-1.exercise.json", "drill.exercise.xml").

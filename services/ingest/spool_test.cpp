@@ -92,6 +92,35 @@ TEST_F(SpoolTest, AfterFileRunsOnceEachFileCommittedWithItsEventsInTheOutbox) {
   EXPECT_EQ(seen, (std::vector<std::pair<size_t, size_t>>{{1, 1}, {2, 2}}));
 }
 
+// The commit hooks: the work before the commit is part of the file's
+// transaction (its failure keeps neither the events nor the work, and the
+// file stays for the next scan); the one after runs once it committed.
+TEST_F(SpoolTest, CommitHooksRunInsideEachFilesTransactionAndAfterItsCommit) {
+  ASSERT_TRUE(db_->Exec("CREATE TABLE extra(file_events INTEGER)").ok());
+  bool fail = true;
+  int after = 0;
+  spool_->SetCommitHooks(
+      [&]() -> Status {
+        auto q = db_->Prepare("INSERT INTO extra SELECT count(*) FROM link_outbox");
+        AMPARO_RETURN_IF_ERROR(q->Run());
+        return fail ? Unavailable("extra work failed") : Status::Ok();
+      },
+      [&] { ++after; });
+  const fs::path file = Drop("a.json", OneEvent("us1", 1000));
+  auto failed = spool_->ProcessFile(file);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_TRUE(fs::exists(file));
+  EXPECT_TRUE(Outbox().empty());
+  EXPECT_EQ(after, 0);
+  fail = false;
+  ASSERT_EQ(Scan().size(), 1u);
+  EXPECT_EQ(Outbox().size(), 1u);
+  EXPECT_EQ(after, 1);
+  auto extra = db_->Prepare("SELECT group_concat(file_events) FROM extra");
+  ASSERT_TRUE(*extra->Step());
+  EXPECT_EQ(extra->ColumnText(0), "1");  // the failed file's row rolled back; this one saw its event
+}
+
 TEST_F(SpoolTest, AcceptedFileEnqueuesOneEnvelopePerEventForRulesAndMovesToProcessed) {
   Drop("all_day.json", ReadText(kSummary));
   auto outcomes = Scan();

@@ -59,6 +59,9 @@ Result<std::unique_ptr<NotifyDaemon>> NotifyDaemon::Create(const Config& config,
   auto gateway = MakeSender(ctx, *daemon->db_, config, "notify", kGatewayPeer, config.gateway.inbox, clock);
   if (!gateway.ok()) return gateway.status();
   daemon->gateway_ = std::move(gateway).value();
+  // The gateway's acknowledgements are deleted by the routing and outcome
+  // commits (or, when there are none, after LinkSender::kAckDeleteAfterMs).
+  daemon->gateway_->FoldAckDeletes();
 
   NotifyDaemon* self = daemon.get();
   self->loop_.OnReadable(self->inbox_->socket(), [self] { (void)self->ProcessInbox(); });
@@ -103,8 +106,16 @@ Result<int> NotifyDaemon::ProcessInbox() {
   for (int i = 0; i < kMaxInboxBatches; ++i) {
     // Stored and routed in one commit (one fsync on an alert's way through),
     // acknowledged after it.
+    size_t acks_deleted = 0;
     auto processed = inbox_->PumpAndProcess(
-        [this](const v1::Envelope& envelope, Db& db) { return RouteEnvelope(envelope, db, clock_); }, batch);
+        [this](const v1::Envelope& envelope, Db& db) { return RouteEnvelope(envelope, db, clock_); }, batch,
+        [this, &acks_deleted]() -> Status {
+          auto deleted = gateway_->DeleteAcknowledged();
+          if (!deleted.ok()) return deleted.status();
+          acks_deleted = *deleted;
+          return Status::Ok();
+        });
+    if (processed.ok()) gateway_->AcknowledgedDeletesCommitted(acks_deleted);
     if (!processed.ok()) {
       log::Error("inbox processing failed", {{"error", processed.status().ToString()}});
       if (total == 0) return processed;
@@ -190,7 +201,11 @@ void NotifyDaemon::RecordFinished() {
       if (IsFinal(d.state)) finals.push_back(d);
     }
     AMPARO_RETURN_IF_ERROR(EnqueueDeliveryStatuses(*db_, finals, clock_));
-    return tx->Commit();
+    auto acks_deleted = gateway_->DeleteAcknowledged();
+    if (!acks_deleted.ok()) return acks_deleted.status();
+    AMPARO_RETURN_IF_ERROR(tx->Commit());
+    gateway_->AcknowledgedDeletesCommitted(*acks_deleted);
+    return Status::Ok();
   };
   // One commit for everything one poll finished.
   if (Status st = record(0, batch.size()); st.ok()) {

@@ -57,6 +57,9 @@ Result<std::unique_ptr<RulesDaemon>> RulesDaemon::Create(const Config& config, L
   auto sender = MakeSender(ctx, *d->db_, config, "rules", kNotifyPeer, config.notify.inbox, clock);
   if (!sender.ok()) return sender.status();
   d->sender_ = std::move(*sender);
+  // notify's acknowledgements are deleted by the processing commits (or, when
+  // there are none, after LinkSender::kAckDeleteAfterMs, by the tick's Pump).
+  d->sender_->FoldAckDeletes();
   auto to_gateway = MakeSender(ctx, *d->db_, config, "rules", kGatewayPeer, config.gateway.inbox, clock);
   if (!to_gateway.ok()) return to_gateway.status();
   d->to_gateway_ = std::move(*to_gateway);
@@ -148,8 +151,16 @@ void RulesDaemon::ProcessInbox() {
   for (int i = 0; i < kMaxBatchesPerWakeup; ++i) {
     // What arrived is stored and processed in one commit (one fsync on an
     // event's way through rules, not two), acknowledged after it.
+    size_t acks_deleted = 0;
     auto processed = receiver_->PumpAndProcess(
-        [this](const v1::Envelope& envelope, Db& db) { return engine_->Handle(envelope, db); }, batch);
+        [this](const v1::Envelope& envelope, Db& db) { return engine_->Handle(envelope, db); }, batch,
+        [this, &acks_deleted]() -> Status {
+          auto deleted = sender_->DeleteAcknowledged();
+          if (!deleted.ok()) return deleted.status();
+          acks_deleted = *deleted;
+          return Status::Ok();
+        });
+    if (processed.ok()) sender_->AcknowledgedDeletesCommitted(acks_deleted);
     if (!processed.ok()) {
       // The last transaction may have rolled back after its handler changed
       // the index: put the index back in step with the database.
