@@ -310,23 +310,24 @@ Status LinkSender::ReadAcks() {
   UnsyncedCommits unsynced(db_);
   auto tx = Transaction::Begin(db_);
   if (!tx.ok()) return tx.status();
-  auto deleted = DeleteAcknowledged();
-  if (!deleted.ok()) return deleted.status();
+  size_t deleted = 0;
+  AMPARO_RETURN_IF_ERROR(DeleteAcknowledged(&deleted));
   AMPARO_RETURN_IF_ERROR(tx->Commit());
-  AcknowledgedDeletesCommitted(*deleted);
+  AcknowledgedDeletesCommitted(deleted);
   return Status::Ok();
 }
 
-Result<size_t> LinkSender::DeleteAcknowledged() {
-  const size_t n = acked_.size();
-  if (n == 0) return n;
+Status LinkSender::DeleteAcknowledged(size_t* deleted) {
+  *deleted = 0;
+  if (acked_.empty()) return Status::Ok();
   auto del = db_.Prepare("DELETE FROM link_outbox WHERE message_id = ?");
   if (!del.ok()) return del.status();
-  for (size_t i = 0; i < n; ++i) {
-    del->Bind(1, acked_[i]);
+  for (const std::string& id : acked_) {
+    del->Bind(1, id);
     AMPARO_RETURN_IF_ERROR(del->Run());
   }
-  return n;
+  *deleted = acked_.size();
+  return Status::Ok();
 }
 
 void LinkSender::AcknowledgedDeletesCommitted(size_t n) {

@@ -133,8 +133,8 @@ class LinkSender {
   void FoldAckDeletes() { fold_ack_deletes_ = true; }
   static constexpr int64_t kAckDeleteAfterMs = 100;
   // Inside the caller's transaction: deletes the rows acknowledged so far;
-  // returns how many.
-  Result<size_t> DeleteAcknowledged();
+  // *deleted says how many (0 when it fails).
+  Status DeleteAcknowledged(size_t* deleted);
   // After that transaction committed, with what DeleteAcknowledged()
   // returned in it. (When it did not commit, the next DeleteAcknowledged()
   // deletes them again.)

@@ -63,17 +63,11 @@ Result<std::unique_ptr<IngestDaemon>> IngestDaemon::Create(const Config& config,
   // when there are none, after LinkSender::kAckDeleteAfterMs, by PumpLink).
   daemon->sender_->FoldAckDeletes();
   IngestDaemon* owner = daemon.get();
-  daemon->spool_.SetCommitHooks(
-      [owner]() -> Status {
-        auto deleted = owner->sender_->DeleteAcknowledged();
-        if (!deleted.ok()) return deleted.status();
-        owner->acks_deleted_ = *deleted;
-        return Status::Ok();
-      },
-      [owner] {
-        owner->sender_->AcknowledgedDeletesCommitted(owner->acks_deleted_);
-        owner->acks_deleted_ = 0;
-      });
+  daemon->spool_.SetCommitHooks([owner] { return owner->sender_->DeleteAcknowledged(&owner->acks_deleted_); },
+                                [owner] {
+                                  owner->sender_->AcknowledgedDeletesCommitted(owner->acks_deleted_);
+                                  owner->acks_deleted_ = 0;
+                                });
   auto inbox = MakeReceiver(ctx, daemon->db_, config, "ingest", config.ingest.inbox, clock);
   if (!inbox.ok()) return inbox.status();
   daemon->inbox_ = std::move(inbox).value();

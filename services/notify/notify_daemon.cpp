@@ -109,12 +109,7 @@ Result<int> NotifyDaemon::ProcessInbox() {
     size_t acks_deleted = 0;
     auto processed = inbox_->PumpAndProcess(
         [this](const v1::Envelope& envelope, Db& db) { return RouteEnvelope(envelope, db, clock_); }, batch,
-        [this, &acks_deleted]() -> Status {
-          auto deleted = gateway_->DeleteAcknowledged();
-          if (!deleted.ok()) return deleted.status();
-          acks_deleted = *deleted;
-          return Status::Ok();
-        });
+        [this, &acks_deleted] { return gateway_->DeleteAcknowledged(&acks_deleted); });
     if (processed.ok()) gateway_->AcknowledgedDeletesCommitted(acks_deleted);
     if (!processed.ok()) {
       log::Error("inbox processing failed", {{"error", processed.status().ToString()}});
@@ -201,10 +196,10 @@ void NotifyDaemon::RecordFinished() {
       if (IsFinal(d.state)) finals.push_back(d);
     }
     AMPARO_RETURN_IF_ERROR(EnqueueDeliveryStatuses(*db_, finals, clock_));
-    auto acks_deleted = gateway_->DeleteAcknowledged();
-    if (!acks_deleted.ok()) return acks_deleted.status();
+    size_t acks_deleted = 0;
+    AMPARO_RETURN_IF_ERROR(gateway_->DeleteAcknowledged(&acks_deleted));
     AMPARO_RETURN_IF_ERROR(tx->Commit());
-    gateway_->AcknowledgedDeletesCommitted(*acks_deleted);
+    gateway_->AcknowledgedDeletesCommitted(acks_deleted);
     return Status::Ok();
   };
   // One commit for everything one poll finished.

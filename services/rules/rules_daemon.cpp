@@ -154,12 +154,7 @@ void RulesDaemon::ProcessInbox() {
     size_t acks_deleted = 0;
     auto processed = receiver_->PumpAndProcess(
         [this](const v1::Envelope& envelope, Db& db) { return engine_->Handle(envelope, db); }, batch,
-        [this, &acks_deleted]() -> Status {
-          auto deleted = sender_->DeleteAcknowledged();
-          if (!deleted.ok()) return deleted.status();
-          acks_deleted = *deleted;
-          return Status::Ok();
-        });
+        [this, &acks_deleted] { return sender_->DeleteAcknowledged(&acks_deleted); });
     if (processed.ok()) sender_->AcknowledgedDeletesCommitted(acks_deleted);
     if (!processed.ok()) {
       // The last transaction may have rolled back after its handler changed
