@@ -60,6 +60,21 @@ class LinkTest : public ::testing::Test {
     return seen;
   }
 
+  // A handler that writes each message's source id to table `work` (undone
+  // when it fails) and records it in *seen: `busy_id` fails retryably while
+  // *busy, "poison" fails for good.
+  static LinkReceiver::Handler Recorder(std::vector<std::string>* seen, const bool* busy, std::string busy_id) {
+    return [seen, busy, busy_id](const v1::Envelope& env, Db& db) -> Status {
+      const auto& id = env.crisis_event().source_id();
+      if (id == busy_id && *busy) return Unavailable("downstream busy");
+      EXPECT_TRUE(db.Exec("CREATE TABLE IF NOT EXISTS work(id TEXT)").ok());
+      EXPECT_TRUE(db.Exec("INSERT INTO work VALUES('" + id + "')").ok());
+      if (id == "poison") return InvalidArgument("bad event");
+      seen->push_back(id);
+      return Status::Ok();
+    };
+  }
+
   testing::TempDir dir_;
   std::optional<Db> sender_db_, receiver_db_;
   LinkOptions options_;
@@ -279,16 +294,7 @@ TEST_F(LinkTest, RetryableHandlerErrorKeepsOrderAndPermanentErrorDeadLetters) {
 
   std::vector<std::string> seen;
   bool busy = true;
-  auto handler = [&](const v1::Envelope& env, Db& db) -> Status {
-    const auto& id = env.crisis_event().source_id();
-    if (id == "ok2" && busy) return Unavailable("downstream busy");
-    // Work the handler writes must roll back when it fails.
-    EXPECT_TRUE(db.Exec("CREATE TABLE IF NOT EXISTS work(id TEXT)").ok());
-    EXPECT_TRUE(db.Exec("INSERT INTO work VALUES('" + id + "')").ok());
-    if (id == "poison") return InvalidArgument("bad event");
-    seen.push_back(id);
-    return Status::Ok();
-  };
+  auto handler = Recorder(&seen, &busy, "ok2");
   EXPECT_EQ(*receiver.ProcessPending(handler, 10), 2);  // ok1, poison; stops at ok2
   EXPECT_EQ(*receiver.Backlog(), 1);
   busy = false;
@@ -384,15 +390,7 @@ TEST_F(LinkTest, PumpAndProcessWritesEachRowInItsFinalState) {
   ASSERT_TRUE(sender.Start().ok());
   std::vector<std::string> seen;
   bool busy = true;
-  auto handler = [&](const v1::Envelope& env, Db& db) -> Status {
-    const auto& id = env.crisis_event().source_id();
-    if (id == "busy" && busy) return Unavailable("downstream busy");
-    EXPECT_TRUE(db.Exec("CREATE TABLE IF NOT EXISTS work(id TEXT)").ok());
-    EXPECT_TRUE(db.Exec("INSERT INTO work VALUES('" + id + "')").ok());
-    if (id == "poison") return InvalidArgument("bad event");
-    seen.push_back(id);
-    return Status::Ok();
-  };
+  auto handler = Recorder(&seen, &busy, "busy");
   // Sends everything enqueued and waits until it has arrived, so that one
   // PumpAndProcess call receives it as one batch.
   auto send_all = [&] {
