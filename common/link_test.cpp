@@ -63,7 +63,8 @@ class LinkTest : public ::testing::Test {
   // A handler that writes each message's source id to table `work` (undone
   // when it fails) and records it in *seen: `busy_id` fails retryably while
   // *busy, "poison" fails for good.
-  static LinkReceiver::Handler Recorder(std::vector<std::string>* seen, const bool* busy, std::string busy_id) {
+  static LinkReceiver::Handler Recorder(std::vector<std::string>* seen, const bool* busy,
+                                        std::string busy_id) {
     return [seen, busy, busy_id](const v1::Envelope& env, Db& db) -> Status {
       const auto& id = env.crisis_event().source_id();
       if (id == busy_id && *busy) return Unavailable("downstream busy");
