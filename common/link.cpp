@@ -469,11 +469,11 @@ constexpr std::string_view kStoreIncoming =
 Status LinkReceiver::StoreBatch(const std::vector<Incoming>& batch) {
   auto ins = db_.Prepare(kStoreIncoming);
   if (!ins.ok()) return ins.status();
-  for (const auto& in : batch) AMPARO_RETURN_IF_ERROR(StoreOne(*ins, in).status());
+  for (const auto& in : batch) AMPARO_RETURN_IF_ERROR(StoreOne(*ins, in));
   return Status::Ok();
 }
 
-Result<bool> LinkReceiver::StoreOne(Statement& ins, const Incoming& in) {
+Status LinkReceiver::StoreOne(Statement& ins, const Incoming& in) {
   int64_t now = clock_.NowMs();
   v1::Envelope env;
   const std::string error = CheckIncoming(in, &env);
@@ -488,15 +488,13 @@ Result<bool> LinkReceiver::StoreOne(Statement& ins, const Incoming& in) {
   AMPARO_RETURN_IF_ERROR(ins.Run());
   if (db_.Changes() == 0) {
     ++stats_.duplicates;
-    return false;
-  }
-  if (!error.empty()) {
+  } else if (!error.empty()) {
     ++stats_.rejected;
     log::Error("link: rejected message", {{"message_id", in.message_id}, {"error", error}});
-    return false;
+  } else {
+    ++stats_.received;
   }
-  ++stats_.received;
-  return true;
+  return Status::Ok();
 }
 
 Result<int> LinkReceiver::StoreAndProcess(const std::vector<Incoming>& batch, const Handler& handler, int max,
@@ -518,7 +516,7 @@ Result<int> LinkReceiver::StoreAndProcess(const std::vector<Incoming>& batch, co
   for (const auto& in : batch) {
     v1::Envelope env;
     if (stopped || done >= max || !CheckIncoming(in, &env).empty()) {
-      AMPARO_RETURN_IF_ERROR(StoreOne(*store, in).status());  // pending, or a dead letter
+      AMPARO_RETURN_IF_ERROR(StoreOne(*store, in));  // pending, or a dead letter
       continue;
     }
     const int64_t now = clock_.NowMs();

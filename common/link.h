@@ -222,8 +222,9 @@ class LinkReceiver {
   // Inserts `batch` into link_inbox inside the caller's transaction: pending,
   // or a dead letter when it does not check.
   Status StoreBatch(const std::vector<Incoming>& batch);
-  // Inserts one message (as StoreBatch); true when it is new and pending.
-  Result<bool> StoreOne(Statement& insert, const Incoming& in);
+  // Inserts one message as StoreBatch does (pending, a dead letter, or
+  // nothing for a duplicate) and counts it.
+  Status StoreOne(Statement& insert, const Incoming& in);
   // With nothing older pending: runs `handler` on up to `max` of `batch` as
   // they come (savepoint per message, as ProcessRows) and inserts each row
   // once in its final state; the rest is stored pending. Inside the caller's
