@@ -36,6 +36,16 @@ bool PumpUntil(LinkSender& s, LinkReceiver* r, Pred done) {
   return false;
 }
 
+// After a Pump() that sent a burst of messages: waits (up to 10 s, for a
+// loaded machine) until the first has reached the receiver's socket, then
+// 300 ms for the rest of the burst, so that one PumpAndProcess call receives
+// it whole.
+void AwaitBurst(LinkReceiver& receiver) {
+  zmq::pollitem_t item{receiver.socket().handle(), 0, ZMQ_POLLIN, 0};
+  EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(10'000)), 1);
+  std::this_thread::sleep_for(300ms);
+}
+
 class LinkTest : public ::testing::Test {
  protected:
   LinkTest() {
@@ -168,7 +178,7 @@ TEST_F(LinkTest, PumpAndProcessRunsBeforeCommitInsideTheBatch) {
   ASSERT_TRUE(receiver_db_->Exec("CREATE TABLE extra(x)").ok());
   ASSERT_TRUE(Enqueue(Event(clock_, "a")).ok());
   ASSERT_TRUE(sender.Pump().ok());
-  std::this_thread::sleep_for(300ms);
+  AwaitBurst(receiver);
   auto ok = [](const v1::Envelope&, Db&) { return Status::Ok(); };
   auto failed = receiver.PumpAndProcess(ok, 10, [&] {
     EXPECT_TRUE(receiver_db_->Exec("INSERT INTO extra VALUES(1)").ok());
@@ -396,7 +406,7 @@ TEST_F(LinkTest, PumpAndProcessWritesEachRowInItsFinalState) {
   // PumpAndProcess call receives it as one batch.
   auto send_all = [&] {
     ASSERT_TRUE(sender.Pump().ok());
-    std::this_thread::sleep_for(300ms);
+    AwaitBurst(receiver);
   };
   auto rows = [&] {
     std::vector<std::string> out;
@@ -461,7 +471,7 @@ TEST_F(LinkTest, PumpAndProcessLeavesProcessedRowsCompact) {
     ASSERT_TRUE(Enqueue(env).ok());
   }
   ASSERT_TRUE(sender.Pump().ok());
-  std::this_thread::sleep_for(300ms);
+  AwaitBurst(receiver);
   auto n = receiver.PumpAndProcess([](const v1::Envelope&, Db&) { return Status::Ok(); }, 100);
   ASSERT_TRUE(n.ok());
   ASSERT_EQ(*n, 40);

@@ -1,5 +1,7 @@
 #include "common/registrant_id.h"
 
+#include <cstring>
+
 #include "common/json_text.h"
 
 namespace amparo {
@@ -40,47 +42,130 @@ std::string FormatRegistrantId(const PackedRegistrantId& id) {
   return out;
 }
 
-size_t AlertRegistrantIdCount(const v1::ConsularAlert& alert) {
-  if (!alert.registrant_ids_packed().empty()) {
-    return alert.registrant_ids_packed().size() / kPackedRegistrantIdBytes;
+void AppendCodedRegistrantIds(std::string_view packed, std::string* out) {
+  const size_t n = packed.size() / kPackedRegistrantIdBytes;
+  const size_t start = out->size();
+  out->resize(start + n * (kPackedRegistrantIdBytes + 1));  // the most it can take
+  char* p = out->data() + start;
+  const char* prev = nullptr;
+  for (size_t i = 0; i < n; ++i) {
+    const char* id = packed.data() + i * kPackedRegistrantIdBytes;
+    size_t shared = 0;
+    if (prev == nullptr) {
+      while (shared < kPackedRegistrantIdBytes && id[shared] == 0) ++shared;
+    } else {
+      while (shared < kPackedRegistrantIdBytes && id[shared] == prev[shared]) ++shared;
+    }
+    *p++ = static_cast<char>(shared);
+    std::memcpy(p, id + shared, kPackedRegistrantIdBytes - shared);
+    p += kPackedRegistrantIdBytes - shared;
+    prev = id;
   }
+  out->resize(static_cast<size_t>(p - out->data()));
+}
+
+std::string CodeRegistrantIds(std::string_view packed) {
+  std::string out;
+  AppendCodedRegistrantIds(packed, &out);
+  return out;
+}
+
+namespace {
+
+// Calls visit(const uint8_t* id) with each id's 16 bytes, in order; false
+// when the list ends in a fault (what comes before it is visited).
+template <typename Visit>
+bool ForEachCodedId(std::string_view coded, Visit&& visit) {
+  uint8_t id[kPackedRegistrantIdBytes] = {};
+  const auto* p = reinterpret_cast<const uint8_t*>(coded.data());
+  const auto* end = p + coded.size();
+  while (p < end) {
+    const size_t shared = *p++;
+    if (shared > kPackedRegistrantIdBytes) return false;
+    const size_t rest = kPackedRegistrantIdBytes - shared;
+    if (static_cast<size_t>(end - p) < rest) return false;
+    std::memcpy(id + shared, p, rest);
+    p += rest;
+    visit(static_cast<const uint8_t*>(id));
+  }
+  return true;
+}
+
+template <typename Visit>
+void ForEachPackedId(std::string_view packed, Visit&& visit) {
+  for (size_t at = 0; at + kPackedRegistrantIdBytes <= packed.size(); at += kPackedRegistrantIdBytes) {
+    visit(reinterpret_cast<const uint8_t*>(packed.data() + at));
+  }
+}
+
+// The ids of the coded or the packed field; false when the alert has neither
+// (its ids, if any, are strings).
+template <typename Visit>
+bool ForEachAlertId(const v1::ConsularAlert& alert, Visit&& visit) {
+  if (!alert.registrant_ids_coded().empty()) {
+    ForEachCodedId(alert.registrant_ids_coded(), visit);
+    return true;
+  }
+  if (!alert.registrant_ids_packed().empty()) {
+    ForEachPackedId(alert.registrant_ids_packed(), visit);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool DecodeRegistrantIds(std::string_view coded, std::string* packed) {
+  return ForEachCodedId(coded, [&](const uint8_t* id) {
+    packed->append(reinterpret_cast<const char*>(id), kPackedRegistrantIdBytes);
+  });
+}
+
+size_t AlertRegistrantIdCount(const v1::ConsularAlert& alert) {
+  size_t n = 0;
+  if (ForEachAlertId(alert, [&](const uint8_t*) { ++n; })) return n;
   return static_cast<size_t>(alert.registrant_ids_size());
 }
 
 std::vector<std::string> HexRegistrantIds(std::string_view packed) {
   std::vector<std::string> ids;
   ids.reserve(packed.size() / kPackedRegistrantIdBytes);
-  for (size_t at = 0; at + kPackedRegistrantIdBytes <= packed.size(); at += kPackedRegistrantIdBytes) {
-    AppendRegistrantIdHex(reinterpret_cast<const uint8_t*>(packed.data() + at), &ids.emplace_back());
-  }
+  ForEachPackedId(packed, [&](const uint8_t* id) { AppendRegistrantIdHex(id, &ids.emplace_back()); });
   return ids;
 }
 
 std::vector<std::string> AlertRegistrantIds(const v1::ConsularAlert& alert) {
-  if (alert.registrant_ids_packed().empty()) {
-    return {alert.registrant_ids().begin(), alert.registrant_ids().end()};
+  std::vector<std::string> ids;
+  if (ForEachAlertId(alert, [&](const uint8_t* id) { AppendRegistrantIdHex(id, &ids.emplace_back()); })) {
+    return ids;
   }
-  return HexRegistrantIds(alert.registrant_ids_packed());
+  return {alert.registrant_ids().begin(), alert.registrant_ids().end()};
 }
 
-bool PackAlertRegistrantIds(v1::ConsularAlert* alert) {
+bool CodeAlertRegistrantIds(v1::ConsularAlert* alert) {
+  if (!alert->registrant_ids_coded().empty()) return true;
   std::string packed;
-  packed.reserve(static_cast<size_t>(alert->registrant_ids_size()) * kPackedRegistrantIdBytes);
-  for (const std::string& hex : alert->registrant_ids()) {
-    PackedRegistrantId id;
-    if (!ParseRegistrantId(hex, &id)) return false;
-    packed.append(reinterpret_cast<const char*>(id.data()), id.size());
+  if (!alert->registrant_ids_packed().empty()) {
+    packed = alert->registrant_ids_packed();
+    packed.resize(packed.size() / kPackedRegistrantIdBytes * kPackedRegistrantIdBytes);
+  } else {
+    packed.reserve(static_cast<size_t>(alert->registrant_ids_size()) * kPackedRegistrantIdBytes);
+    for (const std::string& hex : alert->registrant_ids()) {
+      PackedRegistrantId id;
+      if (!ParseRegistrantId(hex, &id)) return false;
+      packed.append(reinterpret_cast<const char*>(id.data()), id.size());
+    }
   }
   alert->clear_registrant_ids();
-  alert->mutable_registrant_ids_packed()->append(packed);
+  alert->clear_registrant_ids_packed();
+  AppendCodedRegistrantIds(packed, alert->mutable_registrant_ids_coded());
   return true;
 }
 
 void AppendAlertRegistrantIdsJson(const v1::ConsularAlert& alert, std::string* out) {
-  const std::string& packed = alert.registrant_ids_packed();
   out->push_back('[');
-  if (packed.empty()) {
-    // Messages from before the packed field: any text, so escaped.
+  if (alert.registrant_ids_coded().empty() && alert.registrant_ids_packed().empty()) {
+    // Messages from before the binary fields: any text, so escaped.
     for (int i = 0; i < alert.registrant_ids_size(); ++i) {
       if (i > 0) out->push_back(',');
       AppendJsonString(*out, alert.registrant_ids(i));
@@ -89,20 +174,19 @@ void AppendAlertRegistrantIdsJson(const v1::ConsularAlert& alert, std::string* o
     // Written in place: `"` + 32 hex digits + `"`, a comma between (a
     // push_back per character was ~5% of amparo-notify's CPU in
     // bench-pipeline, ~500 ids per webhook body).
-    const size_t n = packed.size() / kPackedRegistrantIdBytes;
+    const size_t n = AlertRegistrantIdCount(alert);
     const size_t start = out->size();
     out->resize(start + (n == 0 ? 0 : n * (2 * kPackedRegistrantIdBytes + 3) - 1));
     char* p = out->data() + start;
-    const auto* id = reinterpret_cast<const uint8_t*>(packed.data());
-    for (size_t i = 0; i < n; ++i, id += kPackedRegistrantIdBytes) {
-      if (i > 0) *p++ = ',';
+    ForEachAlertId(alert, [&](const uint8_t* id) {
+      if (p != out->data() + start) *p++ = ',';
       *p++ = '"';
       for (size_t b = 0; b < kPackedRegistrantIdBytes; ++b) {
         *p++ = kHex[id[b] >> 4];
         *p++ = kHex[id[b] & 15];
       }
       *p++ = '"';
-    }
+    });
   }
   out->push_back(']');
 }

@@ -45,8 +45,8 @@ Result<std::vector<Notification>> ReadNotifications(Db& db) {
       return Status(StatusCode::kInternal, "decision " + n.decision_id + ": alert does not parse");
     }
     if (!q->ColumnIsNull(2)) AMPARO_RETURN_IF_ERROR(AttachIds(db, q->ColumnBlob(2), n.alert));
-    // A log recorded before ids were packed replays to the packed form.
-    PackAlertRegistrantIds(&n.alert);
+    // A log recorded before ids were coded replays to the coded form.
+    CodeAlertRegistrantIds(&n.alert);
     out.push_back(std::move(n));
   }
   return out;

@@ -18,6 +18,7 @@
 #include "common/json_text.h"
 #include "common/link.h"
 #include "common/log.h"
+#include "common/registrant_id.h"
 #include "services/rules/footprint.h"
 #include "services/rules/id_lists.h"
 
@@ -224,6 +225,13 @@ const std::vector<std::string>& Migrations() {
       ALTER TABLE alert_sources_inline RENAME TO alert_sources;
       CREATE INDEX alert_sources_by_event ON alert_sources (incident_id, event_id);
       CREATE INDEX alert_sources_live ON alert_sources (alert_id, cancelled, expires_ms);
+      )sql",
+      R"sql(
+      -- Lists written from now on are front-coded (common/registrant_id.h),
+      -- ~7x smaller for the gateway's sequence ids, and keyed by the SHA-256
+      -- of those bytes; rows written before keep their packed ids (16 bytes
+      -- each) under the digest of those.
+      ALTER TABLE id_lists ADD COLUMN coded INTEGER NOT NULL DEFAULT 0;
       )sql",
   };
   return kMigrations;
@@ -636,7 +644,7 @@ Result<std::string> RulesEngine::ExposureToJson(const Exposure& exposure, Db& li
       first_flag = false;
       out += '"' + std::to_string(b) + "\":" + std::to_string(group.with_flag[b]);
     }
-    auto digest = StoreIdList(lists, group.packed_ids);
+    auto digest = StoreIdList(lists, CodeRegistrantIds(group.packed_ids));
     if (!digest.ok()) return digest.status();
     out += "},\"ids_sha256\":\"";
     out += HexEncode(*digest);
@@ -669,7 +677,7 @@ Result<Exposure> RulesEngine::ExposureFromJson(std::string_view text, Db& lists)
           if (!ParseIdListDigest(named->as_string(), &digest)) {
             return InvalidArgument("not a SHA-256 in lowercase hex", "exposure.ids_sha256");
           }
-          auto ids = LoadIdList(lists, digest);
+          auto ids = LoadPackedIdList(lists, digest);
           if (!ids.ok()) return ids.status();
           group.packed_ids = std::move(ids).value();
         }
@@ -895,6 +903,7 @@ Status RulesEngine::Reevaluate(Db& db, const std::string& alert_id) {
     next.clear_exposure();
     next.clear_registrant_ids();
     next.clear_registrant_ids_packed();
+    next.clear_registrant_ids_coded();
     next.set_cancelled(true);
     next.set_reason("cancelled by source");
     next.set_proposed_phase(v1::CRISIS_PHASE_UNSPECIFIED);
@@ -1230,7 +1239,7 @@ Status RulesEngine::ApplyEvent(const v1::CrisisEvent& event, const std::optional
           (*a.mutable_exposure()->mutable_by_flag())[FlagName(b)] = group->with_flag[b];
         }
       }
-      a.set_registrant_ids_packed(group->packed_ids);
+      AppendCodedRegistrantIds(group->packed_ids, a.mutable_registrant_ids_coded());
     }
     a.set_reason(std::move(reason));
     a.set_exercise(event.status() != v1::EVENT_STATUS_ACTUAL);
@@ -1437,7 +1446,7 @@ Status RulesEngine::ApplyLoggedReevaluation(std::string_view body, Db& recorded,
   // The logged body names id lists: this database gets them too, so its own
   // log reads back.
   for (const auto& [key, group] : *exposure) {
-    auto stored = StoreIdList(db, group.packed_ids);
+    auto stored = StoreIdList(db, CodeRegistrantIds(group.packed_ids));
     if (!stored.ok()) return stored.status();
   }
   auto q = db.Prepare("SELECT event FROM events WHERE event_id = ? AND status = ?");

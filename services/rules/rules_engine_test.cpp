@@ -153,6 +153,38 @@ class RulesEngineTest : public ::testing::Test {
     return nullptr;
   }
 
+  // id_lists as amparo-rules left it before the coded form: every list's
+  // ids packed (16 bytes each) under the SHA-256 of those, and named so by
+  // the rows and the exposure log that refer to it; no `coded` column. The
+  // caller sets user_version back past the migration that added it.
+  void PackIdListsAsBefore() {
+    auto rows = db_->Prepare("SELECT digest, ids FROM id_lists");
+    ASSERT_TRUE(rows.ok());
+    std::vector<std::pair<std::string, std::string>> lists;
+    while (*rows->Step()) {
+      std::string packed;
+      ASSERT_TRUE(DecodeRegistrantIds(rows->ColumnBlob(1), &packed));
+      lists.emplace_back(rows->ColumnBlob(0), std::move(packed));
+    }
+    ASSERT_FALSE(lists.empty());
+    for (const auto& [digest, packed] : lists) {
+      const std::string before = Sha256(packed);
+      auto list = db_->Prepare("UPDATE id_lists SET ids = ?, digest = ? WHERE digest = ?");
+      ASSERT_TRUE(list.ok());
+      list->BindBlob(1, packed).BindBlob(2, before).BindBlob(3, digest);
+      ASSERT_TRUE(list->Run().ok());
+      for (const char* sql : {"UPDATE alert_sources SET ids_digest = ?2 WHERE ids_digest = ?1",
+                              "UPDATE decisions SET ids_digest = ?2 WHERE ids_digest = ?1",
+                              "UPDATE input_log SET body = replace(body, lower(hex(?1)), lower(hex(?2)))"}) {
+        auto q = db_->Prepare(sql);
+        ASSERT_TRUE(q.ok()) << sql;
+        q->BindBlob(1, digest).BindBlob(2, before);
+        ASSERT_TRUE(q->Run().ok()) << sql;
+      }
+    }
+    ASSERT_TRUE(db_->Exec("ALTER TABLE id_lists DROP COLUMN coded").ok());
+  }
+
   // Registrants around the Nago quake (footprint 15.0 km): PHL/JPN three
   // inside (7 people, 1 vulnerable) and one outside; IDN/JPN one inside, one outside.
   void RegisterAroundNago() {
@@ -415,14 +447,14 @@ TEST_F(RulesEngineTest, AnAlertsIdsAreStoredOnceAndItsRowsHoldTheAlertWithoutThe
   ASSERT_TRUE(logged.ok() && *logged->Step());
   const std::string exposure_log = logged->ColumnBlob(0);
   for (const v1::ConsularAlert& alert : sent) {
-    EXPECT_NE(exposure_log.find("\"ids_sha256\":\"" + Sha256Hex(alert.registrant_ids_packed()) + "\""),
+    EXPECT_NE(exposure_log.find("\"ids_sha256\":\"" + Sha256Hex(alert.registrant_ids_coded()) + "\""),
               std::string::npos)
         << exposure_log;
   }
   EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE message IS NOT NULL OR last_decision IS NULL"), 0);
   for (const v1::ConsularAlert& alert : sent) {
-    ASSERT_FALSE(alert.registrant_ids_packed().empty());
-    const std::string digest = Sha256(alert.registrant_ids_packed());
+    ASSERT_FALSE(alert.registrant_ids_coded().empty());
+    const std::string digest = Sha256(alert.registrant_ids_coded());
     // The decision and the candidate hold the alert without its ids, and name the list.
     for (const char* sql : {"SELECT alert, ids_digest FROM decisions WHERE alert_id = ?",
                             "SELECT candidate, ids_digest FROM alert_sources WHERE alert_id = ?"}) {
@@ -432,14 +464,14 @@ TEST_F(RulesEngineTest, AnAlertsIdsAreStoredOnceAndItsRowsHoldTheAlertWithoutThe
       ASSERT_TRUE(*q->Step()) << sql;
       v1::ConsularAlert stored;
       ASSERT_TRUE(stored.ParseFromString(q->ColumnBlob(0)));
-      EXPECT_TRUE(stored.registrant_ids_packed().empty()) << sql;
+      EXPECT_TRUE(stored.registrant_ids_coded().empty()) << sql;
       EXPECT_EQ(stored.exposure().registrants(), alert.exposure().registrants()) << sql;
       EXPECT_EQ(q->ColumnBlob(1), digest) << sql;
     }
     auto list = db_->Prepare("SELECT ids FROM id_lists WHERE digest = ?");
     list->BindBlob(1, digest);
     ASSERT_TRUE(*list->Step());
-    EXPECT_EQ(list->ColumnBlob(0), alert.registrant_ids_packed());
+    EXPECT_EQ(list->ColumnBlob(0), alert.registrant_ids_coded());
   }
   // A new revision takes its ids from the list again: four PHL nationals now.
   ASSERT_TRUE(Apply(Upsert(next_seq_++, 20, "PHL", "JPN", kNagoLat, kNagoLon + 0.05, 4)).ok());
@@ -831,11 +863,15 @@ TEST_F(AlertPolicyEngineTest, AlertRowsWrittenBeforeIdListsStillGiveTheirIds) {
   const std::string id = "usgs:us6000pi9w/PHL/CHN";
   const v1::ConsularAlert* phl = Find(sent, id);
   ASSERT_NE(phl, nullptr);
-  ASSERT_FALSE(phl->registrant_ids_packed().empty());
+  ASSERT_FALSE(phl->registrant_ids_coded().empty());
   // As an older amparo-rules left them: the whole alert in alerts.message,
-  // decisions.alert and alert_sources.candidate, no digests, no lists.
+  // decisions.alert and alert_sources.candidate, its ids packed, no
+  // digests, no lists.
   for (const v1::ConsularAlert& alert : sent) {
-    const std::string bytes = alert.SerializeAsString();
+    v1::ConsularAlert old = alert;
+    ASSERT_TRUE(DecodeRegistrantIds(alert.registrant_ids_coded(), old.mutable_registrant_ids_packed()));
+    old.clear_registrant_ids_coded();
+    const std::string bytes = old.SerializeAsString();
     for (const char* sql :
          {"UPDATE alerts SET message = ?1, last_decision = NULL WHERE alert_id = ?2",
           "UPDATE decisions SET alert = ?1, ids_digest = NULL WHERE alert_id = ?2",
@@ -852,10 +888,61 @@ TEST_F(AlertPolicyEngineTest, AlertRowsWrittenBeforeIdListsStillGiveTheirIds) {
   auto confirmed = AlertsFrom(2);
   ASSERT_EQ(confirmed.size(), 1u);
   EXPECT_EQ(confirmed[0].revision(), 2u);
-  EXPECT_EQ(confirmed[0].registrant_ids_packed(), phl->registrant_ids_packed());
+  EXPECT_EQ(confirmed[0].registrant_ids_coded(), phl->registrant_ids_coded());
   // A newer report re-evaluates from the inline candidates.
   clock_.Advance(60'000);
   ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());
+  testing::TempDir scratch;
+  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->identical()) << report->first_difference;
+  EXPECT_EQ(report->recorded, Outbox().size());
+}
+
+TEST_F(AlertPolicyEngineTest, IdListsOfPackedIdsStillGiveTheirIdsAndNewListsAreCoded) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  const auto sent = AlertsFrom(0);
+  const std::string id = "usgs:us6000pi9w/PHL/CHN";
+  const v1::ConsularAlert* phl = Find(sent, id);
+  ASSERT_NE(phl, nullptr);
+  std::string packed;
+  ASSERT_TRUE(DecodeRegistrantIds(phl->registrant_ids_coded(), &packed));
+  ASSERT_EQ(packed.size(), 16 * AlertRegistrantIdCount(*phl));
+  ASSERT_GT(packed.size(), phl->registrant_ids_coded().size());
+  auto count = [&](const std::string& sql) {
+    auto q = db_->Prepare(sql);
+    EXPECT_TRUE(q.ok() && *q->Step()) << sql;
+    return q->ColumnInt(0);
+  };
+  const int64_t lists = count("SELECT count(*) FROM id_lists");
+  ASSERT_GT(lists, 0);
+  EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 1"), lists);
+  // As the amparo-rules before the coded form left it: one schema version back.
+  const int64_t version = count("PRAGMA user_version");
+  PackIdListsAsBefore();
+  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 1)).ok());
+  OpenEngine();  // migrates
+  EXPECT_EQ(count("PRAGMA user_version"), version);
+  EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 0"), lists);
+  // Confirming the phase re-sends the latest notification with the ids of
+  // its packed list, coded as now.
+  ASSERT_TRUE(Apply(Decision("d-1", id, "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 4)).ok());
+  const auto confirmed = AlertsFrom(sent.size());
+  ASSERT_EQ(confirmed.size(), 1u);
+  EXPECT_EQ(confirmed[0].revision(), 2u);
+  EXPECT_TRUE(confirmed[0].registrant_ids_packed().empty());
+  EXPECT_EQ(confirmed[0].registrant_ids_coded(), phl->registrant_ids_coded());
+  EXPECT_EQ(AlertRegistrantIds(confirmed[0]), AlertRegistrantIds(*phl));
+  // which is stored again, as a coded list next to the packed one.
+  EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 1"), 1);
+  // A newer report re-evaluates from the candidates of packed lists; its own
+  // exposure is stored as coded lists. The replay of the whole log gives the
+  // same decisions.
+  clock_.Advance(60'000);
+  ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());
+  EXPECT_GT(count("SELECT count(*) FROM id_lists WHERE coded = 1"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 0"), lists);
   testing::TempDir scratch;
   auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -882,11 +969,13 @@ TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhol
       "|| "
       "'/' || hex(ids_digest), '|') FROM (SELECT * FROM alert_sources ORDER BY alert_id, event_id)";
   const std::string kWithoutRowid = "SELECT wr FROM pragma_table_list WHERE name = 'alert_sources'";
+  // As an older amparo-rules left it: id lists of packed ids ...
+  PackIdListsAsBefore();
   const std::string rows = query(kRows);
   ASSERT_NE(rows.substr(0, 2), "0:");
   ASSERT_EQ(query(kWithoutRowid), "0");
-  // As an older amparo-rules left it: the same rows WITHOUT ROWID, one
-  // schema version back.
+  // ... and the same alert_sources rows WITHOUT ROWID: two schema versions
+  // back.
   const int64_t version = std::stoll(query("PRAGMA user_version"));
   ASSERT_TRUE(db_->Exec(R"sql(
       CREATE TABLE old_sources (
@@ -902,7 +991,7 @@ TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhol
       CREATE INDEX alert_sources_live ON alert_sources (alert_id, cancelled, expires_ms);
   )sql")
                   .ok());
-  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 1)).ok());
+  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 2)).ok());
   ASSERT_EQ(query(kWithoutRowid), "1");
 
   OpenEngine();  // migrates
@@ -924,7 +1013,7 @@ TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhol
     ASSERT_NE(before, nullptr) << alert.alert_id();
     EXPECT_EQ(alert.revision(), 2u);
     EXPECT_GT(alert.level(), before->level());
-    EXPECT_EQ(alert.registrant_ids_packed(), before->registrant_ids_packed());
+    EXPECT_EQ(alert.registrant_ids_coded(), before->registrant_ids_coded());
   }
   testing::TempDir scratch;
   auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
@@ -1086,8 +1175,8 @@ TEST_F(AlertPolicyEngineTest, OpenAlertsRepeatAfterTheIntervalAndExpireWithTheir
   EXPECT_EQ(repeats[0].raised_ms(), AlertsFrom(0)[0].raised_ms());
   EXPECT_NE(repeats[0].decision_id(), AlertsFrom(0)[0].decision_id());
   // The repeat carries the ids of the notification it repeats (from id_lists).
-  EXPECT_FALSE(repeats[0].registrant_ids_packed().empty());
-  EXPECT_EQ(repeats[0].registrant_ids_packed(), AlertsFrom(0)[0].registrant_ids_packed());
+  EXPECT_FALSE(repeats[0].registrant_ids_coded().empty());
+  EXPECT_EQ(repeats[0].registrant_ids_coded(), AlertsFrom(0)[0].registrant_ids_coded());
   EXPECT_EQ(engine_->stats().repeats, 2u);
 
   clock_.Advance(2 * 3'600'000);
@@ -1102,8 +1191,8 @@ TEST_F(AlertPolicyEngineTest, OpenAlertsRepeatAfterTheIntervalAndExpireWithTheir
     // The expiry names the people the alert named.
     const v1::ConsularAlert* raised = Find(first, a.alert_id());
     ASSERT_NE(raised, nullptr);
-    EXPECT_FALSE(a.registrant_ids_packed().empty());
-    EXPECT_EQ(a.registrant_ids_packed(), raised->registrant_ids_packed());
+    EXPECT_FALSE(a.registrant_ids_coded().empty());
+    EXPECT_EQ(a.registrant_ids_coded(), raised->registrant_ids_coded());
   }
   clock_.Advance(10 * 3'600'000);
   EXPECT_EQ(Tick(), 0);  // expired alerts do not repeat
@@ -1295,7 +1384,7 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   odd.counts = {1, 1, 0};
   auto text = RulesEngine::ExposureToJson(exposure, *db);
   ASSERT_TRUE(text.ok()) << text.status().ToString();
-  const std::string digest = Sha256Hex(phl.packed_ids);
+  const std::string digest = Sha256Hex(CodeRegistrantIds(phl.packed_ids));
   const std::string phl_group =
       R"({"state":"PHL","host":"JPN","registrants":2,"household_members":5,"vulnerable":1,)"
       R"("with_flag":{"0":2,"3":1},"ids_sha256":")" +
@@ -1308,7 +1397,7 @@ TEST(ExposureJsonTest, WritesTheDocumentedFormAndReadsItBack) {
   auto listed = db->Prepare("SELECT count(*), min(ids) FROM id_lists");
   ASSERT_TRUE(listed.ok() && *listed->Step());
   EXPECT_EQ(listed->ColumnInt(0), 1);
-  EXPECT_EQ(listed->ColumnBlob(1), phl.packed_ids);
+  EXPECT_EQ(listed->ColumnBlob(1), CodeRegistrantIds(phl.packed_ids));
   auto back = RulesEngine::ExposureFromJson(*text, *db);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   ASSERT_EQ(back->size(), 2u);
