@@ -265,6 +265,8 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
     AMPARO_RETURN_IF_ERROR(t.Int("backoff_max_ms", 1, 86'400'000, &c->notify.backoff_max_ms));
     AMPARO_RETURN_IF_ERROR(t.Int("http_timeout_ms", 100, 600'000, &c->notify.http_timeout_ms));
     AMPARO_RETURN_IF_ERROR(t.Int("max_in_flight", 1, 1024, &c->notify.max_in_flight));
+    AMPARO_RETURN_IF_ERROR(
+        t.Int("outcome_commit_interval_ms", 0, 1'000, &c->notify.outcome_commit_interval_ms));
     AMPARO_RETURN_IF_ERROR(t.CheckUnknown());
     if (c->notify.backoff_max_ms < c->notify.backoff_initial_ms) {
       return InvalidArgument("must be at least notify.backoff_initial_ms", "notify.backoff_max_ms");
@@ -289,6 +291,7 @@ Status ParseTable(const toml::table& root, const path& base, Config* c) {
     if (!port_file.empty()) c->gateway.port_file = Resolve(base, port_file);
     AMPARO_RETURN_IF_ERROR(t.Int("retention_days", 1, 36'500, &c->gateway.retention_days));
     AMPARO_RETURN_IF_ERROR(t.Int("retention_check_s", 1, 86'400, &c->gateway.retention_check_s));
+    AMPARO_RETURN_IF_ERROR(t.Int("inbox_commit_interval_ms", 0, 1'000, &c->gateway.inbox_commit_interval_ms));
     AMPARO_RETURN_IF_ERROR(t.Double("rate_limit_per_s", 0.01, 100'000, &c->gateway.rate_limit_per_s));
     AMPARO_RETURN_IF_ERROR(t.Double("rate_limit_burst", 1, 1'000'000, &c->gateway.rate_limit_burst));
     AMPARO_RETURN_IF_ERROR(t.Int("max_import_bytes", int64_t{1024}, int64_t{1} << 40, &c->gateway.max_import_bytes));

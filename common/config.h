@@ -99,6 +99,12 @@ struct NotifyOptions {
   int backoff_max_ms = 300000;
   int http_timeout_ms = 10000;
   int max_in_flight = 16;            // concurrent webhook requests
+  // Attempt outcomes finished within this interval of the last record are
+  // recorded together (one commit, one status message to the gateway),
+  // 0..1000 (0: each poll's at once). Until recorded a delivery stays in
+  // flight, never sent twice; a crash meanwhile sends it again with the same
+  // webhook-id (at-least-once).
+  int outcome_commit_interval_ms = 20;
 };
 
 struct GatewayOptions {
@@ -109,6 +115,9 @@ struct GatewayOptions {
   std::filesystem::path port_file;   // if set, the bound port is written here
   int retention_days = 730;          // default retention of a new registrant, 1..36500
   int retention_check_s = 3600;      // how often expired registrants are purged, 1..86400
+  // Group commit of the link inbox (alerts and delivery states from notify):
+  // under load at most one batch per interval, 0..1000 (0: every wake-up).
+  int inbox_commit_interval_ms = 20;
   double rate_limit_per_s = 50;      // requests per second per token, 0.01..100000
   double rate_limit_burst = 200;     // token bucket size per token, 1..1000000
   int64_t max_import_bytes = int64_t{256} << 20;  // bulk import bodies; larger get 413

@@ -34,6 +34,22 @@ TEST(ConfigTest, RegistrySyncSettingsAreKeysWithBounds) {
             "INVALID_ARGUMENT: rules.registry_probe_interval_ms: must be between 1000 and 86400000");
 }
 
+TEST(ConfigTest, GroupCommitIntervalsAreKeysWithBounds) {
+  auto defaults = Config::Parse("", "/x");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->notify.outcome_commit_interval_ms, 20);
+  EXPECT_EQ(defaults->gateway.inbox_commit_interval_ms, 20);
+  auto c = Config::Parse(
+      "[notify]\noutcome_commit_interval_ms = 0\n[gateway]\ninbox_commit_interval_ms = 250\n", "/x");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->notify.outcome_commit_interval_ms, 0);
+  EXPECT_EQ(c->gateway.inbox_commit_interval_ms, 250);
+  EXPECT_EQ(Config::Parse("[gateway]\ninbox_commit_interval_ms = 1001\n", "/x").status().ToString(),
+            "INVALID_ARGUMENT: gateway.inbox_commit_interval_ms: must be between 0 and 1000");
+  EXPECT_EQ(Config::Parse("[notify]\noutcome_commit_interval_ms = -1\n", "/x").status().ToString(),
+            "INVALID_ARGUMENT: notify.outcome_commit_interval_ms: must be between 0 and 1000");
+}
+
 TEST(ConfigTest, UnknownKeyIsNamed) {
   auto c = Config::Parse("[notify]\nmax_attempt = 3\n", "/x");
   ASSERT_FALSE(c.ok());

@@ -75,6 +75,13 @@ bool ConsumeReloadRequest() { return g_reload.exchange(false); }
 void PollLoop::OnReadable(zmq::socket_t& socket, std::function<void()> callback) {
   items_.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
   readers_.push_back(std::move(callback));
+  deferred_.emplace_back();
+}
+
+void PollLoop::DeferReadable(zmq::socket_t& socket, std::chrono::steady_clock::time_point until) {
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (items_[i].socket == socket.handle()) deferred_[i] = until;
+  }
 }
 
 void PollLoop::Every(std::chrono::milliseconds interval, std::function<void()> callback) {
@@ -84,17 +91,30 @@ void PollLoop::Every(std::chrono::milliseconds interval, std::function<void()> c
 void PollLoop::RunOnce(std::chrono::milliseconds max_wait) {
   auto now = std::chrono::steady_clock::now();
   auto wait = max_wait;
-  for (const auto& t : timers_) {
-    auto until = std::chrono::ceil<std::chrono::milliseconds>(t.next - now);
+  auto wait_until = [&](std::chrono::steady_clock::time_point t) {
+    auto until = std::chrono::ceil<std::chrono::milliseconds>(t - now);
     if (until < wait) wait = std::max(until, std::chrono::milliseconds(0));
+  };
+  for (const auto& t : timers_) wait_until(t.next);
+  for (size_t i = 0; i < items_.size(); ++i) {
+    items_[i].revents = 0;
+    items_[i].events = deferred_[i] ? 0 : ZMQ_POLLIN;
+    if (deferred_[i]) wait_until(*deferred_[i]);
   }
   try {
     zmq::poll(items_.data(), items_.size(), wait);
   } catch (const zmq::error_t& e) {
     if (e.num() != EINTR) log::Error("poll failed", {{"error", e.what()}});
   }
+  now = std::chrono::steady_clock::now();
   for (size_t i = 0; i < items_.size(); ++i) {
-    if (items_[i].revents & ZMQ_POLLIN) readers_[i]();
+    if (deferred_[i]) {
+      if (now < *deferred_[i]) continue;
+      deferred_[i].reset();
+      readers_[i]();
+    } else if (items_[i].revents & ZMQ_POLLIN) {
+      readers_[i]();
+    }
   }
   now = std::chrono::steady_clock::now();
   for (auto& t : timers_) {

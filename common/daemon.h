@@ -31,6 +31,11 @@ bool ConsumeReloadRequest();
 class PollLoop {
  public:
   void OnReadable(zmq::socket_t& socket, std::function<void()> callback);
+  // Paces a reader: `socket` (registered with OnReadable) is not polled
+  // until `until`, when its callback runs once, readable or not. What
+  // arrives meanwhile waits in the socket and is taken in one batch (one
+  // commit) instead of one batch per wake-up. A later call moves `until`.
+  void DeferReadable(zmq::socket_t& socket, std::chrono::steady_clock::time_point until);
   // Runs `callback` every `interval`, first after one interval.
   void Every(std::chrono::milliseconds interval, std::function<void()> callback);
   // Waits up to `max_wait` for readability, then runs due callbacks.
@@ -45,6 +50,7 @@ class PollLoop {
   };
   std::vector<zmq::pollitem_t> items_;
   std::vector<std::function<void()>> readers_;
+  std::vector<std::optional<std::chrono::steady_clock::time_point>> deferred_;  // per item
   std::vector<Timer> timers_;
 };
 

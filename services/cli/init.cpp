@@ -64,6 +64,7 @@ backoff_initial_ms = 1000   # exponential backoff with full jitter
 backoff_max_ms = 300000
 http_timeout_ms = 10000     # per webhook request
 max_in_flight = 16          # concurrent webhook requests
+outcome_commit_interval_ms = 20  # outcomes finishing this close together share one commit
 
 [gateway]
 # inbox = "ipc://run/gateway.ipc"
@@ -73,6 +74,7 @@ request_timeout_ms = 30000
 # port_file = "run/gateway.port"   # the bound port is written here when set
 retention_days = 730        # a new registrant is kept this long unless given retention_until
 retention_check_s = 3600    # how often records past retention are purged
+inbox_commit_interval_ms = 20  # under load, one inbox commit per interval (alerts reach the console this much later at most)
 rate_limit_per_s = 50       # requests per second per token (token bucket); then 429
 rate_limit_burst = 200
 max_import_bytes = 268435456  # bulk import bodies; larger get 413

@@ -265,7 +265,7 @@ Status GatewayDaemon::Init(LinkContext& ctx) {
       [live](const std::string& state, std::string frame) { live->Broadcast(state, std::move(frame)); },
       [live](const std::string& state) { return live->HasLiveClients(state); });
 
-  loop_.OnReadable(inbox_->socket(), [this] { ProcessInbox(); });
+  loop_.OnReadable(inbox_->socket(), [this] { OnInboxReadable(); });
   loop_.OnReadable(to_rules_->socket(), [this] { PumpSenders(); });
   loop_.OnReadable(to_notify_->socket(), [this] { PumpSenders(); });
   loop_.OnReadable(to_ingest_->socket(), [this] { PumpSenders(); });
@@ -299,6 +299,17 @@ void GatewayDaemon::PumpSenders() {
       log::Warn("link send failed", {{"peer", sender->peer()}, {"error", st.ToString()}});
     }
   }
+}
+
+void GatewayDaemon::OnInboxReadable() {
+  const auto now = std::chrono::steady_clock::now();
+  const auto next = last_inbox_batch_ + std::chrono::milliseconds(config_.gateway.inbox_commit_interval_ms);
+  if (now < next) {
+    loop_.DeferReadable(inbox_->socket(), next);
+    return;
+  }
+  last_inbox_batch_ = now;
+  ProcessInbox();
 }
 
 void GatewayDaemon::ProcessInbox() {

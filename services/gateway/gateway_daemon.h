@@ -154,6 +154,10 @@ class GatewayDaemon {
  private:
   GatewayDaemon(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
   Status Init(LinkContext& ctx);
+  // The inbox socket is readable: processes it, or, within
+  // gateway.inbox_commit_interval_ms of the last batch, once that interval
+  // is over (group commit: one commit for what arrives meanwhile).
+  void OnInboxReadable();
   void ProcessInbox();
   void PumpSenders();
 
@@ -175,6 +179,7 @@ class GatewayDaemon {
   std::unique_ptr<LinkSender> to_notify_;
   std::unique_ptr<LinkSender> to_ingest_;  // operator-entered events
   PollLoop loop_;
+  std::chrono::steady_clock::time_point last_inbox_batch_{};  // OnInboxReadable()
   std::unique_ptr<HttpServer> server_;  // last: stopped and destroyed first
 };
 

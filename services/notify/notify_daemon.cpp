@@ -98,6 +98,7 @@ void NotifyDaemon::RunOnce(std::chrono::milliseconds max_wait) {
 
 void NotifyDaemon::Run(const std::atomic<bool>& stop) {
   while (!stop) RunOnce(std::chrono::milliseconds(200));
+  RecordFinished();  // what finished within the last interval
 }
 
 Result<int> NotifyDaemon::ProcessInbox() {
@@ -161,14 +162,26 @@ Result<int> NotifyDaemon::DispatchDue() {
   // Start the requests now (connect, send) instead of at the next poll.
   if (started > 0) channel_->Poll();
   dispatching_ = false;
-  RecordFinished();
+  RecordFinishedWhenDue();
   return started;
+}
+
+bool NotifyDaemon::RecordFinishedWhenDue() {
+  if (finished_.empty()) return false;
+  const auto now = std::chrono::steady_clock::now();
+  // Within the interval: recorded with what finishes next, by a later poll
+  // or the channel timer's. The deliveries stay in flight (in_flight_)
+  // meanwhile; their slots in the channel are free.
+  if (now < last_record_ + std::chrono::milliseconds(config_.notify.outcome_commit_interval_ms)) return false;
+  last_record_ = now;
+  RecordFinished();
+  return true;
 }
 
 void NotifyDaemon::PollChannel() {
   channel_->Poll();
   if (finished_.empty()) return;
-  RecordFinished();
+  RecordFinishedWhenDue();
   // Slots were freed: refill them at once.
   (void)DispatchDue();
   if (Status st = gateway_->Pump(); !st.ok()) log::Error("gateway link failed", {{"error", st.ToString()}});

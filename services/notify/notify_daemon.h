@@ -84,7 +84,9 @@ class NotifyDaemon {
   // channel once so the requests start; returns how many were started.
   Result<int> DispatchDue();
   // Drives the channel; the attempts that finished are recorded (one
-  // transaction) before it returns, and freed slots are refilled at once.
+  // transaction; with those of the next polls while
+  // notify.outcome_commit_interval_ms has not passed since the last record),
+  // and freed slots are refilled at once.
   void PollChannel();
 
   Db& db() { return *db_; }
@@ -101,6 +103,9 @@ class NotifyDaemon {
   // transaction for all of them; if it fails, one per attempt, so one bad
   // row cannot hold up the others.
   void RecordFinished();
+  // RecordFinished() unless the last record was less than
+  // notify.outcome_commit_interval_ms ago; true when it recorded.
+  bool RecordFinishedWhenDue();
   // Records one attempt inside the caller's transaction; `after_commit`
   // gets what to count and log once the transaction committed.
   Status RecordAttempt(const Finished& attempt, std::vector<Delivery>* after_commit);
@@ -119,6 +124,7 @@ class NotifyDaemon {
   bool dispatching_ = false;         // DispatchDue() is on the stack (no re-entry from PollChannel)
   NotifyStats stats_;
   PollLoop loop_;
+  std::chrono::steady_clock::time_point last_record_{};  // PollChannel()
 };
 
 }  // namespace amparo::notify

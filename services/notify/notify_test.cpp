@@ -930,7 +930,7 @@ TEST_F(NotifyDaemonTest, RoutedAlertIsSentAtOnceWithoutWaitingForTheDispatchTime
 }
 
 TEST_F(NotifyDaemonTest, AFinishedAttemptIsRecordedAndItsSlotRefilledInTheSamePoll) {
-  Configure("max_in_flight = 1\n");
+  Configure("max_in_flight = 1\noutcome_commit_interval_ms = 0\n");
   auto fake = std::make_shared<FakeChannelState>();
   fake->hold = true;
   StartDaemon(fake);
@@ -959,6 +959,47 @@ TEST_F(NotifyDaemonTest, AFinishedAttemptIsRecordedAndItsSlotRefilledInTheSamePo
     EXPECT_EQ(d.state, DeliveryState::kDelivered);
     EXPECT_EQ(d.attempts, 1);
   }
+}
+
+// Outcomes that finish within notify.outcome_commit_interval_ms of the last
+// record wait for the next one: their deliveries stay in flight meanwhile
+// (not sent again), their slots are refilled at once.
+TEST_F(NotifyDaemonTest, OutcomesWithinTheIntervalAreRecordedTogetherAfterIt) {
+  Configure("max_in_flight = 1\noutcome_commit_interval_ms = 1000\n");
+  auto fake = std::make_shared<FakeChannelState>();
+  fake->hold = true;
+  StartDaemon(fake);
+  for (const char* id : {"s1", "s2", "s3"})
+    Feed(Wrap(MakeSubscription(id, "MEX", {}, "http://127.0.0.1:1/hook"), clock_));
+  Feed(Wrap(MakeAlert("MEX", "USA"), clock_));
+  ASSERT_TRUE(RunUntil([&] { return fake->sent.size() == 1 && Deliveries().size() == 3; }));
+  fake->hold = false;
+  // The first outcome is recorded at once (no record yet); the two
+  // deliveries that take the freed slot one after the other finish within
+  // the interval and wait.
+  const auto first_poll = std::chrono::steady_clock::now();
+  daemon_->PollChannel();
+  daemon_->PollChannel();
+  ASSERT_EQ(fake->sent.size(), 3u);
+  std::set<std::string> sent_ids;
+  for (const auto& m : fake->sent) sent_ids.insert(m.delivery_id);
+  EXPECT_EQ(sent_ids.size(), 3u);  // none sent twice
+  auto delivered = [&] {
+    int n = 0;
+    for (const Delivery& d : Deliveries()) n += d.state == DeliveryState::kDelivered;
+    return n;
+  };
+  if (std::chrono::steady_clock::now() < first_poll + 900ms) {
+    EXPECT_EQ(delivered(), 1);
+    EXPECT_EQ(daemon_->stats().delivered, 1u);
+    EXPECT_EQ(daemon_->in_flight(), 2);  // finished, not recorded yet
+  }
+  // The channel timer records them once the interval is over, in one commit.
+  ASSERT_TRUE(RunUntil([&] { return delivered() == 3; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - first_poll, 1000ms);
+  EXPECT_EQ(daemon_->stats().delivered, 3u);
+  EXPECT_EQ(daemon_->in_flight(), 0);
+  EXPECT_EQ(fake->sent.size(), 3u);
 }
 
 TEST_F(NotifyDaemonTest, OutcomesRecordedTogetherReachTheGatewayAsOneMessage) {
