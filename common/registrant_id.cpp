@@ -1,5 +1,6 @@
 #include "common/registrant_id.h"
 
+#include <array>
 #include <cstring>
 
 #include "common/json_text.h"
@@ -8,6 +9,20 @@ namespace amparo {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
+
+// Each byte's two lowercase hex digits, in memory order: one 2-byte copy a
+// byte instead of two table lookups (the ids of a webhook body, ~500 a
+// body, were 7% of amparo-notify's CPU in bench-pipeline).
+constexpr std::array<std::array<char, 2>, 256> kHexPairs = [] {
+  std::array<std::array<char, 2>, 256> pairs{};
+  for (int b = 0; b < 256; ++b) pairs[b] = {kHex[b >> 4], kHex[b & 15]};
+  return pairs;
+}();
+
+// The 32 hex digits of a 16-byte id at `out`.
+inline void WriteIdHex(const uint8_t* id, char* out) {
+  for (size_t i = 0; i < kPackedRegistrantIdBytes; ++i) std::memcpy(out + 2 * i, kHexPairs[id[i]].data(), 2);
+}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -29,10 +44,7 @@ bool ParseRegistrantId(std::string_view hex, PackedRegistrantId* out) {
 
 void AppendRegistrantIdHex(const uint8_t* packed, std::string* out) {
   char text[2 * kPackedRegistrantIdBytes];
-  for (size_t i = 0; i < kPackedRegistrantIdBytes; ++i) {
-    text[2 * i] = kHex[packed[i] >> 4];
-    text[2 * i + 1] = kHex[packed[i] & 15];
-  }
+  WriteIdHex(packed, text);
   out->append(text, sizeof text);
 }
 
@@ -181,10 +193,8 @@ void AppendAlertRegistrantIdsJson(const v1::ConsularAlert& alert, std::string* o
     ForEachAlertId(alert, [&](const uint8_t* id) {
       if (p != out->data() + start) *p++ = ',';
       *p++ = '"';
-      for (size_t b = 0; b < kPackedRegistrantIdBytes; ++b) {
-        *p++ = kHex[id[b] >> 4];
-        *p++ = kHex[id[b] & 15];
-      }
+      WriteIdHex(id, p);
+      p += 2 * kPackedRegistrantIdBytes;
       *p++ = '"';
     });
   }
