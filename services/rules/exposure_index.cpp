@@ -23,6 +23,14 @@ uint64_t ToBigEndian(uint64_t v) {
   if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(v);
   return v;
 }
+// 8 bytes read most significant first: the number they stand for.
+uint64_t FromBigEndian(uint64_t v) { return ToBigEndian(v); }
+
+// A registrant id as one 128-bit big-endian number, for sorting.
+struct IdKey {
+  uint64_t hi, lo;
+  bool operator<(const IdKey& o) const { return hi != o.hi ? hi < o.hi : lo < o.lo; }
+};
 
 using PackedId = ExposureIndex::PackedId;
 
@@ -226,6 +234,8 @@ struct ExposureIndex::Impl {
   // profiles touched.
   mutable std::vector<uint32_t> scratch_counts;
   mutable std::vector<uint32_t> touched;
+  // Collect(): each touched profile's list of candidate ids (nullptr otherwise).
+  mutable std::vector<std::vector<IdKey>*> scratch_bucket;
 
   // ---- interning ----
   std::optional<uint16_t> FindCode(const std::string& code) const {
@@ -667,17 +677,26 @@ struct ExposureIndex::Impl {
   uint32_t ProfileOfHandle(uint32_t h) const { return h < base_n ? prof[h] : delta[h - base_n].profile; }
 
   Exposure Collect(const std::vector<uint32_t>* positions, size_t max_ids) const {
-    // (state << 16 | host) -> result group, filled from the touched profiles.
-    std::unordered_map<uint32_t, GroupExposure*> groups;
+    // (state << 16 | host) -> result group (and its candidate ids), filled
+    // from the touched profiles.
+    struct Candidates {
+      GroupExposure* group;
+      std::vector<IdKey> vulnerable, others;
+    };
+    std::unordered_map<uint32_t, Candidates> groups;
+    const bool with_ids = positions != nullptr && max_ids != 0;
+    if (with_ids && scratch_bucket.size() < profiles.size()) scratch_bucket.resize(profiles.size(), nullptr);
     Exposure result;
     for (uint32_t p : touched) {
       const uint32_t n = scratch_counts[p];
       scratch_counts[p] = 0;
       const Profile& pr = profiles[p];
       uint32_t key = uint32_t{pr.state} << 16 | pr.host;
-      auto [it, fresh] = groups.emplace(key, nullptr);
-      if (fresh) it->second = &result[{codes[pr.state], codes[pr.host]}];
-      GroupExposure& g = *it->second;
+      auto [it, fresh] = groups.try_emplace(key);
+      if (fresh) it->second.group = &result[{codes[pr.state], codes[pr.host]}];
+      GroupExposure& g = *it->second.group;
+      // Where this profile's people go, for the id pass below.
+      if (with_ids) scratch_bucket[p] = pr.flags != 0 ? &it->second.vulnerable : &it->second.others;
       const uint64_t members = uint64_t{n} * pr.household;
       const uint32_t vulnerable = pr.flags != 0 ? n : 0;
       for (ExposureCounts* c : {&g.counts, &g.by_admin1[codes[pr.admin1]]}) {
@@ -689,42 +708,29 @@ struct ExposureIndex::Impl {
         g.with_flag[std::countr_zero(flags)] += n;
       }
     }
-    touched.clear();
-    if (positions == nullptr || max_ids == 0) return result;
+    if (!with_ids) {
+      touched.clear();
+      return result;
+    }
 
     // Vulnerable people first (whom consular staff must reach first), then
     // ascending id: each group's candidates in two lists, each sorted by the
     // id read as one 128-bit big-endian number (two integer comparisons; a
     // byte-wise compare of the arrays was a library call per comparison).
-    struct IdKey {
-      uint64_t hi, lo;
-      bool operator<(const IdKey& o) const { return hi != o.hi ? hi < o.hi : lo < o.lo; }
-    };
+    // Each person's list comes from the table filled above (two hash
+    // lookups a person were a third of this function's time).
     auto key_of = [](const PackedId& id) {
-      IdKey k{0, 0};
-      for (size_t i = 0; i < 8; ++i) k.hi = k.hi << 8 | id[i];
-      for (size_t i = 8; i < 16; ++i) k.lo = k.lo << 8 | id[i];
-      return k;
+      uint64_t hi, lo;
+      std::memcpy(&hi, id.data(), 8);
+      std::memcpy(&lo, id.data() + 8, 8);
+      return IdKey{FromBigEndian(hi), FromBigEndian(lo)};
     };
-    struct Candidates {
-      std::vector<IdKey> vulnerable, others;
-    };
-    std::unordered_map<GroupExposure*, Candidates> members;
-    uint32_t last_profile = std::numeric_limits<uint32_t>::max();
-    std::vector<IdKey>* bucket = nullptr;
-    for (uint32_t h : *positions) {
-      const uint32_t p = ProfileOfHandle(h);
-      if (p != last_profile) {
-        const Profile& pr = profiles[p];
-        GroupExposure* g = groups.at(uint32_t{pr.state} << 16 | pr.host);
-        Candidates& c = members[g];
-        bucket = pr.flags != 0 ? &c.vulnerable : &c.others;
-        last_profile = p;
-      }
-      bucket->push_back(key_of(IdOfHandle(h)));
-    }
+    for (uint32_t h : *positions) scratch_bucket[ProfileOfHandle(h)]->push_back(key_of(IdOfHandle(h)));
+    for (uint32_t p : touched) scratch_bucket[p] = nullptr;
+    touched.clear();
     std::vector<IdKey> sorted;
-    for (auto& [group, c] : members) {
+    for (auto& [key, c] : groups) {
+      GroupExposure* group = c.group;
       const size_t k = std::min(max_ids, c.vulnerable.size() + c.others.size());
       group->packed_ids.resize(k * kPackedRegistrantIdBytes);
       char* out = group->packed_ids.data();
