@@ -319,13 +319,17 @@ std::string DescribeCounts(const ExposureCounts& c) {
          std::to_string(c.vulnerable) + " vulnerable)";
 }
 
-Status RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footprint, int64_t now_ms) {
+// Stores `event` as the newest revision evaluated for (event_id, status)
+// unless one at least as new is stored: false then (nothing written).
+Result<bool> RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footprint, int64_t now_ms) {
   auto q = db.Prepare(
       "INSERT INTO events (event_id, status, revision, msg_type, footprint_model, footprint_description, "
-      "updated_ms, event, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, status) DO UPDATE "
+      "updated_ms, event, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, status) DO "
+      "UPDATE "
       "SET revision = excluded.revision, msg_type = excluded.msg_type, footprint_model = "
       "excluded.footprint_model, footprint_description = excluded.footprint_description, updated_ms = "
-      "excluded.updated_ms, event = excluded.event, expires_ms = excluded.expires_ms");
+      "excluded.updated_ms, event = excluded.event, expires_ms = excluded.expires_ms "
+      "WHERE excluded.revision > events.revision");
   if (!q.ok()) return q.status();
   q->Bind(1, event.event_id())
       .Bind(2, static_cast<int>(event.status()))
@@ -336,7 +340,8 @@ Status RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footpri
       .Bind(7, now_ms)
       .BindBlob(8, event.SerializeAsString())
       .Bind(9, event.expires_ms());
-  return q->Run();
+  AMPARO_RETURN_IF_ERROR(q->Run());
+  return db.Changes() > 0;
 }
 
 // The lower-case name of vulnerability flag bit `bit` ("unaccompanied_child"),
@@ -1112,22 +1117,18 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
     return Status::Ok();
   }
 
-  auto stored = db.Prepare("SELECT revision FROM events WHERE event_id = ? AND status = ?");
-  if (!stored.ok()) return stored.status();
-  stored->Bind(1, event.event_id()).Bind(2, static_cast<int>(event.status()));
-  auto row = stored->Step();
-  if (!row.ok()) return row.status();
-  if (*row && stored->ColumnInt(0) >= event.revision()) {
-    ++stats_.stale_events;
-    return Status::Ok();
-  }
-  stored->Reset();
-  ++stats_.events;
-
   const bool cancel = event.msg_type() == v1::MESSAGE_TYPE_CANCEL;
   std::optional<v1::Area> footprint;
   if (!cancel) footprint = EventFootprint(event, options_.earthquake_min_mmi);
-  AMPARO_RETURN_IF_ERROR(RecordEvent(db, event, footprint ? &*footprint : nullptr, now_ms_));
+  // Written unless a revision at least as new is stored (then it is stale
+  // and nothing else happens): one statement instead of a look-up first.
+  auto recorded = RecordEvent(db, event, footprint ? &*footprint : nullptr, now_ms_);
+  if (!recorded.ok()) return recorded.status();
+  if (!*recorded) {
+    ++stats_.stale_events;
+    return Status::Ok();
+  }
+  ++stats_.events;
   if (cancel) return ApplyEvent(event, footprint, {}, db);
 
   Exposure exposure;
