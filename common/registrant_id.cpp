@@ -1,6 +1,7 @@
 #include "common/registrant_id.h"
 
 #include <array>
+#include <bit>
 #include <cstring>
 
 #include "common/json_text.h"
@@ -18,6 +19,22 @@ constexpr std::array<std::array<char, 2>, 256> kHexPairs = [] {
   for (int b = 0; b < 256; ++b) pairs[b] = {kHex[b >> 4], kHex[b & 15]};
   return pairs;
 }();
+
+// How many leading bytes two 16-byte ids share, compared 8 at a time.
+size_t SharedLeadingBytes(const char* a, const char* b) {
+  for (size_t half = 0; half < 2; ++half) {
+    uint64_t x, y;
+    std::memcpy(&x, a + 8 * half, 8);
+    std::memcpy(&y, b + 8 * half, 8);
+    if (x != y) {
+      const uint64_t diff = x ^ y;  // the first differing byte is the lowest set one in memory order
+      const int bit =
+          std::endian::native == std::endian::little ? std::countr_zero(diff) : std::countl_zero(diff);
+      return 8 * half + static_cast<size_t>(bit / 8);
+    }
+  }
+  return kPackedRegistrantIdBytes;
+}
 
 // The 32 hex digits of a 16-byte id at `out`.
 inline void WriteIdHex(const uint8_t* id, char* out) {
@@ -59,15 +76,11 @@ void AppendCodedRegistrantIds(std::string_view packed, std::string* out) {
   const size_t start = out->size();
   out->resize(start + n * (kPackedRegistrantIdBytes + 1));  // the most it can take
   char* p = out->data() + start;
-  const char* prev = nullptr;
+  static constexpr char kZeros[kPackedRegistrantIdBytes] = {};
+  const char* prev = kZeros;  // the first id is compared with 16 zero bytes
   for (size_t i = 0; i < n; ++i) {
     const char* id = packed.data() + i * kPackedRegistrantIdBytes;
-    size_t shared = 0;
-    if (prev == nullptr) {
-      while (shared < kPackedRegistrantIdBytes && id[shared] == 0) ++shared;
-    } else {
-      while (shared < kPackedRegistrantIdBytes && id[shared] == prev[shared]) ++shared;
-    }
+    const size_t shared = SharedLeadingBytes(id, prev);
     *p++ = static_cast<char>(shared);
     std::memcpy(p, id + shared, kPackedRegistrantIdBytes - shared);
     p += kPackedRegistrantIdBytes - shared;
