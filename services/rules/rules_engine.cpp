@@ -233,6 +233,34 @@ const std::vector<std::string>& Migrations() {
       -- each) under the digest of those.
       ALTER TABLE id_lists ADD COLUMN coded INTEGER NOT NULL DEFAULT 0;
       )sql",
+      R"sql(
+      -- decision_id is a digest of (alert_id, revision, notification): its
+      -- UNIQUE index put each decision on a random leaf (6.5% of rules' WAL
+      -- frames in bench-pipeline; in a database with a history, a page per
+      -- decision at every commit and checkpoint), and nothing looks a
+      -- decision up by it. One unique index on the three columns it digests
+      -- keeps the same guarantee and replaces decisions_by_alert.
+      CREATE TABLE decisions_keyed (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        decision_id TEXT NOT NULL,
+        input_seq INTEGER NOT NULL,
+        alert_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        notification INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        alert BLOB NOT NULL,
+        ids_digest BLOB
+      );
+      INSERT INTO decisions_keyed
+        SELECT seq, decision_id, input_seq, alert_id, revision, notification, rule, inputs, policy, alert,
+               ids_digest
+        FROM decisions ORDER BY seq;
+      DROP TABLE decisions;
+      ALTER TABLE decisions_keyed RENAME TO decisions;
+      CREATE UNIQUE INDEX decisions_by_alert ON decisions (alert_id, revision, notification);
+      )sql",
   };
   return kMigrations;
 }

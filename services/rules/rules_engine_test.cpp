@@ -153,6 +153,24 @@ class RulesEngineTest : public ::testing::Test {
     return nullptr;
   }
 
+  // decisions as amparo-rules left it before they were keyed by alert: the
+  // same rows, with decision_id UNIQUE and decisions_by_alert on (alert_id,
+  // revision). The caller sets user_version back past the migration.
+  void UnkeyDecisionsAsBefore() {
+    ASSERT_TRUE(db_->Exec(R"sql(
+        CREATE TABLE old_decisions (
+          seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
+          input_seq INTEGER NOT NULL, alert_id TEXT NOT NULL, revision INTEGER NOT NULL,
+          notification INTEGER NOT NULL, rule TEXT NOT NULL, inputs TEXT NOT NULL, policy TEXT NOT NULL,
+          alert BLOB NOT NULL, ids_digest BLOB);
+        INSERT INTO old_decisions SELECT * FROM decisions ORDER BY seq;
+        DROP TABLE decisions;
+        ALTER TABLE old_decisions RENAME TO decisions;
+        CREATE INDEX decisions_by_alert ON decisions (alert_id, revision);
+    )sql")
+                    .ok());
+  }
+
   // id_lists as amparo-rules left it before the coded form: every list's
   // ids packed (16 bytes each) under the SHA-256 of those, and named so by
   // the rows and the exposure log that refer to it; no `coded` column. The
@@ -918,10 +936,12 @@ TEST_F(AlertPolicyEngineTest, IdListsOfPackedIdsStillGiveTheirIdsAndNewListsAreC
   const int64_t lists = count("SELECT count(*) FROM id_lists");
   ASSERT_GT(lists, 0);
   EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 1"), lists);
-  // As the amparo-rules before the coded form left it: one schema version back.
+  // As the amparo-rules before the coded form left it: two schema versions
+  // back (decisions not keyed by alert yet either).
   const int64_t version = count("PRAGMA user_version");
   PackIdListsAsBefore();
-  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 1)).ok());
+  UnkeyDecisionsAsBefore();
+  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 2)).ok());
   OpenEngine();  // migrates
   EXPECT_EQ(count("PRAGMA user_version"), version);
   EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 0"), lists);
@@ -943,6 +963,59 @@ TEST_F(AlertPolicyEngineTest, IdListsOfPackedIdsStillGiveTheirIdsAndNewListsAreC
   ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());
   EXPECT_GT(count("SELECT count(*) FROM id_lists WHERE coded = 1"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 0"), lists);
+  testing::TempDir scratch;
+  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->identical()) << report->first_difference;
+  EXPECT_EQ(report->recorded, Outbox().size());
+}
+
+TEST_F(AlertPolicyEngineTest, DecisionsAreMigratedWholeAndKeyedByAlertRevisionAndNotification) {
+  RegisterAroundTibet();
+  ASSERT_TRUE(Apply(TibetQuake()).ok());
+  clock_.Advance(60'000);
+  ASSERT_TRUE(Apply(GdacsTibet(1, "orange")).ok());
+  auto query = [&](const std::string& sql) {
+    auto q = db_->Prepare(sql);
+    EXPECT_TRUE(q.ok()) << sql;
+    EXPECT_TRUE(*q->Step()) << sql;
+    return q->ColumnText(0);
+  };
+  const std::string kRows =
+      "SELECT count(*) || ':' || group_concat(seq || '/' || decision_id || '/' || input_seq || '/' || "
+      "alert_id "
+      "|| '/' || revision || '/' || notification || '/' || rule || '/' || inputs || '/' || policy || '/' || "
+      "hex(alert) || '/' || hex(ids_digest), '|') FROM (SELECT * FROM decisions ORDER BY seq)";
+  const std::string kIndexes =
+      "SELECT group_concat(name || ':' || \"unique\" || ':' || (SELECT group_concat(name) FROM "
+      "pragma_index_info(l.name)), ' ') FROM (SELECT * FROM pragma_index_list('decisions') ORDER BY name) l";
+  // As an older amparo-rules left it: one schema version back.
+  UnkeyDecisionsAsBefore();
+  const std::string rows = query(kRows);
+  ASSERT_NE(rows.substr(0, 2), "0:");
+  ASSERT_EQ(query(kIndexes),
+            "decisions_by_alert:0:alert_id,revision sqlite_autoindex_decisions_1:1:decision_id");
+  const int64_t version = std::stoll(query("PRAGMA user_version"));
+  const int64_t last_seq = std::stoll(query("SELECT max(seq) FROM decisions"));
+  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 1)).ok());
+
+  OpenEngine();  // migrates
+  EXPECT_EQ(query("PRAGMA user_version"), std::to_string(version));
+  EXPECT_EQ(query(kRows), rows);
+  EXPECT_EQ(query(kIndexes), "decisions_by_alert:1:alert_id,revision,notification");
+  // The same guarantee as decision_id's: one decision per alert, revision
+  // and notification.
+  EXPECT_FALSE(
+      db_->Exec("INSERT INTO decisions (decision_id, input_seq, alert_id, revision, notification, rule, "
+                "inputs, policy, alert) SELECT 'x', input_seq, alert_id, revision, notification, rule, "
+                "inputs, policy, alert FROM decisions LIMIT 1")
+          .ok());
+  // The engine goes on: new decisions follow the migrated ones, and the
+  // replay of the whole log gives the same decisions.
+  ASSERT_TRUE(
+      Apply(Decision("d-1", "usgs:us6000pi9w/PHL/CHN", "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 4))
+          .ok());
+  EXPECT_EQ(query("SELECT count(*) FROM decisions WHERE seq > " + std::to_string(last_seq)), "1");
   testing::TempDir scratch;
   auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -974,8 +1047,8 @@ TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhol
   const std::string rows = query(kRows);
   ASSERT_NE(rows.substr(0, 2), "0:");
   ASSERT_EQ(query(kWithoutRowid), "0");
-  // ... and the same alert_sources rows WITHOUT ROWID: two schema versions
-  // back.
+  // ... decisions not keyed by alert, and the same alert_sources rows
+  // WITHOUT ROWID: three schema versions back.
   const int64_t version = std::stoll(query("PRAGMA user_version"));
   ASSERT_TRUE(db_->Exec(R"sql(
       CREATE TABLE old_sources (
@@ -991,7 +1064,8 @@ TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhol
       CREATE INDEX alert_sources_live ON alert_sources (alert_id, cancelled, expires_ms);
   )sql")
                   .ok());
-  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 2)).ok());
+  UnkeyDecisionsAsBefore();
+  ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 3)).ok());
   ASSERT_EQ(query(kWithoutRowid), "1");
 
   OpenEngine();  // migrates
