@@ -347,29 +347,45 @@ std::string DescribeCounts(const ExposureCounts& c) {
          std::to_string(c.vulnerable) + " vulnerable)";
 }
 
+// What RecordEvent did with an event revision.
+enum class Recorded {
+  kFirst,  // the first revision of (event_id, status) seen
+  kNewer,  // a newer revision than the one stored
+  kStale,  // not newer than the one stored: nothing written
+};
+
 // Stores `event` as the newest revision evaluated for (event_id, status)
-// unless one at least as new is stored: false then (nothing written).
-Result<bool> RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footprint, int64_t now_ms) {
-  auto q = db.Prepare(
+// unless one at least as new is stored. A first report (most events) is one
+// insert; a newer revision an insert that finds the row, then an update.
+Result<Recorded> RecordEvent(Db& db, const v1::CrisisEvent& event, const v1::Area* footprint,
+                             int64_t now_ms) {
+  const std::string bytes = event.SerializeAsString();
+  auto bind = [&](Statement& q) {
+    q.Bind(1, event.event_id())
+        .Bind(2, static_cast<int>(event.status()))
+        .Bind(3, event.revision())
+        .Bind(4, static_cast<int>(event.msg_type()))
+        .Bind(5, footprint ? footprint->footprint_model() : std::string())
+        .Bind(6, footprint ? footprint->description() : std::string())
+        .Bind(7, now_ms)
+        .BindBlobRef(8, bytes)
+        .Bind(9, event.expires_ms());
+  };
+  auto insert = db.Prepare(
       "INSERT INTO events (event_id, status, revision, msg_type, footprint_model, footprint_description, "
-      "updated_ms, event, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, status) DO "
-      "UPDATE "
-      "SET revision = excluded.revision, msg_type = excluded.msg_type, footprint_model = "
-      "excluded.footprint_model, footprint_description = excluded.footprint_description, updated_ms = "
-      "excluded.updated_ms, event = excluded.event, expires_ms = excluded.expires_ms "
-      "WHERE excluded.revision > events.revision");
-  if (!q.ok()) return q.status();
-  q->Bind(1, event.event_id())
-      .Bind(2, static_cast<int>(event.status()))
-      .Bind(3, event.revision())
-      .Bind(4, static_cast<int>(event.msg_type()))
-      .Bind(5, footprint ? footprint->footprint_model() : std::string())
-      .Bind(6, footprint ? footprint->description() : std::string())
-      .Bind(7, now_ms)
-      .BindBlob(8, event.SerializeAsString())
-      .Bind(9, event.expires_ms());
-  AMPARO_RETURN_IF_ERROR(q->Run());
-  return db.Changes() > 0;
+      "updated_ms, event, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+      "ON CONFLICT (event_id, status) DO NOTHING");
+  if (!insert.ok()) return insert.status();
+  bind(*insert);
+  AMPARO_RETURN_IF_ERROR(insert->Run());
+  if (db.Changes() > 0) return Recorded::kFirst;
+  auto update = db.Prepare(
+      "UPDATE events SET revision = ?3, msg_type = ?4, footprint_model = ?5, footprint_description = ?6, "
+      "updated_ms = ?7, event = ?8, expires_ms = ?9 WHERE event_id = ?1 AND status = ?2 AND revision < ?3");
+  if (!update.ok()) return update.status();
+  bind(*update);
+  AMPARO_RETURN_IF_ERROR(update->Run());
+  return db.Changes() > 0 ? Recorded::kNewer : Recorded::kStale;
 }
 
 // The lower-case name of vulnerability flag bit `bit` ("unaccompanied_child"),
@@ -1152,12 +1168,13 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
   // and nothing else happens): one statement instead of a look-up first.
   auto recorded = RecordEvent(db, event, footprint ? &*footprint : nullptr, now_ms_);
   if (!recorded.ok()) return recorded.status();
-  if (!*recorded) {
+  if (*recorded == Recorded::kStale) {
     ++stats_.stale_events;
     return Status::Ok();
   }
   ++stats_.events;
-  if (cancel) return ApplyEvent(event, footprint, {}, db);
+  const bool first_report = *recorded == Recorded::kFirst;
+  if (cancel) return ApplyEvent(event, footprint, {}, db, first_report);
 
   Exposure exposure;
   if (replaying_) {
@@ -1176,7 +1193,7 @@ Status RulesEngine::HandleCrisisEvent(const v1::CrisisEvent& event, Db& db) {
       input_seq_ = event_seq;  // decisions point at the event
     }
   }
-  return ApplyEvent(event, footprint, std::move(exposure), db);
+  return ApplyEvent(event, footprint, std::move(exposure), db, first_report);
 }
 
 Exposure RulesEngine::CurrentExposure(const v1::CrisisEvent& event, const std::optional<v1::Area>& footprint) const {
@@ -1193,15 +1210,17 @@ Exposure RulesEngine::CurrentExposure(const v1::CrisisEvent& event, const std::o
 }
 
 Status RulesEngine::ApplyEvent(const v1::CrisisEvent& event, const std::optional<v1::Area>& footprint,
-                               Exposure exposure, Db& db) {
+                               Exposure exposure, Db& db, bool first_report) {
   const std::string incident_id = IncidentId(event);
   const bool cancel = event.msg_type() == v1::MESSAGE_TYPE_CANCEL;
   auto status_name = EventStatusName(event.status());
   if (!status_name) return Status::Ok();
 
-  // The alerts this event has had a say on so far.
+  // The alerts this event has had a say on so far: none on its first report
+  // (its say is written after its events row, and events rows stay), so
+  // most events skip the look-up.
   std::map<std::string, bool> touched;  // alert_id -> had a say before
-  {
+  if (!first_report) {
     auto q = db.Prepare("SELECT alert_id FROM alert_sources WHERE incident_id = ? AND event_id = ?");
     if (!q.ok()) return q.status();
     q->Bind(1, incident_id).Bind(2, event.event_id());
@@ -1236,6 +1255,9 @@ Status RulesEngine::ApplyEvent(const v1::CrisisEvent& event, const std::optional
     for (const auto& [alert_id, unused] : touched) AMPARO_RETURN_IF_ERROR(Reevaluate(db, alert_id));
     return Status::Ok();
   }
+
+  // Nobody exposed and no say before (most events): nothing to write.
+  if (exposure.empty() && touched.empty()) return Status::Ok();
 
   const std::string event_text = DescribeEvent(event);
   const std::string where =

@@ -196,8 +196,10 @@ class RulesEngine {
   Exposure CurrentExposure(const v1::CrisisEvent& event, const std::optional<v1::Area>& footprint) const;
   // Updates each group's say of `event` from `exposure` and revises the
   // alerts that changed (a Cancel withdraws the event's say).
+  // `first_report`: the first revision of the event handled (it has had no
+  // say yet).
   Status ApplyEvent(const v1::CrisisEvent& event, const std::optional<v1::Area>& footprint, Exposure exposure,
-                    Db& db);
+                    Db& db, bool first_report = false);
   Status ReevaluateActiveEvents(Db& db);
   Result<std::optional<std::string>> ActiveSilence(Db& db, const v1::ConsularAlert& alert) const;
   // Brings alert `alert_id` in line with its sources' say (a revision when

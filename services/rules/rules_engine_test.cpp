@@ -336,6 +336,29 @@ TEST_F(RulesEngineTest, NewRegistrantInsideGivesRevisionTwoForThatGroupOnly) {
   EXPECT_EQ(alerts[0].event_sent_ms(), 1537026265040 + 60000);
 }
 
+TEST_F(RulesEngineTest, AFirstReportThatExposesNobodyWritesOnlyItsEventRow) {
+  auto count = [&](const std::string& sql) {
+    auto q = db_->Prepare(sql);
+    EXPECT_TRUE(q.ok() && *q->Step()) << sql;
+    return q->ColumnInt(0);
+  };
+  ASSERT_TRUE(Apply(NagoQuake()).ok());  // nobody registered yet
+  EXPECT_EQ(engine_->stats().events, 1u);
+  EXPECT_EQ(count("SELECT count(*) FROM events"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM alert_sources"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM alerts"), 0);
+  EXPECT_TRUE(Outbox().empty());
+  // Its next revision, once people are there, raises their alerts; the
+  // same revision again is stale.
+  RegisterAroundNago();
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 1)).ok());
+  EXPECT_EQ(AlertsFrom(0).size(), 2u);
+  EXPECT_EQ(count("SELECT revision FROM events"), 1537026265040 + 1);
+  ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 1)).ok());
+  EXPECT_EQ(engine_->stats().stale_events, 1u);
+  EXPECT_EQ(Outbox().size(), 2u);
+}
+
 TEST_F(RulesEngineTest, GroupWithNobodyLeftGetsAZeroCountRevision) {
   RegisterAroundNago();
   ASSERT_TRUE(Apply(NagoQuake()).ok());
