@@ -153,6 +153,28 @@ class RulesEngineTest : public ::testing::Test {
     return nullptr;
   }
 
+  // The first column of the first row `sql` gives, as text / as an integer.
+  std::string QueryText(const std::string& sql) {
+    auto q = db_->Prepare(sql);
+    EXPECT_TRUE(q.ok() && *q->Step()) << sql;
+    return q->ColumnText(0);
+  }
+  int64_t QueryInt(const std::string& sql) {
+    auto q = db_->Prepare(sql);
+    EXPECT_TRUE(q.ok() && *q->Step()) << sql;
+    return q->ColumnInt(0);
+  }
+
+  // amparo replay --deterministic of the whole log into an empty engine
+  // gives every decision recorded, identical.
+  void ExpectReplayIdentical() {
+    testing::TempDir scratch;
+    auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_TRUE(report->identical()) << report->first_difference;
+    EXPECT_EQ(report->recorded, Outbox().size());
+  }
+
   // decisions as amparo-rules left it before they were keyed by alert: the
   // same rows, with decision_id UNIQUE and decisions_by_alert on (alert_id,
   // revision). The caller sets user_version back past the migration.
@@ -337,23 +359,18 @@ TEST_F(RulesEngineTest, NewRegistrantInsideGivesRevisionTwoForThatGroupOnly) {
 }
 
 TEST_F(RulesEngineTest, AFirstReportThatExposesNobodyWritesOnlyItsEventRow) {
-  auto count = [&](const std::string& sql) {
-    auto q = db_->Prepare(sql);
-    EXPECT_TRUE(q.ok() && *q->Step()) << sql;
-    return q->ColumnInt(0);
-  };
   ASSERT_TRUE(Apply(NagoQuake()).ok());  // nobody registered yet
   EXPECT_EQ(engine_->stats().events, 1u);
-  EXPECT_EQ(count("SELECT count(*) FROM events"), 1);
-  EXPECT_EQ(count("SELECT count(*) FROM alert_sources"), 0);
-  EXPECT_EQ(count("SELECT count(*) FROM alerts"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM events"), 1);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM alert_sources"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM alerts"), 0);
   EXPECT_TRUE(Outbox().empty());
   // Its next revision, once people are there, raises their alerts; the
   // same revision again is stale.
   RegisterAroundNago();
   ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 1)).ok());
   EXPECT_EQ(AlertsFrom(0).size(), 2u);
-  EXPECT_EQ(count("SELECT revision FROM events"), 1537026265040 + 1);
+  EXPECT_EQ(QueryInt("SELECT revision FROM events"), 1537026265040 + 1);
   ASSERT_TRUE(Apply(NagoQuake(1537026265040 + 1)).ok());
   EXPECT_EQ(engine_->stats().stale_events, 1u);
   EXPECT_EQ(Outbox().size(), 2u);
@@ -477,13 +494,8 @@ TEST_F(RulesEngineTest, AnAlertsIdsAreStoredOnceAndItsRowsHoldTheAlertWithoutThe
   ASSERT_TRUE(Apply(NagoQuake()).ok());
   auto sent = AlertsFrom(0);
   ASSERT_EQ(sent.size(), 2u);
-  auto count = [&](const std::string& sql) {
-    auto q = db_->Prepare(sql);
-    EXPECT_TRUE(q.ok() && *q->Step()) << sql;
-    return q->ColumnInt(0);
-  };
   // PHL/JPN's three, IDN/JPN's one: the exposure logged for replay names the same lists.
-  EXPECT_EQ(count("SELECT count(*) FROM id_lists"), 2);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM id_lists"), 2);
   auto logged = db_->Prepare("SELECT body FROM input_log WHERE kind = 'exposure'");
   ASSERT_TRUE(logged.ok() && *logged->Step());
   const std::string exposure_log = logged->ColumnBlob(0);
@@ -492,7 +504,7 @@ TEST_F(RulesEngineTest, AnAlertsIdsAreStoredOnceAndItsRowsHoldTheAlertWithoutThe
               std::string::npos)
         << exposure_log;
   }
-  EXPECT_EQ(count("SELECT count(*) FROM alerts WHERE message IS NOT NULL OR last_decision IS NULL"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM alerts WHERE message IS NOT NULL OR last_decision IS NULL"), 0);
   for (const v1::ConsularAlert& alert : sent) {
     ASSERT_FALSE(alert.registrant_ids_coded().empty());
     const std::string digest = Sha256(alert.registrant_ids_coded());
@@ -523,7 +535,7 @@ TEST_F(RulesEngineTest, AnAlertsIdsAreStoredOnceAndItsRowsHoldTheAlertWithoutThe
   auto ids = AlertRegistrantIds(revised[0]);
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids, (std::vector<std::string>{TestId(1), TestId(2), TestId(3), TestId(20)}));
-  EXPECT_EQ(count("SELECT count(*) FROM id_lists"), 3);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM id_lists"), 3);
 }
 
 TEST_F(RulesEngineTest, ANewDatabaseGets8KiBPages) {
@@ -933,11 +945,7 @@ TEST_F(AlertPolicyEngineTest, AlertRowsWrittenBeforeIdListsStillGiveTheirIds) {
   // A newer report re-evaluates from the inline candidates.
   clock_.Advance(60'000);
   ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());
-  testing::TempDir scratch;
-  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_TRUE(report->identical()) << report->first_difference;
-  EXPECT_EQ(report->recorded, Outbox().size());
+  ExpectReplayIdentical();
 }
 
 TEST_F(AlertPolicyEngineTest, IdListsOfPackedIdsStillGiveTheirIdsAndNewListsAreCoded) {
@@ -951,23 +959,18 @@ TEST_F(AlertPolicyEngineTest, IdListsOfPackedIdsStillGiveTheirIdsAndNewListsAreC
   ASSERT_TRUE(DecodeRegistrantIds(phl->registrant_ids_coded(), &packed));
   ASSERT_EQ(packed.size(), 16 * AlertRegistrantIdCount(*phl));
   ASSERT_GT(packed.size(), phl->registrant_ids_coded().size());
-  auto count = [&](const std::string& sql) {
-    auto q = db_->Prepare(sql);
-    EXPECT_TRUE(q.ok() && *q->Step()) << sql;
-    return q->ColumnInt(0);
-  };
-  const int64_t lists = count("SELECT count(*) FROM id_lists");
+  const int64_t lists = QueryInt("SELECT count(*) FROM id_lists");
   ASSERT_GT(lists, 0);
-  EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 1"), lists);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM id_lists WHERE coded = 1"), lists);
   // As the amparo-rules before the coded form left it: two schema versions
   // back (decisions not keyed by alert yet either).
-  const int64_t version = count("PRAGMA user_version");
+  const int64_t version = QueryInt("PRAGMA user_version");
   PackIdListsAsBefore();
   UnkeyDecisionsAsBefore();
   ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 2)).ok());
   OpenEngine();  // migrates
-  EXPECT_EQ(count("PRAGMA user_version"), version);
-  EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 0"), lists);
+  EXPECT_EQ(QueryInt("PRAGMA user_version"), version);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM id_lists WHERE coded = 0"), lists);
   // Confirming the phase re-sends the latest notification with the ids of
   // its packed list, coded as now.
   ASSERT_TRUE(Apply(Decision("d-1", id, "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 4)).ok());
@@ -978,19 +981,15 @@ TEST_F(AlertPolicyEngineTest, IdListsOfPackedIdsStillGiveTheirIdsAndNewListsAreC
   EXPECT_EQ(confirmed[0].registrant_ids_coded(), phl->registrant_ids_coded());
   EXPECT_EQ(AlertRegistrantIds(confirmed[0]), AlertRegistrantIds(*phl));
   // which is stored again, as a coded list next to the packed one.
-  EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 1"), 1);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM id_lists WHERE coded = 1"), 1);
   // A newer report re-evaluates from the candidates of packed lists; its own
   // exposure is stored as coded lists. The replay of the whole log gives the
   // same decisions.
   clock_.Advance(60'000);
   ASSERT_TRUE(Apply(GdacsTibet(1, "red")).ok());
-  EXPECT_GT(count("SELECT count(*) FROM id_lists WHERE coded = 1"), 0);
-  EXPECT_EQ(count("SELECT count(*) FROM id_lists WHERE coded = 0"), lists);
-  testing::TempDir scratch;
-  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_TRUE(report->identical()) << report->first_difference;
-  EXPECT_EQ(report->recorded, Outbox().size());
+  EXPECT_GT(QueryInt("SELECT count(*) FROM id_lists WHERE coded = 1"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM id_lists WHERE coded = 0"), lists);
+  ExpectReplayIdentical();
 }
 
 TEST_F(AlertPolicyEngineTest, DecisionsAreMigratedWholeAndKeyedByAlertRevisionAndNotification) {
@@ -998,12 +997,6 @@ TEST_F(AlertPolicyEngineTest, DecisionsAreMigratedWholeAndKeyedByAlertRevisionAn
   ASSERT_TRUE(Apply(TibetQuake()).ok());
   clock_.Advance(60'000);
   ASSERT_TRUE(Apply(GdacsTibet(1, "orange")).ok());
-  auto query = [&](const std::string& sql) {
-    auto q = db_->Prepare(sql);
-    EXPECT_TRUE(q.ok()) << sql;
-    EXPECT_TRUE(*q->Step()) << sql;
-    return q->ColumnText(0);
-  };
   const std::string kRows =
       "SELECT count(*) || ':' || group_concat(seq || '/' || decision_id || '/' || input_seq || '/' || "
       "alert_id "
@@ -1014,18 +1007,18 @@ TEST_F(AlertPolicyEngineTest, DecisionsAreMigratedWholeAndKeyedByAlertRevisionAn
       "pragma_index_info(l.name)), ' ') FROM (SELECT * FROM pragma_index_list('decisions') ORDER BY name) l";
   // As an older amparo-rules left it: one schema version back.
   UnkeyDecisionsAsBefore();
-  const std::string rows = query(kRows);
+  const std::string rows = QueryText(kRows);
   ASSERT_NE(rows.substr(0, 2), "0:");
-  ASSERT_EQ(query(kIndexes),
+  ASSERT_EQ(QueryText(kIndexes),
             "decisions_by_alert:0:alert_id,revision sqlite_autoindex_decisions_1:1:decision_id");
-  const int64_t version = std::stoll(query("PRAGMA user_version"));
-  const int64_t last_seq = std::stoll(query("SELECT max(seq) FROM decisions"));
+  const int64_t version = std::stoll(QueryText("PRAGMA user_version"));
+  const int64_t last_seq = std::stoll(QueryText("SELECT max(seq) FROM decisions"));
   ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 1)).ok());
 
   OpenEngine();  // migrates
-  EXPECT_EQ(query("PRAGMA user_version"), std::to_string(version));
-  EXPECT_EQ(query(kRows), rows);
-  EXPECT_EQ(query(kIndexes), "decisions_by_alert:1:alert_id,revision,notification");
+  EXPECT_EQ(QueryText("PRAGMA user_version"), std::to_string(version));
+  EXPECT_EQ(QueryText(kRows), rows);
+  EXPECT_EQ(QueryText(kIndexes), "decisions_by_alert:1:alert_id,revision,notification");
   // The same guarantee as decision_id's: one decision per alert, revision
   // and notification.
   EXPECT_FALSE(
@@ -1038,12 +1031,8 @@ TEST_F(AlertPolicyEngineTest, DecisionsAreMigratedWholeAndKeyedByAlertRevisionAn
   ASSERT_TRUE(
       Apply(Decision("d-1", "usgs:us6000pi9w/PHL/CHN", "PHL", v1::OperatorDecision::ACTION_CONFIRM_PHASE, 4))
           .ok());
-  EXPECT_EQ(query("SELECT count(*) FROM decisions WHERE seq > " + std::to_string(last_seq)), "1");
-  testing::TempDir scratch;
-  auto report = ReplayDecisionLog(dir_ / "rules.db", options_, scratch.path());
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_TRUE(report->identical()) << report->first_difference;
-  EXPECT_EQ(report->recorded, Outbox().size());
+  EXPECT_EQ(QueryText("SELECT count(*) FROM decisions WHERE seq > " + std::to_string(last_seq)), "1");
+  ExpectReplayIdentical();
 }
 
 TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhole) {
@@ -1053,12 +1042,6 @@ TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhol
   ASSERT_TRUE(Apply(usgs).ok());
   const auto first = AlertsFrom(0);
   ASSERT_EQ(first.size(), 2u);
-  auto query = [&](const std::string& sql) {
-    auto q = db_->Prepare(sql);
-    EXPECT_TRUE(q.ok()) << sql;
-    EXPECT_TRUE(*q->Step()) << sql;
-    return q->ColumnText(0);
-  };
   const std::string kRows =
       "SELECT count(*) || ':' || group_concat(alert_id || '/' || event_id || '/' || incident_id || '/' || "
       "cancelled || '/' || expires_ms || '/' || repeat_interval_ms || '/' || hex(candidate) || '/' || inputs "
@@ -1067,12 +1050,12 @@ TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhol
   const std::string kWithoutRowid = "SELECT wr FROM pragma_table_list WHERE name = 'alert_sources'";
   // As an older amparo-rules left it: id lists of packed ids ...
   PackIdListsAsBefore();
-  const std::string rows = query(kRows);
+  const std::string rows = QueryText(kRows);
   ASSERT_NE(rows.substr(0, 2), "0:");
-  ASSERT_EQ(query(kWithoutRowid), "0");
+  ASSERT_EQ(QueryText(kWithoutRowid), "0");
   // ... decisions not keyed by alert, and the same alert_sources rows
   // WITHOUT ROWID: three schema versions back.
-  const int64_t version = std::stoll(query("PRAGMA user_version"));
+  const int64_t version = std::stoll(QueryText("PRAGMA user_version"));
   ASSERT_TRUE(db_->Exec(R"sql(
       CREATE TABLE old_sources (
         alert_id TEXT NOT NULL, event_id TEXT NOT NULL, incident_id TEXT NOT NULL,
@@ -1089,13 +1072,14 @@ TEST_F(AlertPolicyEngineTest, AlertSourcesOfTheWithoutRowidLayoutAreMigratedWhol
                   .ok());
   UnkeyDecisionsAsBefore();
   ASSERT_TRUE(db_->Exec("PRAGMA user_version=" + std::to_string(version - 3)).ok());
-  ASSERT_EQ(query(kWithoutRowid), "1");
+  ASSERT_EQ(QueryText(kWithoutRowid), "1");
 
   OpenEngine();  // migrates
-  EXPECT_EQ(query("PRAGMA user_version"), std::to_string(version));
-  EXPECT_EQ(query(kWithoutRowid), "0");
-  EXPECT_EQ(query(kRows), rows);
-  EXPECT_EQ(query("SELECT count(*) FROM dbstat WHERE name = 'alert_sources' AND pagetype = 'overflow'"), "0");
+  EXPECT_EQ(QueryText("PRAGMA user_version"), std::to_string(version));
+  EXPECT_EQ(QueryText(kWithoutRowid), "0");
+  EXPECT_EQ(QueryText(kRows), rows);
+  EXPECT_EQ(QueryText("SELECT count(*) FROM dbstat WHERE name = 'alert_sources' AND pagetype = 'overflow'"),
+            "0");
   // The engine goes on from the migrated rows: a newer report re-evaluates
   // them, and the replay of the whole log gives the same decisions.
   auto policy = AlertPolicy::Parse(kTestPolicy, "test-policy.toml");
