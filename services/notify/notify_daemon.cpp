@@ -166,16 +166,15 @@ Result<int> NotifyDaemon::DispatchDue() {
   return started;
 }
 
-bool NotifyDaemon::RecordFinishedWhenDue() {
-  if (finished_.empty()) return false;
+void NotifyDaemon::RecordFinishedWhenDue() {
+  if (finished_.empty()) return;
   const auto now = std::chrono::steady_clock::now();
   // Within the interval: recorded with what finishes next, by a later poll
   // or the channel timer's. The deliveries stay in flight (in_flight_)
   // meanwhile; their slots in the channel are free.
-  if (now < last_record_ + std::chrono::milliseconds(config_.notify.outcome_commit_interval_ms)) return false;
+  if (now < last_record_ + std::chrono::milliseconds(config_.notify.outcome_commit_interval_ms)) return;
   last_record_ = now;
   RecordFinished();
-  return true;
 }
 
 void NotifyDaemon::PollChannel() {

@@ -104,8 +104,8 @@ class NotifyDaemon {
   // row cannot hold up the others.
   void RecordFinished();
   // RecordFinished() unless the last record was less than
-  // notify.outcome_commit_interval_ms ago; true when it recorded.
-  bool RecordFinishedWhenDue();
+  // notify.outcome_commit_interval_ms ago.
+  void RecordFinishedWhenDue();
   // Records one attempt inside the caller's transaction; `after_commit`
   // gets what to count and log once the transaction committed.
   Status RecordAttempt(const Finished& attempt, std::vector<Delivery>* after_commit);
