@@ -86,6 +86,20 @@ class LinkTest : public ::testing::Test {
     };
   }
 
+  // A bound receiver at endpoint_ and a started sender to it (peer
+  // "receiver"), on one context, with options_ as they are when made.
+  struct Linked {
+    explicit Linked(LinkTest& t)
+        : receiver(ctx, *t.receiver_db_, t.endpoint_, t.options_, t.clock_),
+          sender(ctx, *t.sender_db_, "receiver", t.endpoint_, t.options_, t.clock_) {
+      EXPECT_TRUE(receiver.Bind().ok());
+      EXPECT_TRUE(sender.Start().ok());
+    }
+    LinkContext ctx;
+    LinkReceiver receiver;
+    LinkSender sender;
+  };
+
   testing::TempDir dir_;
   std::optional<Db> sender_db_, receiver_db_;
   LinkOptions options_;
@@ -94,11 +108,9 @@ class LinkTest : public ::testing::Test {
 };
 
 TEST_F(LinkTest, DeliversInOrderAndEmptiesOutboxOnAck) {
-  LinkContext ctx;
-  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
-  ASSERT_TRUE(receiver.Bind().ok());
-  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
-  ASSERT_TRUE(sender.Start().ok());
+  Linked link(*this);
+  LinkReceiver& receiver = link.receiver;
+  LinkSender& sender = link.sender;
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(Enqueue(Event(clock_, "ev" + std::to_string(i))).ok());
   auto pending = PendingOutbound(*sender_db_, "receiver");
   ASSERT_TRUE(pending.ok());
@@ -170,11 +182,9 @@ TEST_F(LinkTest, FoldedAckDeletesHappenInTheOwnersTransactionOrAfterTheWait) {
 // The receiver runs its caller's extra work inside the batch's transaction:
 // when it fails, nothing of the batch is kept or acknowledged.
 TEST_F(LinkTest, PumpAndProcessRunsBeforeCommitInsideTheBatch) {
-  LinkContext ctx;
-  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
-  ASSERT_TRUE(receiver.Bind().ok());
-  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
-  ASSERT_TRUE(sender.Start().ok());
+  Linked link(*this);
+  LinkReceiver& receiver = link.receiver;
+  LinkSender& sender = link.sender;
   ASSERT_TRUE(receiver_db_->Exec("CREATE TABLE extra(x)").ok());
   ASSERT_TRUE(Enqueue(Event(clock_, "a")).ok());
   ASSERT_TRUE(sender.Pump().ok());
@@ -220,11 +230,9 @@ TEST_F(LinkTest, SignalsDuringSendAndReceiveNeitherAbortNorLoseMessages) {
   sigemptyset(&sa.sa_mask);
   struct sigaction old {};
   ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
-  LinkContext ctx;
-  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
-  ASSERT_TRUE(receiver.Bind().ok());
-  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
-  ASSERT_TRUE(sender.Start().ok());
+  Linked link(*this);
+  LinkReceiver& receiver = link.receiver;
+  LinkSender& sender = link.sender;
   for (int i = 0; i < 3000; ++i) ASSERT_TRUE(Enqueue(Event(clock_, "ev" + std::to_string(i))).ok());
   std::atomic<bool> stop{false};
   const pthread_t target = pthread_self();
@@ -295,11 +303,9 @@ TEST_F(LinkTest, ReceiverRestartLosesNothingAndStoresNothingTwice) {
 }
 
 TEST_F(LinkTest, RetryableHandlerErrorKeepsOrderAndPermanentErrorDeadLetters) {
-  LinkContext ctx;
-  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
-  ASSERT_TRUE(receiver.Bind().ok());
-  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
-  ASSERT_TRUE(sender.Start().ok());
+  Linked link(*this);
+  LinkReceiver& receiver = link.receiver;
+  LinkSender& sender = link.sender;
   for (auto id : {"ok1", "poison", "ok2"}) ASSERT_TRUE(Enqueue(Event(clock_, id)).ok());
   ASSERT_TRUE(PumpUntil(sender, &receiver, [&] { return *sender.Depth() == 0; }));
 
@@ -321,11 +327,9 @@ TEST_F(LinkTest, RetryableHandlerErrorKeepsOrderAndPermanentErrorDeadLetters) {
 }
 
 TEST_F(LinkTest, PumpAndProcessStoresProcessesAndAcknowledgesInOneCommit) {
-  LinkContext ctx;
-  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
-  ASSERT_TRUE(receiver.Bind().ok());
-  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
-  ASSERT_TRUE(sender.Start().ok());
+  Linked link(*this);
+  LinkReceiver& receiver = link.receiver;
+  LinkSender& sender = link.sender;
   // One message stored by a plain Pump() and left pending: it goes first.
   ASSERT_TRUE(Enqueue(Event(clock_, "old")).ok());
   ASSERT_TRUE(PumpUntil(sender, &receiver, [&] { return *sender.Depth() == 0; }));
@@ -394,11 +398,9 @@ TEST_F(LinkTest, PumpAndProcessStoresProcessesAndAcknowledgesInOneCommit) {
 // and error, and a retryable failure, what follows it and what is past
 // `max` are stored pending, in order, with their envelopes.
 TEST_F(LinkTest, PumpAndProcessWritesEachRowInItsFinalState) {
-  LinkContext ctx;
-  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
-  ASSERT_TRUE(receiver.Bind().ok());
-  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
-  ASSERT_TRUE(sender.Start().ok());
+  Linked link(*this);
+  LinkReceiver& receiver = link.receiver;
+  LinkSender& sender = link.sender;
   std::vector<std::string> seen;
   bool busy = true;
   auto handler = Recorder(&seen, &busy, "busy");
@@ -460,11 +462,9 @@ TEST_F(LinkTest, PumpAndProcessWritesEachRowInItsFinalState) {
 // (Storing each envelope and clearing it after the handler left one mostly
 // empty leaf per message, all written at the commit.)
 TEST_F(LinkTest, PumpAndProcessLeavesProcessedRowsCompact) {
-  LinkContext ctx;
-  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
-  ASSERT_TRUE(receiver.Bind().ok());
-  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
-  ASSERT_TRUE(sender.Start().ok());
+  Linked link(*this);
+  LinkReceiver& receiver = link.receiver;
+  LinkSender& sender = link.sender;
   for (int i = 0; i < 40; ++i) {
     v1::Envelope env = Event(clock_, "big" + std::to_string(i));
     env.mutable_crisis_event()->set_place(std::string(9000, 'p'));
@@ -482,11 +482,9 @@ TEST_F(LinkTest, PumpAndProcessLeavesProcessedRowsCompact) {
 }
 
 TEST_F(LinkTest, RejectsEnvelopeWithUnknownSchemaVersion) {
-  LinkContext ctx;
-  LinkReceiver receiver(ctx, *receiver_db_, endpoint_, options_, clock_);
-  ASSERT_TRUE(receiver.Bind().ok());
-  LinkSender sender(ctx, *sender_db_, "receiver", endpoint_, options_, clock_);
-  ASSERT_TRUE(sender.Start().ok());
+  Linked link(*this);
+  LinkReceiver& receiver = link.receiver;
+  LinkSender& sender = link.sender;
   v1::Envelope env = Event(clock_, "future");
   env.set_schema_version(99);
   ASSERT_TRUE(Enqueue(env).ok());

@@ -820,6 +820,15 @@ class AlertPolicyEngineTest : public RulesEngineTest {
     return env;
   }
 
+  // The Tibet quake over RegisterAroundTibet(): the alerts it raised,
+  // kTibetPhl's among them.
+  static constexpr char kTibetPhl[] = "usgs:us6000pi9w/PHL/CHN";
+  std::vector<v1::ConsularAlert> RaiseTibetAlerts() {
+    RegisterAroundTibet();
+    EXPECT_TRUE(Apply(TibetQuake()).ok());
+    return AlertsFrom(0);
+  }
+
   void RegisterAroundTibet() {
     ASSERT_TRUE(Apply(Upsert(next_seq_++, 31, "PHL", "CHN", kTibetLat + 10 / kKmPerDegreeLat, kTibetLon, 3)).ok());
     ASSERT_TRUE(Apply(Upsert(next_seq_++, 32, "IDN", "CHN", kTibetLat - 10 / kKmPerDegreeLat, kTibetLon)).ok());
@@ -910,10 +919,8 @@ TEST_F(AlertPolicyEngineTest, PhaseFourIsOnlyProposedUntilAnOperatorOfTheSameSta
 }
 
 TEST_F(AlertPolicyEngineTest, AlertRowsWrittenBeforeIdListsStillGiveTheirIds) {
-  RegisterAroundTibet();
-  ASSERT_TRUE(Apply(TibetQuake()).ok());
-  const auto sent = AlertsFrom(0);
-  const std::string id = "usgs:us6000pi9w/PHL/CHN";
+  const auto sent = RaiseTibetAlerts();
+  const std::string id = kTibetPhl;
   const v1::ConsularAlert* phl = Find(sent, id);
   ASSERT_NE(phl, nullptr);
   ASSERT_FALSE(phl->registrant_ids_coded().empty());
@@ -949,10 +956,8 @@ TEST_F(AlertPolicyEngineTest, AlertRowsWrittenBeforeIdListsStillGiveTheirIds) {
 }
 
 TEST_F(AlertPolicyEngineTest, IdListsOfPackedIdsStillGiveTheirIdsAndNewListsAreCoded) {
-  RegisterAroundTibet();
-  ASSERT_TRUE(Apply(TibetQuake()).ok());
-  const auto sent = AlertsFrom(0);
-  const std::string id = "usgs:us6000pi9w/PHL/CHN";
+  const auto sent = RaiseTibetAlerts();
+  const std::string id = kTibetPhl;
   const v1::ConsularAlert* phl = Find(sent, id);
   ASSERT_NE(phl, nullptr);
   std::string packed;
